@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"taxrefund/internal/authority"
+	"taxrefund/internal/db"
+	"taxrefund/internal/desk"
+	"taxrefund/internal/forms"
+	"taxrefund/internal/ledger"
+	"taxrefund/internal/params"
+	"taxrefund/internal/payouts"
+	"taxrefund/internal/pii"
+	"taxrefund/internal/pki"
+	"taxrefund/internal/server"
+	"taxrefund/internal/store"
+)
+
+func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
+	pool, err := db.Open(ctx, cfg.databaseURL, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return db.Migrate(ctx, pool, log)
+}
+
+func seed(ctx context.Context, cfg config, log *slog.Logger) error {
+	pool, err := db.Open(ctx, cfg.databaseURL, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := db.Seed(ctx, pool); err != nil {
+		return err
+	}
+	log.Info("seeded demo data")
+	return nil
+}
+
+// certs writes a development CA, a server certificate for localhost, one client
+// certificate per registered party, and a PII key file: everything `make run` needs.
+// Existing files are kept.
+func certs(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	pool, err := db.Open(ctx, cfg.databaseURL, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ca, err := pki.EnsureCA(cfg.certDir)
+	if err != nil {
+		return err
+	}
+	if err := ca.IssueServer(cfg.certDir, "server", []string{"localhost", "127.0.0.1", "::1"}); err != nil {
+		return err
+	}
+	parties, err := devParties(ctx, pool)
+	if err != nil {
+		return err
+	}
+	for _, p := range parties {
+		if err := ca.IssueClient(cfg.certDir, p.name, p.uri); err != nil {
+			return fmt.Errorf("certificate %s: %w", p.name, err)
+		}
+	}
+	if err := pii.GenerateKeyFile(cfg.piiKeys); err != nil {
+		return err
+	}
+	log.Info("development certificates ready", "dir", cfg.certDir, "parties", len(parties), "pii_keys", cfg.piiKeys)
+	fmt.Fprintf(stdout, "certificates in %s: ca.pem, server.pem and one <name>.pem/<name>-key.pem per party, e.g. store-CQ-JFB-001, customs-CKG, desk-CKG-01, authority\n", cfg.certDir)
+	return nil
+}
+
+type devParty struct{ name, uri string }
+
+// devParties names a client certificate for every store, desk and port, and one for the
+// tax authority.
+func devParties(ctx context.Context, pool *pgxpool.Pool) ([]devParty, error) {
+	rows, err := pool.Query(ctx, `
+		SELECT 'store-' || code, 'taxrefund://store/' || code FROM stores
+		UNION ALL SELECT 'desk-' || code, 'taxrefund://desk/' || code || '/cashier-01' FROM desks
+		UNION ALL SELECT 'customs-' || code, 'taxrefund://customs/' || code || '/officer-01' FROM ports
+		UNION ALL SELECT 'authority', 'taxrefund://authority/sat-demo'
+		ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("list parties: %w", err)
+	}
+	defer rows.Close()
+	var out []devParty
+	for rows.Next() {
+		var p devParty
+		if err := rows.Scan(&p.name, &p.uri); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// app is the wired service.
+type app struct {
+	pool    *pgxpool.Pool
+	forms   *forms.Service
+	payouts *payouts.Service
+}
+
+func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
+	keys, err := pii.LoadKeyring(cfg.piiKeys)
+	if err != nil {
+		return nil, fmt.Errorf("PII keys (run `taxrefund certs` for development keys): %w", err)
+	}
+	pool, err := db.Open(ctx, cfg.databaseURL, int32(cfg.maxConns))
+	if err != nil {
+		return nil, err
+	}
+	led := ledger.NewStore()
+	par := params.NewCache(pool, cfg.paramsTTL)
+	f := forms.New(forms.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Log: log})
+	p := payouts.New(payouts.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Forms: f, Log: log})
+	return &app{pool: pool, forms: f, payouts: p}, nil
+}
+
+func expireOnce(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.pool.Close()
+	n, err := a.forms.Expire(ctx, "taxrefund expire")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "expired %d forms\n", n)
+	return nil
+}
+
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.pool.Close()
+	tlsConf, err := pki.ServerTLSConfig(filepath.Join(cfg.certDir, pki.CACertFile),
+		filepath.Join(cfg.certDir, "server.pem"), filepath.Join(cfg.certDir, "server-key.pem"))
+	if err != nil {
+		return fmt.Errorf("TLS (run `taxrefund certs` for development certificates): %w", err)
+	}
+	reg := server.NewRegistry(a.pool, cfg.registryTTL)
+	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active}, server.Services{
+		Store:     store.New(a.forms),
+		Desk:      desk.New(a.forms, a.payouts),
+		Authority: authority.New(a.forms, a.pool),
+	})
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "addr", lis.Addr().String(), "cert_dir", cfg.certDir)
+
+	jobCtx, stopJobs := context.WithCancel(ctx)
+	defer stopJobs()
+	if cfg.expiryInterval > 0 {
+		go a.forms.RunExpiry(jobCtx, cfg.expiryInterval)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lis) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	stopJobs()
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		srv.Stop()
+	}
+	if err := <-done; err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
+}

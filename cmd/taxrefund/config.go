@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+)
+
+// config is read once from flags, with environment variables as defaults.
+type config struct {
+	databaseURL    string
+	addr           string
+	certDir        string
+	piiKeys        string
+	maxConns       int
+	paramsTTL      time.Duration
+	registryTTL    time.Duration
+	expiryInterval time.Duration
+}
+
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c config
+	fs.StringVar(&c.databaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
+	fs.StringVar(&c.addr, "addr", env("TAXREFUND_ADDR", "127.0.0.1:50051"), "gRPC listen address (env TAXREFUND_ADDR)")
+	fs.StringVar(&c.certDir, "cert-dir", env("TAXREFUND_CERT_DIR", ".data/certs"), "CA and server certificate directory (env TAXREFUND_CERT_DIR)")
+	fs.StringVar(&c.piiKeys, "pii-keys", env("TAXREFUND_PII_KEYS", ".data/pii.keys"), "key file for travellers' document numbers (env TAXREFUND_PII_KEYS)")
+	fs.IntVar(&c.maxConns, "max-conns", 16, "database pool size")
+	fs.DurationVar(&c.paramsTTL, "params-ttl", 30*time.Second, "how long parameters are cached")
+	fs.DurationVar(&c.registryTTL, "registry-ttl", 5*time.Second, "how long a party's registry status is cached")
+	fs.DurationVar(&c.expiryInterval, "expiry-interval", time.Minute, "how often the server expires overdue forms (0: never)")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if c.databaseURL == "" {
+		return config{}, errors.New("DATABASE_URL is not set (or pass -database-url)")
+	}
+	if c.maxConns < 1 || c.maxConns > 1000 {
+		return config{}, fmt.Errorf("-max-conns %d: must be 1 to 1000", c.maxConns)
+	}
+	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 {
+		return config{}, errors.New("durations must not be negative")
+	}
+	return c, nil
+}

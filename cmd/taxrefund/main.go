@@ -1,0 +1,70 @@
+// Command taxrefund is the departure tax refund service.
+//
+//	taxrefund migrate   apply database migrations
+//	taxrefund seed      load the demo data (idempotent)
+//	taxrefund certs     create a development CA, server and party certificates, and a PII key file
+//	taxrefund serve     serve gRPC
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "taxrefund:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: taxrefund <command> [flags]
+
+commands:
+  migrate   apply database migrations
+  seed      load the demo data (idempotent)
+  certs     create a development CA, server and party certificates and a PII key file
+  serve     serve gRPC
+  expire    expire overdue forms once, now
+
+Run "taxrefund <command> -h" for the flags.`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		return fmt.Errorf("no command\n%s", usage)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "migrate", "seed", "certs", "serve", "expire":
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+	cfg, err := parseConfig(cmd, rest, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "migrate":
+		return migrate(ctx, cfg, log)
+	case "seed":
+		return seed(ctx, cfg, log)
+	case "certs":
+		return certs(ctx, cfg, log, stdout)
+	case "expire":
+		return expireOnce(ctx, cfg, log, stdout)
+	default:
+		return serve(ctx, cfg, log)
+	}
+}

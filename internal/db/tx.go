@@ -1,0 +1,57 @@
+package db
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// maxAttempts bounds the retries of a transaction that lost a serialization race or a
+// deadlock.
+const maxAttempts = 8
+
+// InTx runs fn in a transaction and commits it. After a serialization failure or a
+// deadlock it runs fn again (with a short, jittered back-off), so fn must be safe to
+// repeat: it recomputes from what it reads and reuses the caller's idempotency key.
+func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	return Retry(ctx, func() error { return pgx.BeginFunc(ctx, pool, fn) })
+}
+
+// Retry runs op until it succeeds, fails with an error that is not retryable, or has
+// been tried maxAttempts times.
+func Retry(ctx context.Context, op func() error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = op()
+		if err == nil || !IsRetryable(err) || attempt == maxAttempts {
+			return err
+		}
+		backoff := time.Duration(rand.IntN(1<<attempt)+1) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// Batcher is a pool, a connection or a transaction.
+type Batcher interface {
+	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+}
+
+// SendBatch sends b in one round trip and reads every result. On the pool the batch runs
+// as one implicit transaction: the first error aborts it, and nothing is written.
+func SendBatch(ctx context.Context, q Batcher, b *pgx.Batch) error {
+	res := q.SendBatch(ctx, b)
+	for range b.Len() {
+		if _, err := res.Exec(); err != nil {
+			_ = res.Close()
+			return err
+		}
+	}
+	return res.Close()
+}

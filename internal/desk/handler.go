@@ -1,0 +1,178 @@
+// Package desk serves taxrefund.desk.v1.DeskService at the ports of exit: customs
+// officers confirm exports, the agency's cashiers pay refunds. Both act as the party of
+// their client certificate: an officer at their port, a cashier at their desk.
+package desk
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	deskv1 "taxrefund/api/taxrefund/desk/v1"
+	formv1 "taxrefund/api/taxrefund/form/v1"
+	"taxrefund/internal/auth"
+	"taxrefund/internal/fault"
+	"taxrefund/internal/forms"
+	"taxrefund/internal/payouts"
+	"taxrefund/internal/refund"
+	"taxrefund/internal/wire"
+)
+
+// Forms is what the handler needs of the forms service.
+type Forms interface {
+	FindByDocument(ctx context.Context, doc refund.Document) ([]forms.Form, error)
+	FindByNumber(ctx context.Context, number string) (forms.Form, error)
+	Verify(ctx context.Context, req forms.VerifyRequest) (forms.Form, error)
+}
+
+// Payouts is what the handler needs of the payouts service.
+type Payouts interface {
+	Settle(ctx context.Context, req payouts.SettleRequest) (payouts.Payout, error)
+	Get(ctx context.Context, desk string, id uuid.UUID) (payouts.Payout, error)
+}
+
+// Handler implements DeskService.
+type Handler struct {
+	deskv1.UnimplementedDeskServiceServer
+	forms   Forms
+	payouts Payouts
+}
+
+// New returns a Handler.
+func New(f Forms, p Payouts) *Handler { return &Handler{forms: f, payouts: p} }
+
+func caller(ctx context.Context, roles ...auth.Role) (auth.Party, error) {
+	p, ok := auth.FromContext(ctx)
+	if ok {
+		for _, r := range roles {
+			if p.Role == r {
+				return p, nil
+			}
+		}
+	}
+	return auth.Party{}, fault.New(fault.Denied, "WRONG_ROLE", fmt.Sprintf("only %v may call this", roles))
+}
+
+// FindForms finds a traveller's forms, or one form by number.
+func (h *Handler) FindForms(ctx context.Context, req *deskv1.FindFormsRequest) (*deskv1.FindFormsResponse, error) {
+	if _, err := caller(ctx, auth.RoleCustoms, auth.RoleDesk); err != nil {
+		return nil, err
+	}
+	var found []forms.Form
+	switch q := req.GetQuery().(type) {
+	case *deskv1.FindFormsRequest_Document:
+		f := wire.NewFields()
+		doc := f.Document("document", q.Document)
+		if err := f.Err(); err != nil {
+			return nil, err
+		}
+		list, err := h.forms.FindByDocument(ctx, doc)
+		if err != nil {
+			return nil, err
+		}
+		found = list
+	case *deskv1.FindFormsRequest_FormNumber:
+		form, err := h.forms.FindByNumber(ctx, q.FormNumber)
+		if err != nil {
+			return nil, err
+		}
+		found = []forms.Form{form}
+	default:
+		return nil, fault.Field(fault.Invalid, "INVALID_REQUEST", "query", "give a document or a form number")
+	}
+	resp := &deskv1.FindFormsResponse{Forms: make([]*formv1.Form, len(found))}
+	for i, f := range found {
+		resp.Forms[i] = wire.Form(f)
+	}
+	return resp, nil
+}
+
+// VerifyExport records a customs confirmation at the officer's port.
+func (h *Handler) VerifyExport(ctx context.Context, req *deskv1.VerifyExportRequest) (*deskv1.VerifyExportResponse, error) {
+	p, err := caller(ctx, auth.RoleCustoms)
+	if err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	rid := f.RequestID("request_id", req.GetRequestId())
+	doc := f.Document("presented_document", req.GetPresentedDocument())
+	confirmed := map[int]int32{}
+	if len(req.GetLines()) == 0 {
+		f.Add("lines", "confirm every line of the form (0 for goods not presented)")
+	}
+	for i, l := range req.GetLines() {
+		if _, dup := confirmed[int(l.GetLineNo())]; dup {
+			f.Add(fmt.Sprintf("lines[%d].line_no", i), "line %d is confirmed twice", l.GetLineNo())
+		}
+		if l.GetConfirmedQuantity() < 0 {
+			f.Add(fmt.Sprintf("lines[%d].confirmed_quantity", i), "must not be negative")
+		}
+		confirmed[int(l.GetLineNo())] = l.GetConfirmedQuantity()
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	form, err := h.forms.Verify(ctx, forms.VerifyRequest{
+		Idem:      forms.Idempotency{Caller: p.String(), RequestID: rid, Hash: wire.CanonicalHash(req)},
+		Port:      p.Port,
+		Officer:   p.Officer,
+		Number:    req.GetFormNumber(),
+		Presented: doc,
+		Confirmed: confirmed,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &deskv1.VerifyExportResponse{Form: wire.Form(form)}, nil
+}
+
+// SettleRefund pays VERIFIED forms of one traveller at the cashier's desk.
+func (h *Handler) SettleRefund(ctx context.Context, req *deskv1.SettleRefundRequest) (*deskv1.SettleRefundResponse, error) {
+	p, err := caller(ctx, auth.RoleDesk)
+	if err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	rid := f.RequestID("request_id", req.GetRequestId())
+	doc := f.Document("presented_document", req.GetPresentedDocument())
+	receipt := f.Text("receipt_reference", req.GetReceiptReference(), 64, false)
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	cashier := p.Cashier
+	if cashier == "" {
+		cashier = p.Desk
+	}
+	payout, err := h.payouts.Settle(ctx, payouts.SettleRequest{
+		Idem:      forms.Idempotency{Caller: p.String(), RequestID: rid, Hash: wire.CanonicalHash(req)},
+		DeskCode:  p.Desk,
+		Cashier:   cashier,
+		Numbers:   req.GetFormNumbers(),
+		Presented: doc,
+		Method:    wire.Method(req.GetMethod()),
+		Account:   req.GetAccountReference(),
+		Receipt:   receipt,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &deskv1.SettleRefundResponse{Payout: wire.Payout(payout)}, nil
+}
+
+// GetPayout returns a payout of the cashier's agency.
+func (h *Handler) GetPayout(ctx context.Context, req *deskv1.GetPayoutRequest) (*deskv1.GetPayoutResponse, error) {
+	p, err := caller(ctx, auth.RoleDesk)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.Parse(req.GetPayoutId())
+	if err != nil {
+		return nil, fault.Field(fault.Invalid, "INVALID_REQUEST", "payout_id", "must be a payout id (UUID)")
+	}
+	payout, err := h.payouts.Get(ctx, p.Desk, id)
+	if err != nil {
+		return nil, err
+	}
+	return &deskv1.GetPayoutResponse{Payout: wire.Payout(payout)}, nil
+}

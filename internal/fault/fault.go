@@ -1,0 +1,127 @@
+// Package fault is the typed error every domain package returns: a kind that says what
+// class of failure it is, a stable reason code, and the offending fields. The gRPC layer
+// maps it to a status once; anything that is not a *fault.Error is an internal error.
+package fault
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Kind classifies an error for the caller.
+type Kind int
+
+const (
+	// Invalid: the request is malformed (INVALID_ARGUMENT).
+	Invalid Kind = iota + 1
+	// Precondition: the request is well-formed but the rules or the current state refuse it
+	// (FAILED_PRECONDITION).
+	Precondition
+	// NotFound: the object does not exist for this caller (NOT_FOUND).
+	NotFound
+	// Conflict: another request changed the object first (ABORTED).
+	Conflict
+	// Denied: the caller may not do this (PERMISSION_DENIED).
+	Denied
+	// Unavailable: a dependency is down; the caller may retry with the same request_id.
+	Unavailable
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Invalid:
+		return "invalid"
+	case Precondition:
+		return "precondition"
+	case NotFound:
+		return "not_found"
+	case Conflict:
+		return "conflict"
+	case Denied:
+		return "denied"
+	case Unavailable:
+		return "unavailable"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Violation names one offending field, e.g. "lines[2].amount".
+type Violation struct {
+	Field       string
+	Description string
+}
+
+// Error is a domain error.
+type Error struct {
+	Kind Kind
+	// Reason is a stable UPPER_SNAKE code clients may switch on, e.g. "BELOW_MINIMUM".
+	Reason string
+	// Message is a sentence for people; it never contains personal data.
+	Message    string
+	Violations []Violation
+	// Metadata carries facts a client may need, e.g. the winning payout id.
+	Metadata map[string]string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Message)
+	for _, v := range e.Violations {
+		fmt.Fprintf(&b, "; %s: %s", v.Field, v.Description)
+	}
+	return b.String()
+}
+
+// New returns an error of kind k with a reason and message.
+func New(k Kind, reason, message string) *Error {
+	return &Error{Kind: k, Reason: reason, Message: message}
+}
+
+// Field returns an error of kind k naming one field.
+func Field(k Kind, reason, field, description string) *Error {
+	return &Error{Kind: k, Reason: reason, Message: description, Violations: []Violation{{Field: field, Description: description}}}
+}
+
+// With adds metadata and returns e.
+func (e *Error) With(key, value string) *Error {
+	if e.Metadata == nil {
+		e.Metadata = map[string]string{}
+	}
+	e.Metadata[key] = value
+	return e
+}
+
+// As returns the *Error in err's chain, if any.
+func As(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+// Is reports whether err carries a *Error of kind k.
+func Is(err error, k Kind) bool {
+	e, ok := As(err)
+	return ok && e.Kind == k
+}
+
+// List collects field violations of one kind; Err returns nil when there are none.
+type List struct {
+	Kind       Kind
+	Reason     string
+	Message    string
+	Violations []Violation
+}
+
+// Add records a violation.
+func (l *List) Add(field, format string, args ...any) {
+	l.Violations = append(l.Violations, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
+}
+
+// Err returns the collected violations as one *Error, or nil.
+func (l *List) Err() error {
+	if len(l.Violations) == 0 {
+		return nil
+	}
+	return &Error{Kind: l.Kind, Reason: l.Reason, Message: l.Message, Violations: l.Violations}
+}

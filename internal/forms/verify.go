@@ -1,0 +1,160 @@
+package forms
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"taxrefund/internal/db"
+	"taxrefund/internal/fault"
+	"taxrefund/internal/ledger"
+	"taxrefund/internal/refund"
+)
+
+const methodVerify = "VerifyExport"
+
+// VerifyRequest is a customs officer's confirmation of export.
+type VerifyRequest struct {
+	Idem    Idempotency
+	Port    string
+	Officer string
+	Number  string
+	// Presented is the document the traveller shows; it must be the form's.
+	Presented refund.Document
+	// Confirmed maps every line number of the form to the units seen leaving.
+	Confirmed map[int]int32
+}
+
+// Verify records the customs confirmation (DOMAIN.md §5). Confirmed units post the
+// pending transfer for G' of the confirmed amounts (the rest released); zero units on
+// every line rejects the form and voids the transfer.
+func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Form, error) {
+	if !refund.ValidFormNumber(req.Number) {
+		return Form{}, fault.Field(fault.Invalid, "FORM_NUMBER", "form_number", "not a form number (check the barcode or the typing)")
+	}
+	presented := s.keys.BlindIndex(string(req.Presented.Type), req.Presented.IssuingCountry, req.Presented.Number)
+	ids, err := s.ledger.Accounts(ctx, s.pool, ledger.RefundExpense, ledger.RefundPayable)
+	if err != nil {
+		return Form{}, err
+	}
+	var out Form
+	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.q.InsertIdempotency(ctx, tx, db.InsertIdempotencyParams{
+			Caller: req.Idem.Caller, RequestID: req.Idem.RequestID, Method: methodVerify, RequestHash: req.Idem.Hash, Response: []byte("{}"),
+		}); err != nil {
+			return err
+		}
+		f, err := s.lockForm(ctx, tx, req.Number)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(f.docIndex, presented) {
+			return fault.Field(fault.Precondition, "DOCUMENT_MISMATCH", "presented_document",
+				"the presented document is not the one the form was issued to")
+		}
+		if err := refund.RequireState(f.Number, f.State, refund.Issued, "verified"); err != nil {
+			return err
+		}
+		now := s.now()
+		today := refund.LocalDate(now)
+		if today.After(f.ExportDeadline) {
+			return fault.New(fault.Precondition, "EXPORT_WINDOW_CLOSED",
+				fmt.Sprintf("form %s had to be confirmed by %s (Asia/Shanghai)", f.Number, refund.FormatDate(f.ExportDeadline)))
+		}
+		confirmed, err := confirmedQuantities(f.Form, req.Confirmed)
+		if err != nil {
+			return err
+		}
+		lines := make([]refund.Line, len(f.Lines))
+		anyUnits := false
+		for i, l := range f.Lines {
+			lines[i] = l.Line
+			anyUnits = anyUnits || confirmed[i] > 0
+		}
+		tot := refund.Compute(lines, confirmed)
+		state, kind, posted := refund.Verified, "EXPORT_CONFIRMED", tot.Gross
+		if !anyUnits {
+			state, kind, posted = refund.Rejected, "EXPORT_REJECTED", decimalZero
+		}
+		txn, res, err := ledger.Resolve(f.pending(), "form:"+f.Number+":verify", kind, f.Number, today, posted)
+		if err != nil {
+			return err
+		}
+		f.State = state
+		f.Verification = &Verification{Port: req.Port, Officer: req.Officer, At: now.UTC(), Eligible: tot.Eligible, Gross: tot.Gross}
+		nos := make([]int16, len(f.Lines))
+		for i := range f.Lines {
+			q := confirmed[i]
+			f.Lines[i].ConfirmedQty = &q
+			nos[i] = int16(f.Lines[i].No)
+		}
+		if state == refund.Rejected {
+			f.ClosedAt = &f.Verification.At
+		}
+		resp, err := json.Marshal(f.Form)
+		if err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		if err := s.ledger.Queue(b, txn, ids); err != nil {
+			return err
+		}
+		s.ledger.QueueResolution(b, res)
+		b.Queue(`UPDATE forms SET state = $2, verified_port = $3, verified_officer = $4, verified_at = $5,
+			confirmed_eligible = $6, confirmed_gross = $7, closed_at = $8 WHERE id = $1`,
+			f.ID, string(state), req.Port, req.Officer, f.Verification.At, tot.Eligible, tot.Gross, f.ClosedAt)
+		b.Queue(`UPDATE form_lines l SET confirmed_qty = u.q FROM unnest($2::smallint[], $3::int[]) AS u(n, q)
+			WHERE l.form_id = $1 AND l.line_no = u.n`, f.ID, nos, confirmed)
+		b.Queue(`INSERT INTO audit_events (actor, action, object, request_id, detail) VALUES ($1, $2, $3, $4, $5)`,
+			req.Idem.Caller, kind, f.Number, req.Idem.RequestID,
+			map[string]any{"port": req.Port, "confirmed_eligible": tot.Eligible, "confirmed_gross": tot.Gross})
+		b.Queue(`UPDATE idempotency_keys SET response = $3 WHERE caller = $1 AND request_id = $2`, req.Idem.Caller, req.Idem.RequestID, resp)
+		if err := db.SendBatch(ctx, tx, b); err != nil {
+			return err
+		}
+		out = f.Form
+		return nil
+	})
+	if isIdempotencyConflict(err) {
+		var first Form
+		if err := s.replay(ctx, s.pool, req.Idem, methodVerify, &first); err != nil {
+			return Form{}, err
+		}
+		return first, nil
+	}
+	if err != nil {
+		if _, ok := fault.As(err); ok {
+			return Form{}, err
+		}
+		return Form{}, fmt.Errorf("verify export: %w", err)
+	}
+	return out, nil
+}
+
+// confirmedQuantities checks that every line of f is confirmed exactly once, for 0 to its
+// quantity, and returns the quantities in line order.
+func confirmedQuantities(f Form, byLine map[int]int32) ([]int32, error) {
+	l := fault.List{Kind: fault.Invalid, Reason: "INVALID_CONFIRMATION", Message: "the confirmed quantities do not fit the form"}
+	out := make([]int32, len(f.Lines))
+	for i, line := range f.Lines {
+		q, ok := byLine[line.No]
+		switch {
+		case !ok:
+			l.Add(fmt.Sprintf("lines[line_no=%d]", line.No), "line %d is not confirmed (send 0 for goods not presented)", line.No)
+		case q < 0 || q > line.Quantity:
+			l.Add(fmt.Sprintf("lines[line_no=%d].confirmed_quantity", line.No), "must be 0 to %d (the line's quantity)", line.Quantity)
+		}
+		out[i] = q
+	}
+	if len(byLine) > len(f.Lines) {
+		for no := range byLine {
+			if no < 1 || no > len(f.Lines) {
+				l.Add(fmt.Sprintf("lines[line_no=%d]", no), "the form has no line %d", no)
+			}
+		}
+	}
+	return out, l.Err()
+}

@@ -1,0 +1,97 @@
+// Package server builds the gRPC server: mutual TLS, the caller's identity and
+// authorization, error mapping, health and reflection, and the three services.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	authorityv1 "taxrefund/api/taxrefund/authority/v1"
+	deskv1 "taxrefund/api/taxrefund/desk/v1"
+	storev1 "taxrefund/api/taxrefund/store/v1"
+	"taxrefund/internal/auth"
+)
+
+// MaxMessageBytes bounds a request. It is above any legitimate form (at most 100 lines)
+// so that an oversized field is refused by validation, naming the field.
+const MaxMessageBytes = 16 << 20
+
+// Services are the handlers to register; nil ones are left out.
+type Services struct {
+	Store     storev1.StoreServiceServer
+	Desk      deskv1.DeskServiceServer
+	Authority authorityv1.AuthorityServiceServer
+}
+
+// Options configure New.
+type Options struct {
+	TLS *tls.Config
+	Log *slog.Logger
+	// Active says whether a party named in a valid certificate may act now (e.g. the store
+	// exists and has not exited). Nil allows every party.
+	Active func(ctx context.Context, p auth.Party) error
+}
+
+// New returns a server with every service registered, and its health server (SERVING).
+func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
+	m := auth.DefaultMatrix()
+	if err := m.Validate(); err != nil {
+		return nil, nil, err
+	}
+	a := &auth.Authorizer{Matrix: m, Active: o.Active, Logger: o.Log}
+	srv := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(o.TLS)),
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxConcurrentStreams(256),
+		grpc.ChainUnaryInterceptor(recoverUnary(o.Log), a.Unary(), errorInterceptor(o.Log)),
+		grpc.ChainStreamInterceptor(recoverStream(o.Log), a.Stream()),
+	)
+	if s.Store != nil {
+		storev1.RegisterStoreServiceServer(srv, s.Store)
+	}
+	if s.Desk != nil {
+		deskv1.RegisterDeskServiceServer(srv, s.Desk)
+	}
+	if s.Authority != nil {
+		authorityv1.RegisterAuthorityServiceServer(srv, s.Authority)
+	}
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	reflection.Register(srv)
+	return srv, hs, nil
+}
+
+func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.ErrorContext(ctx, "panic", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = status.Error(codes.Internal, "internal error; retry with the same request_id")
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
+
+func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error("panic", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return handler(srv, ss)
+	}
+}

@@ -1,0 +1,226 @@
+// Package wire converts between the gRPC messages and the domain types, and checks the
+// shape of every field on the way in: the handlers of each service share it.
+package wire
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	formv1 "taxrefund/api/taxrefund/form/v1"
+	"taxrefund/internal/fault"
+	"taxrefund/internal/forms"
+	"taxrefund/internal/money"
+	"taxrefund/internal/pii"
+	"taxrefund/internal/refund"
+)
+
+// Fields collects the shape violations of one request.
+type Fields struct{ fault.List }
+
+// NewFields returns an empty collector of INVALID_ARGUMENT violations.
+func NewFields() *Fields {
+	return &Fields{fault.List{Kind: fault.Invalid, Reason: "INVALID_REQUEST", Message: "the request has invalid fields"}}
+}
+
+var (
+	countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
+	// Invoice numbers: China's e-invoices have 20 digits, paper ones 8 (plus a 10–12 digit code).
+	invoicePattern = regexp.MustCompile(`^[0-9A-Za-z-]{1,32}$`)
+	ratePattern    = regexp.MustCompile(`^0\.[0-9]{1,4}$`)
+)
+
+// MaxLines and MaxInvoices bound one form.
+const (
+	MaxLines       = 100
+	MaxInvoices    = 50
+	maxDescription = 200
+	maxReason      = 500
+)
+
+// RequestID parses a client-generated request id (a UUID).
+func (f *Fields) RequestID(field, s string) uuid.UUID {
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 || id == uuid.Nil {
+		f.Add(field, "must be a UUID such as 3f1c2a9e-8d4b-4c55-9a07-2b61e0c4d8f1")
+		return uuid.Nil
+	}
+	return id
+}
+
+// Date parses "YYYY-MM-DD"; an empty string is missing.
+func (f *Fields) Date(field, s string) time.Time {
+	if s == "" {
+		f.Add(field, "is required (YYYY-MM-DD)")
+		return time.Time{}
+	}
+	d, err := refund.ParseDate(s)
+	if err != nil {
+		f.Add(field, "must be a date YYYY-MM-DD")
+	}
+	return d
+}
+
+// Amount parses a positive money amount.
+func (f *Fields) Amount(field, s string) decimal.Decimal {
+	d, err := money.ParsePositive(s)
+	if err != nil {
+		f.Add(field, "%v", err)
+	}
+	return d
+}
+
+// Text checks a free-text field: valid UTF-8, no control or bidi-override characters,
+// at most max characters; required unless optional.
+func (f *Fields) Text(field, s string, max int, optional bool) string {
+	switch {
+	case s == "" && !optional:
+		f.Add(field, "is required")
+	case !utf8.ValidString(s):
+		f.Add(field, "must be valid UTF-8")
+	case utf8.RuneCountInString(s) > max:
+		f.Add(field, "must be at most %d characters", max)
+	case hasControl(s):
+		f.Add(field, "must not contain control or bidirectional-override characters")
+	}
+	return s
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) ||
+			(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c {
+			return true
+		}
+	}
+	return false
+}
+
+// Document checks a travel document and normalizes its number.
+func (f *Fields) Document(field string, d *formv1.Document) refund.Document {
+	if d == nil {
+		f.Add(field, "is required")
+		return refund.Document{}
+	}
+	var out refund.Document
+	switch d.GetType() {
+	case formv1.DocumentType_DOCUMENT_TYPE_PASSPORT:
+		out.Type = refund.Passport
+	case formv1.DocumentType_DOCUMENT_TYPE_HK_MACAO_PERMIT:
+		out.Type = refund.HKMacaoPermit
+	case formv1.DocumentType_DOCUMENT_TYPE_TAIWAN_PERMIT:
+		out.Type = refund.TaiwanPermit
+	default:
+		f.Add(field+".type", "must be PASSPORT, HK_MACAO_PERMIT or TAIWAN_PERMIT")
+	}
+	n, err := pii.NormalizeNumber(d.GetNumber())
+	if err != nil {
+		f.Add(field+".number", "must be 5 to 20 letters or digits (spaces and hyphens ignored)")
+	}
+	out.Number = n
+	if !countryPattern.MatchString(d.GetIssuingCountry()) {
+		f.Add(field+".issuing_country", "must be an ISO 3166-1 alpha-2 code in capitals, e.g. FR")
+	}
+	out.IssuingCountry = d.GetIssuingCountry()
+	return out
+}
+
+// Country checks an ISO 3166-1 alpha-2 code.
+func (f *Fields) Country(field, s string) string {
+	if !countryPattern.MatchString(s) {
+		f.Add(field, "must be an ISO 3166-1 alpha-2 code in capitals, e.g. FR")
+	}
+	return s
+}
+
+// Invoices checks the invoice list.
+func (f *Fields) Invoices(field string, in []*formv1.Invoice) []refund.Invoice {
+	if len(in) == 0 {
+		f.Add(field, "at least one VAT invoice is required")
+	}
+	if len(in) > MaxInvoices {
+		f.Add(field, "at most %d invoices per form", MaxInvoices)
+		return nil
+	}
+	out := make([]refund.Invoice, len(in))
+	seen := map[string]bool{}
+	for i, inv := range in {
+		name := fmt.Sprintf("%s[%d]", field, i)
+		if !invoicePattern.MatchString(inv.GetNumber()) {
+			f.Add(name+".number", "must be 1 to 32 letters, digits or hyphens")
+		} else if seen[inv.GetNumber()] {
+			f.Add(name+".number", "invoice %s is listed twice", inv.GetNumber())
+		}
+		seen[inv.GetNumber()] = true
+		out[i] = refund.Invoice{Number: inv.GetNumber(), Date: f.Date(name+".date", inv.GetDate())}
+	}
+	return out
+}
+
+// Category maps a goods category.
+func (f *Fields) Category(field string, c formv1.GoodsCategory) refund.Category {
+	switch c {
+	case formv1.GoodsCategory_GOODS_CATEGORY_GENERAL:
+		return refund.General
+	case formv1.GoodsCategory_GOODS_CATEGORY_PRECIOUS_METAL:
+		return refund.PreciousMetal
+	case formv1.GoodsCategory_GOODS_CATEGORY_CULTURAL_RELIC:
+		return refund.CulturalRelic
+	case formv1.GoodsCategory_GOODS_CATEGORY_CURRENCY_SECURITIES:
+		return refund.CurrencySecurities
+	case formv1.GoodsCategory_GOODS_CATEGORY_RADIO_TRANSCEIVER:
+		return refund.RadioTransceiver
+	case formv1.GoodsCategory_GOODS_CATEGORY_PRECIOUS_TCM:
+		return refund.PreciousTCM
+	case formv1.GoodsCategory_GOODS_CATEGORY_ENDANGERED_SPECIES:
+		return refund.EndangeredSpecies
+	case formv1.GoodsCategory_GOODS_CATEGORY_VAT_EXEMPT:
+		return refund.VATExempt
+	}
+	f.Add(field, "must be a goods category, e.g. GOODS_CATEGORY_GENERAL")
+	return ""
+}
+
+// VATRate parses a VAT rate such as "0.13".
+func (f *Fields) VATRate(field, s string) decimal.Decimal {
+	if !ratePattern.MatchString(s) {
+		f.Add(field, `must be a VAT rate as a fraction, e.g. "0.13"`)
+		return decimal.Decimal{}
+	}
+	return decimal.RequireFromString(s)
+}
+
+// Reason checks an optional free-text reason.
+func (f *Fields) Reason(field, s string) string {
+	return f.Text(field, s, maxReason, true)
+}
+
+// Description checks a line description.
+func (f *Fields) Description(field, s string) string {
+	return f.Text(field, s, maxDescription, false)
+}
+
+// CanonicalHash hashes a request for idempotency: the deterministic encoding of m.
+func CanonicalHash(m proto.Message) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		// Marshal fails only on invalid UTF-8 in strings, which the server's decoding has
+		// already refused.
+		return nil
+	}
+	return forms.HashOf(b)
+}
+
+// Timestamp converts an optional time.
+func Timestamp(t *time.Time) *timestamppb.Timestamp {
+	if t == nil {
+		return nil
+	}
+	return timestamppb.New(*t)
+}

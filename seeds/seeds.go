@@ -1,0 +1,9 @@
+// Package seeds holds the idempotent demo data that `make run` loads.
+package seeds
+
+import _ "embed"
+
+// Demo is the demo data as SQL; every statement is ON CONFLICT DO NOTHING.
+//
+//go:embed demo.sql
+var Demo string
