@@ -29,5 +29,5 @@ func RequireState(number string, state, want State, action string) error {
 		return nil
 	}
 	return fault.New(fault.Precondition, "FORM_STATE",
-		fmt.Sprintf("form %s is %s; only a %s form can be %s", number, state, want, action)).With("state", string(state))
+		fmt.Sprintf("form %s is %s; only %s forms can be %s", number, state, want, action)).With("state", string(state))
 }
