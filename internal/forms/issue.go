@@ -11,6 +11,7 @@ import (
 
 	"taxrefund/internal/db"
 	"taxrefund/internal/fault"
+	"taxrefund/internal/idempotency"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/pii"
 	"taxrefund/internal/refund"
@@ -82,7 +83,7 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Form, error) {
 	write := func(q db.Batcher) error {
 		form.Number = refund.NewFormNumber()
 		b := &pgx.Batch{}
-		if err := queueIdempotency(b, req.Idem, methodIssue, form); err != nil {
+		if err := idempotency.Queue(b, req.Idem, methodIssue, form); err != nil {
 			return err
 		}
 		txn, pending := ledger.NewPending("form:"+form.Number+":issue", "FORM_ISSUED", form.Number,
@@ -122,9 +123,9 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Form, error) {
 	switch {
 	case err == nil:
 		return form, nil
-	case isIdempotencyConflict(err):
+	case idempotency.IsDuplicate(err):
 		var first Form
-		if err := s.replay(ctx, s.pool, req.Idem, methodIssue, &first); err != nil {
+		if err := idempotency.Replay(ctx, s.pool, req.Idem, methodIssue, &first); err != nil {
 			return Form{}, err
 		}
 		return first, nil

@@ -4,20 +4,17 @@
 package forms
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
 	"taxrefund/internal/db"
 	"taxrefund/internal/fault"
+	"taxrefund/internal/idempotency"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/params"
 	"taxrefund/internal/pii"
@@ -117,53 +114,11 @@ func (f Form) LineRefund(i int) decimal.Decimal {
 	return refund.LineRefund(lines, f.confirmed(), i)
 }
 
-// Idempotency identifies a mutating request: who sent it, its request_id and a hash of
-// its content. A retry with the same key and hash gets the first answer; the same key
-// with another hash is refused.
-type Idempotency struct {
-	Caller    string
-	RequestID uuid.UUID
-	Hash      []byte
-}
+// Idempotency identifies a mutating request (see package idempotency).
+type Idempotency = idempotency.Key
 
 // HashOf hashes a request's canonical bytes.
-func HashOf(b []byte) []byte {
-	h := sha256.Sum256(b)
-	return h[:]
-}
-
-// replay returns the stored answer to an already-processed request, or an error when the
-// request_id was used for something else.
-func (s *Service) replay(ctx context.Context, q db.DBTX, idem Idempotency, method string, out any) error {
-	row, err := s.q.Idempotency(ctx, q, db.IdempotencyParams{Caller: idem.Caller, RequestID: idem.RequestID})
-	if err != nil {
-		return fmt.Errorf("read idempotency record: %w", err)
-	}
-	if row.Method != method || string(row.RequestHash) != string(idem.Hash) {
-		return fault.Field(fault.Precondition, "REQUEST_ID_REUSED", "request_id",
-			"this request_id was already used for a different request; generate a new one")
-	}
-	if err := json.Unmarshal(row.Response, out); err != nil {
-		return fmt.Errorf("decode stored response: %w", err)
-	}
-	return nil
-}
-
-// queueIdempotency appends the idempotency record to b. It goes first in every batch: a
-// concurrent duplicate waits on its primary key and then fails, so it never writes twice.
-func queueIdempotency(b *pgx.Batch, idem Idempotency, method string, response any) error {
-	data, err := json.Marshal(response)
-	if err != nil {
-		return fmt.Errorf("encode response: %w", err)
-	}
-	b.Queue(`INSERT INTO idempotency_keys (caller, request_id, method, request_hash, response) VALUES ($1, $2, $3, $4, $5)`,
-		idem.Caller, idem.RequestID, method, idem.Hash, data)
-	return nil
-}
-
-func isIdempotencyConflict(err error) bool {
-	return db.IsUniqueViolation(err, "idempotency_keys_pkey")
-}
+func HashOf(b []byte) []byte { return idempotency.Hash(b) }
 
 func notFound(number string) error {
 	return fault.Field(fault.NotFound, "FORM_NOT_FOUND", "form_number", fmt.Sprintf("no form %s", number))

@@ -3,13 +3,13 @@ package forms
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
 	"taxrefund/internal/db"
 	"taxrefund/internal/fault"
+	"taxrefund/internal/idempotency"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/refund"
 )
@@ -42,9 +42,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Form, error) {
 	}
 	var out Form
 	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := s.q.InsertIdempotency(ctx, tx, db.InsertIdempotencyParams{
-			Caller: req.Idem.Caller, RequestID: req.Idem.RequestID, Method: methodVerify, RequestHash: req.Idem.Hash, Response: []byte("{}"),
-		}); err != nil {
+		if err := idempotency.Begin(ctx, tx, req.Idem, methodVerify); err != nil {
 			return err
 		}
 		f, err := s.lockForm(ctx, tx, req.Number)
@@ -94,10 +92,6 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Form, error) {
 		if state == refund.Rejected {
 			f.ClosedAt = &f.Verification.At
 		}
-		resp, err := json.Marshal(f.Form)
-		if err != nil {
-			return err
-		}
 		b := &pgx.Batch{}
 		if err := s.ledger.Queue(b, txn, ids); err != nil {
 			return err
@@ -111,16 +105,18 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Form, error) {
 		b.Queue(`INSERT INTO audit_events (actor, action, object, request_id, detail) VALUES ($1, $2, $3, $4, $5)`,
 			req.Idem.Caller, kind, f.Number, req.Idem.RequestID,
 			map[string]any{"port": req.Port, "confirmed_eligible": tot.Eligible, "confirmed_gross": tot.Gross})
-		b.Queue(`UPDATE idempotency_keys SET response = $3 WHERE caller = $1 AND request_id = $2`, req.Idem.Caller, req.Idem.RequestID, resp)
+		if err := idempotency.Finish(b, req.Idem, f.Form); err != nil {
+			return err
+		}
 		if err := db.SendBatch(ctx, tx, b); err != nil {
 			return err
 		}
 		out = f.Form
 		return nil
 	})
-	if isIdempotencyConflict(err) {
+	if idempotency.IsDuplicate(err) {
 		var first Form
-		if err := s.replay(ctx, s.pool, req.Idem, methodVerify, &first); err != nil {
+		if err := idempotency.Replay(ctx, s.pool, req.Idem, methodVerify, &first); err != nil {
 			return Form{}, err
 		}
 		return first, nil

@@ -2,7 +2,6 @@ package forms
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -10,6 +9,7 @@ import (
 
 	"taxrefund/internal/db"
 	"taxrefund/internal/fault"
+	"taxrefund/internal/idempotency"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/refund"
 )
@@ -36,9 +36,7 @@ func (s *Service) Void(ctx context.Context, req VoidRequest) (Form, error) {
 	}
 	var out Form
 	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := s.q.InsertIdempotency(ctx, tx, db.InsertIdempotencyParams{
-			Caller: req.Idem.Caller, RequestID: req.Idem.RequestID, Method: methodVoid, RequestHash: req.Idem.Hash, Response: []byte("{}"),
-		}); err != nil {
+		if err := idempotency.Begin(ctx, tx, req.Idem, methodVoid); err != nil {
 			return err
 		}
 		f, err := s.lockForm(ctx, tx, req.Number)
@@ -61,10 +59,6 @@ func (s *Service) Void(ctx context.Context, req VoidRequest) (Form, error) {
 			return err
 		}
 		f.State, f.ClosedAt = refund.Voided, &now
-		resp, err := json.Marshal(f.Form)
-		if err != nil {
-			return err
-		}
 		b := &pgx.Batch{}
 		if err := s.ledger.Queue(b, txn, ids); err != nil {
 			return err
@@ -74,16 +68,18 @@ func (s *Service) Void(ctx context.Context, req VoidRequest) (Form, error) {
 		b.Queue(`UPDATE form_invoices SET live = false WHERE form_id = $1`, f.ID)
 		b.Queue(`INSERT INTO audit_events (actor, action, object, request_id, detail) VALUES ($1, 'FORM_VOIDED', $2, $3, $4)`,
 			req.Idem.Caller, f.Number, req.Idem.RequestID, map[string]any{"reason": req.Reason})
-		b.Queue(`UPDATE idempotency_keys SET response = $3 WHERE caller = $1 AND request_id = $2`, req.Idem.Caller, req.Idem.RequestID, resp)
+		if err := idempotency.Finish(b, req.Idem, f.Form); err != nil {
+			return err
+		}
 		if err := db.SendBatch(ctx, tx, b); err != nil {
 			return err
 		}
 		out = f.Form
 		return nil
 	})
-	if isIdempotencyConflict(err) {
+	if idempotency.IsDuplicate(err) {
 		var first Form
-		if err := s.replay(ctx, s.pool, req.Idem, methodVoid, &first); err != nil {
+		if err := idempotency.Replay(ctx, s.pool, req.Idem, methodVoid, &first); err != nil {
 			return Form{}, err
 		}
 		return first, nil

@@ -6,7 +6,6 @@ package payouts
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"taxrefund/internal/db"
 	"taxrefund/internal/fault"
 	"taxrefund/internal/forms"
+	"taxrefund/internal/idempotency"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/money"
 	"taxrefund/internal/params"
@@ -105,7 +105,7 @@ const methodSettle = "SettleRefund"
 
 // SettleRequest is a cashier's payout of one or more VERIFIED forms of one traveller.
 type SettleRequest struct {
-	Idem      forms.Idempotency
+	Idem      idempotency.Key
 	DeskCode  string
 	Cashier   string
 	Numbers   []string
@@ -151,9 +151,7 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 
 	var out Payout
 	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := s.q.InsertIdempotency(ctx, tx, db.InsertIdempotencyParams{
-			Caller: req.Idem.Caller, RequestID: req.Idem.RequestID, Method: methodSettle, RequestHash: req.Idem.Hash, Response: []byte("{}"),
-		}); err != nil {
+		if err := idempotency.Begin(ctx, tx, req.Idem, methodSettle); err != nil {
 			return err
 		}
 		locked, missing, err := s.forms.LockMany(ctx, tx, req.Numbers)
@@ -201,10 +199,6 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 				ledger.Entry{Account: ledger.FeeIncome(agency), Side: ledger.Credit, Amount: p.Fee},
 			),
 		}
-		resp, err := json.Marshal(p)
-		if err != nil {
-			return err
-		}
 		b := &pgx.Batch{}
 		if err := s.ledger.Queue(b, txn, ids); err != nil {
 			return err
@@ -225,15 +219,21 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 		b.Queue(`INSERT INTO audit_events (actor, action, object, request_id, detail) VALUES ($1, 'REFUND_PAID', $2, $3, $4)`,
 			req.Idem.Caller, p.ID.String(), req.Idem.RequestID,
 			map[string]any{"forms": req.Numbers, "method": p.Method, "gross": p.Gross, "fee": p.Fee, "net": p.Net})
-		b.Queue(`UPDATE idempotency_keys SET response = $3 WHERE caller = $1 AND request_id = $2`, req.Idem.Caller, req.Idem.RequestID, resp)
+		if err := idempotency.Finish(b, req.Idem, p); err != nil {
+			return err
+		}
 		if err := db.SendBatch(ctx, tx, b); err != nil {
 			return err
 		}
 		out = p
 		return nil
 	})
-	if db.IsUniqueViolation(err, "idempotency_keys_pkey") {
-		return s.replay(ctx, req.Idem)
+	if idempotency.IsDuplicate(err) {
+		var first Payout
+		if err := idempotency.Replay(ctx, s.pool, req.Idem, methodSettle, &first); err != nil {
+			return Payout{}, err
+		}
+		return first, nil
 	}
 	if err != nil {
 		if _, ok := fault.As(err); ok {
@@ -358,22 +358,6 @@ func maskAccount(s string) string {
 		return ""
 	}
 	return pii.Mask(s)
-}
-
-func (s *Service) replay(ctx context.Context, idem forms.Idempotency) (Payout, error) {
-	row, err := s.q.Idempotency(ctx, s.pool, db.IdempotencyParams{Caller: idem.Caller, RequestID: idem.RequestID})
-	if err != nil {
-		return Payout{}, fmt.Errorf("read idempotency record: %w", err)
-	}
-	if row.Method != methodSettle || !bytes.Equal(row.RequestHash, idem.Hash) {
-		return Payout{}, fault.Field(fault.Precondition, "REQUEST_ID_REUSED", "request_id",
-			"this request_id was already used for a different request; generate a new one")
-	}
-	var p Payout
-	if err := json.Unmarshal(row.Response, &p); err != nil {
-		return Payout{}, fmt.Errorf("decode stored response: %w", err)
-	}
-	return p, nil
 }
 
 // Get returns a payout made by the cashier's agency.
