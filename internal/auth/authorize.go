@@ -53,9 +53,10 @@ func DefaultMatrix() Matrix {
 		store     = "/taxrefund.store.v1.StoreService/"
 		desk      = "/taxrefund.desk.v1.DeskService/"
 		authority = "/taxrefund.authority.v1.AuthorityService/"
+		agency    = "/taxrefund.agency.v1.AgencyService/"
 	)
 	all := Roles()
-	return Matrix{
+	m := Matrix{
 		store + "IssueForm": {RoleStore},
 		store + "GetForm":   {RoleStore},
 		store + "ListForms": {RoleStore},
@@ -66,8 +67,9 @@ func DefaultMatrix() Matrix {
 		desk + "SettleRefund": {RoleDesk},
 		desk + "GetPayout":    {RoleDesk},
 
-		authority + "RunExpiry":       {RoleAuthority},
-		authority + "CheckInvariants": {RoleAuthority},
+		agency + "DeclareMonth":     {RoleAgency, RoleDesk},
+		agency + "GetDeclaration":   {RoleAgency, RoleDesk},
+		agency + "ListDeclarations": {RoleAgency, RoleDesk},
 
 		"/grpc.health.v1.Health/Check": all,
 		"/grpc.health.v1.Health/Watch": all,
@@ -76,6 +78,15 @@ func DefaultMatrix() Matrix {
 		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      all,
 		"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": all,
 	}
+	// Every AuthorityService method is the authority's alone.
+	for _, method := range []string{
+		"RunExpiry", "CheckInvariants", "RegisterStore", "SuspendStore", "ReinstateStore", "ExitStore", "GetStore",
+		"ListStores", "GetRegistry", "SetParameter", "ListParameters", "ListDeclarations", "GetDeclaration",
+		"ApproveDeclaration", "ReturnDeclaration", "CloseMonth", "Reconcile", "MonthlyReport", "ExportReport",
+	} {
+		m[authority+method] = []Role{RoleAuthority}
+	}
+	return m
 }
 
 // ErrInactive is what an Authorizer's Active hook returns (possibly wrapped)

@@ -27,6 +27,7 @@ func TestDefaultMatrix(t *testing.T) {
 		store     = "/taxrefund.store.v1.StoreService/"
 		desk      = "/taxrefund.desk.v1.DeskService/"
 		authority = "/taxrefund.authority.v1.AuthorityService/"
+		agency    = "/taxrefund.agency.v1.AgencyService/"
 	)
 	want := map[string][]Role{
 		store + "IssueForm":            {RoleStore},
@@ -37,13 +38,21 @@ func TestDefaultMatrix(t *testing.T) {
 		desk + "VerifyExport":          {RoleCustoms},
 		desk + "SettleRefund":          {RoleDesk},
 		desk + "GetPayout":             {RoleDesk},
-		authority + "RunExpiry":        {RoleAuthority},
-		authority + "CheckInvariants":  {RoleAuthority},
+		agency + "DeclareMonth":        {RoleAgency, RoleDesk},
+		agency + "GetDeclaration":      {RoleAgency, RoleDesk},
+		agency + "ListDeclarations":    {RoleAgency, RoleDesk},
 		"/grpc.health.v1.Health/Check": Roles(),
 		"/grpc.health.v1.Health/Watch": Roles(),
 		"/grpc.health.v1.Health/List":  Roles(),
 		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      Roles(),
 		"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Roles(),
+	}
+	for _, method := range []string{
+		"RunExpiry", "CheckInvariants", "RegisterStore", "SuspendStore", "ReinstateStore", "ExitStore", "GetStore",
+		"ListStores", "GetRegistry", "SetParameter", "ListParameters", "ListDeclarations", "GetDeclaration",
+		"ApproveDeclaration", "ReturnDeclaration", "CloseMonth", "Reconcile", "MonthlyReport", "ExportReport",
+	} {
+		want[authority+method] = []Role{RoleAuthority}
 	}
 	if len(m) != len(want) {
 		t.Errorf("DefaultMatrix has %d methods, want %d", len(m), len(want))

@@ -9,6 +9,7 @@
 //	taxrefund://desk/<desk-code>
 //	taxrefund://desk/<desk-code>/<cashier>
 //	taxrefund://authority/<office>
+//	taxrefund://agency/<agency-code>/<user>
 //
 // Segments are 1 to 64 characters of [A-Za-z0-9._-] (not "." or ".."); a
 // port is three uppercase letters (an IATA code such as CKG). The gRPC
@@ -37,17 +38,18 @@ const (
 	RoleCustoms   Role = "customs"   // a customs officer at a port of exit
 	RoleDesk      Role = "desk"      // a refund agency counter or block refund point
 	RoleAuthority Role = "authority" // the tax authority
+	RoleAgency    Role = "agency"    // a refund agency's back office
 )
 
 // Roles returns every role, in a fixed order.
 func Roles() []Role {
-	return []Role{RoleStore, RoleCustoms, RoleDesk, RoleAuthority}
+	return []Role{RoleStore, RoleCustoms, RoleDesk, RoleAuthority, RoleAgency}
 }
 
 // Valid reports whether r is one of the defined roles.
 func (r Role) Valid() bool {
 	switch r {
-	case RoleStore, RoleCustoms, RoleDesk, RoleAuthority:
+	case RoleStore, RoleCustoms, RoleDesk, RoleAuthority, RoleAgency:
 		return true
 	}
 	return false
@@ -55,7 +57,8 @@ func (r Role) Valid() bool {
 
 // Party is an authenticated caller. Only the fields of its Role are set:
 // Store for a store; Port and Officer for customs; Desk and optionally
-// Cashier for a desk; Office for the authority. URI is the canonical identity
+// Cashier for a desk; Office for the authority; Agency and User for an
+// agency's back office. URI is the canonical identity
 // URI the party was parsed from.
 type Party struct {
 	Role    Role
@@ -65,6 +68,8 @@ type Party struct {
 	Desk    string
 	Cashier string
 	Office  string
+	Agency  string
+	User    string
 	URI     string
 }
 
@@ -75,13 +80,13 @@ func (p Party) String() string {
 
 const maxSegment = 64
 
-// ParseURI parses a party identity URI. Anything but the five accepted forms
+// ParseURI parses a party identity URI. Anything but the six accepted forms
 // is an error: another scheme, user info, a port, a query or fragment (even an
 // empty one), percent-escapes in the path, empty, extra or missing segments.
 //
 // The host (the role) must be written exactly in lower case. url.Parse has
 // already decoded percent-escapes in the host, so those cannot be detected
-// here; they can only spell one of the four role names, which is harmless.
+// here; they can only spell one of the role names, which is harmless.
 func ParseURI(u *url.URL) (Party, error) {
 	if u == nil {
 		return Party{}, errors.New("parse party URI: nil")
@@ -127,6 +132,8 @@ func ParseURI(u *url.URL) (Party, error) {
 		}
 	case role == RoleAuthority && len(segs) == 1:
 		p.Office = segs[0]
+	case role == RoleAgency && len(segs) == 2:
+		p.Agency, p.User = segs[0], segs[1]
 	case !role.Valid():
 		return Party{}, fmt.Errorf("parse party URI: unknown role %q", u.Host)
 	default:
