@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"taxrefund/internal/agency"
 	"taxrefund/internal/authority"
 	"taxrefund/internal/db"
 	"taxrefund/internal/desk"
@@ -22,7 +23,9 @@ import (
 	"taxrefund/internal/payouts"
 	"taxrefund/internal/pii"
 	"taxrefund/internal/pki"
+	"taxrefund/internal/registry"
 	"taxrefund/internal/server"
+	"taxrefund/internal/settlement"
 	"taxrefund/internal/store"
 )
 
@@ -90,6 +93,7 @@ func devParties(ctx context.Context, pool *pgxpool.Pool) ([]devParty, error) {
 		SELECT 'store-' || code, 'taxrefund://store/' || code FROM stores
 		UNION ALL SELECT 'desk-' || code, 'taxrefund://desk/' || code || '/cashier-01' FROM desks
 		UNION ALL SELECT 'customs-' || code, 'taxrefund://customs/' || code || '/officer-01' FROM ports
+		UNION ALL SELECT 'agency-' || code, 'taxrefund://agency/' || code || '/backoffice-01' FROM agencies
 		UNION ALL SELECT 'authority', 'taxrefund://authority/sat-demo'
 		ORDER BY 1`)
 	if err != nil {
@@ -109,9 +113,11 @@ func devParties(ctx context.Context, pool *pgxpool.Pool) ([]devParty, error) {
 
 // app is the wired service.
 type app struct {
-	pool    *pgxpool.Pool
-	forms   *forms.Service
-	payouts *payouts.Service
+	pool       *pgxpool.Pool
+	forms      *forms.Service
+	payouts    *payouts.Service
+	registry   *registry.Service
+	settlement *settlement.Service
 }
 
 func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
@@ -127,7 +133,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	par := params.NewCache(pool, cfg.paramsTTL)
 	f := forms.New(forms.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Log: log})
 	p := payouts.New(payouts.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Forms: f, Log: log})
-	return &app{pool: pool, forms: f, payouts: p}, nil
+	return &app{pool: pool, forms: f, payouts: p, registry: registry.New(pool, nil), settlement: settlement.New(pool, led, nil)}, nil
 }
 
 func expireOnce(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
@@ -159,7 +165,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active}, server.Services{
 		Store:     store.New(a.forms),
 		Desk:      desk.New(a.forms, a.payouts),
-		Authority: authority.New(a.forms, a.pool),
+		Authority: authority.New(authority.Deps{Expirer: a.forms, Pool: a.pool, Registry: a.registry, Settlement: a.settlement}),
+		Agency:    agency.New(a.settlement),
 	})
 	if err != nil {
 		return err

@@ -1,14 +1,28 @@
-// Package authority serves taxrefund.authority.v1.AuthorityService for tax officials.
+// Package authority serves taxrefund.authority.v1.AuthorityService for tax officials:
+// the store registry and parameters, settlement review, month closing, reconciliation,
+// reports and exports, expiry on demand and the invariant check.
 package authority
 
 import (
 	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
+	settlementv1 "taxrefund/api/taxrefund/settlement/v1"
 	"taxrefund/internal/auth"
 	"taxrefund/internal/fault"
+	"taxrefund/internal/idempotency"
 	"taxrefund/internal/invariants"
-	"taxrefund/internal/ledger"
+	"taxrefund/internal/money"
+	"taxrefund/internal/registry"
+	"taxrefund/internal/report"
+	"taxrefund/internal/settlement"
+	"taxrefund/internal/wire"
 )
 
 // Expirer runs the expiry of overdue forms.
@@ -19,12 +33,31 @@ type Expirer interface {
 // Handler implements AuthorityService.
 type Handler struct {
 	authorityv1.UnimplementedAuthorityServiceServer
-	expirer Expirer
-	db      ledger.Querier
+	expirer    Expirer
+	pool       *pgxpool.Pool
+	registry   *registry.Service
+	settlement *settlement.Service
+	now        func() time.Time
+}
+
+// Deps are what the handler needs.
+type Deps struct {
+	Expirer    Expirer
+	Pool       *pgxpool.Pool
+	Registry   *registry.Service
+	Settlement *settlement.Service
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // New returns a Handler.
-func New(e Expirer, db ledger.Querier) *Handler { return &Handler{expirer: e, db: db} }
+func New(d Deps) *Handler {
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Handler{expirer: d.Expirer, pool: d.Pool, registry: d.Registry, settlement: d.Settlement, now: now}
+}
 
 func caller(ctx context.Context) (auth.Party, error) {
 	p, ok := auth.FromContext(ctx)
@@ -32,6 +65,23 @@ func caller(ctx context.Context) (auth.Party, error) {
 		return auth.Party{}, fault.New(fault.Denied, "NOT_THE_AUTHORITY", "only the tax authority may call this")
 	}
 	return p, nil
+}
+
+// key parses the request_id of a mutating request and names the caller.
+type hashed interface {
+	GetRequestId() string
+}
+
+func keyOf(ctx context.Context, f *wire.Fields, req interface {
+	hashed
+	wire.Message
+}) (idempotency.Key, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return idempotency.Key{}, err
+	}
+	rid := f.RequestID("request_id", req.GetRequestId())
+	return idempotency.Key{Caller: p.String(), RequestID: rid, Hash: wire.CanonicalHash(req)}, nil
 }
 
 // RunExpiry expires overdue forms now.
@@ -52,7 +102,7 @@ func (h *Handler) CheckInvariants(ctx context.Context, _ *authorityv1.CheckInvar
 	if _, err := caller(ctx); err != nil {
 		return nil, err
 	}
-	found, err := invariants.Check(ctx, h.db)
+	found, err := invariants.Check(ctx, h.pool)
 	if err != nil {
 		return nil, err
 	}
@@ -61,4 +111,401 @@ func (h *Handler) CheckInvariants(ctx context.Context, _ *authorityv1.CheckInvar
 		resp.Violations = append(resp.Violations, &authorityv1.Violation{Invariant: v.Invariant, Detail: v.Detail})
 	}
 	return resp, nil
+}
+
+// RegisterStore registers a store.
+func (h *Handler) RegisterStore(ctx context.Context, req *authorityv1.RegisterStoreRequest) (*authorityv1.RegisterStoreResponse, error) {
+	f := wire.NewFields()
+	key, err := keyOf(ctx, f, req)
+	if err != nil {
+		return nil, err
+	}
+	name := f.Text("name", req.GetName(), 200, false)
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	st, err := h.registry.RegisterStore(ctx, key, registry.NewStore{
+		Code: req.GetCode(), CreditCode: req.GetCreditCode(), Name: name, BlockCode: req.GetBlockCode(),
+		CreditGrade: req.GetCreditGrade(), ImmediateRefund: req.GetImmediateRefund(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.RegisterStoreResponse{Store: wire.Store(st)}, nil
+}
+
+type statusRequest interface {
+	hashed
+	wire.Message
+	GetCode() string
+	GetReason() string
+}
+
+func (h *Handler) setStatus(ctx context.Context, req statusRequest, status string) (*authorityv1.Store, error) {
+	f := wire.NewFields()
+	key, err := keyOf(ctx, f, req)
+	if err != nil {
+		return nil, err
+	}
+	reason := f.Reason("reason", req.GetReason())
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	st, err := h.registry.SetStatus(ctx, key, req.GetCode(), status, reason)
+	if err != nil {
+		return nil, err
+	}
+	return wire.Store(st), nil
+}
+
+// SuspendStore suspends a store.
+func (h *Handler) SuspendStore(ctx context.Context, req *authorityv1.SuspendStoreRequest) (*authorityv1.SuspendStoreResponse, error) {
+	st, err := h.setStatus(ctx, req, registry.Suspended)
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.SuspendStoreResponse{Store: st}, nil
+}
+
+// ReinstateStore reinstates a suspended store.
+func (h *Handler) ReinstateStore(ctx context.Context, req *authorityv1.ReinstateStoreRequest) (*authorityv1.ReinstateStoreResponse, error) {
+	st, err := h.setStatus(ctx, req, registry.Active)
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.ReinstateStoreResponse{Store: st}, nil
+}
+
+// ExitStore removes a store for good.
+func (h *Handler) ExitStore(ctx context.Context, req *authorityv1.ExitStoreRequest) (*authorityv1.ExitStoreResponse, error) {
+	st, err := h.setStatus(ctx, req, registry.Exited)
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.ExitStoreResponse{Store: st}, nil
+}
+
+// GetStore returns a store.
+func (h *Handler) GetStore(ctx context.Context, req *authorityv1.GetStoreRequest) (*authorityv1.GetStoreResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	st, err := h.registry.GetStore(ctx, req.GetCode())
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.GetStoreResponse{Store: wire.Store(st)}, nil
+}
+
+// ListStores lists stores.
+func (h *Handler) ListStores(ctx context.Context, req *authorityv1.ListStoresRequest) (*authorityv1.ListStoresResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	status, ok := wire.StoreStatus(req.GetStatus())
+	if !ok {
+		return nil, fault.Field(fault.Invalid, "INVALID_REQUEST", "status", "not a store status")
+	}
+	list, err := h.registry.ListStores(ctx, req.GetBlockCode(), status)
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.ListStoresResponse{}
+	for _, st := range list {
+		resp.Stores = append(resp.Stores, wire.Store(st))
+	}
+	return resp, nil
+}
+
+// GetRegistry lists blocks, ports, agencies and desks.
+func (h *Handler) GetRegistry(ctx context.Context, _ *authorityv1.GetRegistryRequest) (*authorityv1.GetRegistryResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	r, err := h.registry.Reference(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.GetRegistryResponse{}
+	for _, b := range r.Blocks {
+		resp.Blocks = append(resp.Blocks, &authorityv1.Block{Code: b.Code, Name: b.Name, City: b.City, RegionCode: b.RegionCode})
+	}
+	for _, p := range r.Ports {
+		resp.Ports = append(resp.Ports, &authorityv1.Port{Code: p.Code, Name: p.Name, City: p.City, RegionCode: p.RegionCode})
+	}
+	for _, a := range r.Agencies {
+		resp.Agencies = append(resp.Agencies, &authorityv1.Agency{Code: a.Code, Name: a.Name})
+	}
+	for _, d := range r.Desks {
+		desk := &authorityv1.Desk{Code: d.Code, AgencyCode: d.AgencyCode, Kind: d.Kind, Name: d.Name}
+		if d.PortCode != nil {
+			desk.PortCode = *d.PortCode
+		}
+		if d.BlockCode != nil {
+			desk.BlockCode = *d.BlockCode
+		}
+		resp.Desks = append(resp.Desks, desk)
+	}
+	return resp, nil
+}
+
+// SetParameter sets a parameter from a future date.
+func (h *Handler) SetParameter(ctx context.Context, req *authorityv1.SetParameterRequest) (*authorityv1.SetParameterResponse, error) {
+	f := wire.NewFields()
+	key, err := keyOf(ctx, f, req)
+	if err != nil {
+		return nil, err
+	}
+	p := req.GetParameter()
+	var in registry.NewParameter
+	if p == nil {
+		f.Add("parameter", "is required")
+	} else {
+		in = registry.NewParameter{Name: p.GetName(), Scope: p.GetScope(), ValidFrom: f.Date("parameter.valid_from", p.GetValidFrom()),
+			Note: f.Reason("parameter.note", p.GetNote())}
+		if wire.PlainDecimal(p.GetValue()) {
+			in.Value = decimal.RequireFromString(p.GetValue())
+		} else {
+			f.Add("parameter.value", `must be a plain decimal, e.g. "200.00" or "0.11"`)
+		}
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	out, err := h.registry.SetParameter(ctx, key, in)
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.SetParameterResponse{Parameter: wire.Parameter(out)}, nil
+}
+
+// ListParameters lists parameters.
+func (h *Handler) ListParameters(ctx context.Context, req *authorityv1.ListParametersRequest) (*authorityv1.ListParametersResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	list, err := h.registry.ListParameters(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.ListParametersResponse{}
+	for _, p := range list {
+		resp.Parameters = append(resp.Parameters, wire.Parameter(p))
+	}
+	return resp, nil
+}
+
+// ListDeclarations lists declarations.
+func (h *Handler) ListDeclarations(ctx context.Context, req *authorityv1.ListDeclarationsRequest) (*authorityv1.ListDeclarationsResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	var month *time.Time
+	if req.GetMonth() != "" {
+		m := f.Month("month", req.GetMonth())
+		month = &m
+	}
+	status, ok := wire.DeclarationStatus(req.GetStatus())
+	if !ok {
+		f.Add("status", "not a declaration status")
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	list, err := h.settlement.List(ctx, req.GetAgencyCode(), month, status)
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.ListDeclarationsResponse{Declarations: make([]*settlementv1.Declaration, len(list))}
+	for i, d := range list {
+		resp.Declarations[i] = wire.Declaration(d)
+	}
+	return resp, nil
+}
+
+// GetDeclaration returns a declaration with its lines.
+func (h *Handler) GetDeclaration(ctx context.Context, req *authorityv1.GetDeclarationRequest) (*authorityv1.GetDeclarationResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	id := f.UUID("declaration_id", req.GetDeclarationId())
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	d, err := h.settlement.Get(ctx, id, "")
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.GetDeclarationResponse{Declaration: wire.Declaration(d)}, nil
+}
+
+// ApproveDeclaration approves a declaration and posts the reimbursement.
+func (h *Handler) ApproveDeclaration(ctx context.Context, req *authorityv1.ApproveDeclarationRequest) (*authorityv1.ApproveDeclarationResponse, error) {
+	f := wire.NewFields()
+	key, err := keyOf(ctx, f, req)
+	if err != nil {
+		return nil, err
+	}
+	id := f.UUID("declaration_id", req.GetDeclarationId())
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	d, err := h.settlement.Approve(ctx, key, id)
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.ApproveDeclarationResponse{Declaration: wire.Declaration(d)}, nil
+}
+
+// ReturnDeclaration returns a declaration with reasons.
+func (h *Handler) ReturnDeclaration(ctx context.Context, req *authorityv1.ReturnDeclarationRequest) (*authorityv1.ReturnDeclarationResponse, error) {
+	f := wire.NewFields()
+	key, err := keyOf(ctx, f, req)
+	if err != nil {
+		return nil, err
+	}
+	id := f.UUID("declaration_id", req.GetDeclarationId())
+	if len(req.GetReasons()) > 20 {
+		f.Add("reasons", "at most 20 reasons")
+	}
+	for i, r := range req.GetReasons() {
+		f.Text(fmt.Sprintf("reasons[%d]", i), r, 500, false)
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	d, err := h.settlement.Return(ctx, key, id, req.GetReasons())
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.ReturnDeclarationResponse{Declaration: wire.Declaration(d)}, nil
+}
+
+// CloseMonth freezes a past month.
+func (h *Handler) CloseMonth(ctx context.Context, req *authorityv1.CloseMonthRequest) (*authorityv1.CloseMonthResponse, error) {
+	f := wire.NewFields()
+	key, err := keyOf(ctx, f, req)
+	if err != nil {
+		return nil, err
+	}
+	month := f.Month("month", req.GetMonth())
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	cm, err := h.settlement.CloseMonth(ctx, key, month)
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.CloseMonthResponse{Month: settlement.FormatMonth(cm.Month), ClosedAt: timestamppb.New(cm.ClosedAt)}, nil
+}
+
+// Reconcile matches a month's issuance, confirmations and payouts.
+func (h *Handler) Reconcile(ctx context.Context, req *authorityv1.ReconcileRequest) (*authorityv1.ReconcileResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	month := f.Month("month", req.GetMonth())
+	days := int(req.GetUnpaidAfterDays())
+	if days == 0 {
+		days = 30
+	}
+	if days < 0 || days > 3650 {
+		f.Add("unpaid_after_days", "must be 1 to 3650")
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	r, err := report.Reconcile(ctx, h.pool, month, days, h.now())
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.ReconcileResponse{Month: settlement.FormatMonth(month)}
+	for _, s := range r.Sides {
+		resp.Summary = append(resp.Summary, &authorityv1.MatchSummary{Side: s.Name, Forms: s.Forms, Amount: money.Format(s.Amount)})
+	}
+	for _, e := range r.Exceptions {
+		resp.Exceptions = append(resp.Exceptions, &authorityv1.ReconciliationException{Kind: e.Kind, Subject: e.Subject, Reason: e.Reason})
+	}
+	for _, b := range r.TrialBalance {
+		resp.TrialBalance = append(resp.TrialBalance, &authorityv1.TrialBalanceLine{
+			Account: b.Account, Debits: money.Format(b.Debits), Credits: money.Format(b.Credits), Balance: money.Format(b.Debits.Sub(b.Credits)),
+		})
+	}
+	for _, v := range r.Violations {
+		resp.InvariantViolations = append(resp.InvariantViolations, &authorityv1.Violation{Invariant: v.Invariant, Detail: v.Detail})
+	}
+	return resp, nil
+}
+
+// MonthlyReport returns a month's figures.
+func (h *Handler) MonthlyReport(ctx context.Context, req *authorityv1.MonthlyReportRequest) (*authorityv1.MonthlyReportResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	month := f.Month("month", req.GetMonth())
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	rows, err := report.Monthly(ctx, h.pool, month)
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.MonthlyReportResponse{Month: settlement.FormatMonth(month)}
+	for _, r := range rows {
+		resp.Rows = append(resp.Rows, wire.ReportRow(r))
+	}
+	return resp, nil
+}
+
+// exportChunk is the size of each streamed piece of an export.
+const exportChunk = 64 << 10
+
+// ExportReport streams the month's report as CSV or XLSX: a header, then the file.
+func (h *Handler) ExportReport(req *authorityv1.ExportReportRequest, stream authorityv1.AuthorityService_ExportReportServer) error {
+	ctx := stream.Context()
+	if _, err := caller(ctx); err != nil {
+		return err
+	}
+	f := wire.NewFields()
+	month := f.Month("month", req.GetMonth())
+	switch req.GetFormat() {
+	case authorityv1.ExportFormat_EXPORT_FORMAT_CSV, authorityv1.ExportFormat_EXPORT_FORMAT_XLSX:
+	default:
+		f.Add("format", "must be EXPORT_FORMAT_CSV or EXPORT_FORMAT_XLSX")
+	}
+	if err := f.Err(); err != nil {
+		return err
+	}
+	rows, err := report.Monthly(ctx, h.pool, month)
+	if err != nil {
+		return err
+	}
+	var data []byte
+	header := &authorityv1.ExportHeader{Rows: int64(len(rows))}
+	if req.GetFormat() == authorityv1.ExportFormat_EXPORT_FORMAT_CSV {
+		data, err = report.CSV(rows)
+		header.FileName, header.ContentType = report.FileName(month, "csv"), "text/csv"
+	} else {
+		data, err = report.XLSX(month, rows)
+		header.FileName, header.ContentType = report.FileName(month, "xlsx"), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+	}
+	if err != nil {
+		return fmt.Errorf("render export: %w", err)
+	}
+	header.Size = int64(len(data))
+	if err := stream.Send(&authorityv1.ExportReportResponse{Part: &authorityv1.ExportReportResponse_Header{Header: header}}); err != nil {
+		return err
+	}
+	for len(data) > 0 {
+		n := min(exportChunk, len(data))
+		if err := stream.Send(&authorityv1.ExportReportResponse{Part: &authorityv1.ExportReportResponse_Chunk{Chunk: data[:n]}}); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
 }

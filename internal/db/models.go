@@ -47,6 +47,34 @@ type Block struct {
 	RegionCode string
 }
 
+type ClosedMonth struct {
+	Month    time.Time
+	ClosedAt time.Time
+	ClosedBy string
+}
+
+type Declaration struct {
+	ID            uuid.UUID
+	AgencyCode    string
+	Month         time.Time
+	Status        string
+	DeclaredBy    string
+	DeclaredAt    time.Time
+	ReviewedBy    *string
+	ReviewedAt    *time.Time
+	ReturnReasons []string
+	Forms         int32
+	GrossRefund   decimal.Decimal
+	Fee           decimal.Decimal
+	NetRefund     decimal.Decimal
+	TxnID         *uuid.UUID
+}
+
+type DeclarationPayout struct {
+	DeclarationID uuid.UUID
+	PayoutID      uuid.UUID
+}
+
 type Desk struct {
 	Code       string
 	AgencyCode string

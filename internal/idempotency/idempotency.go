@@ -83,3 +83,23 @@ func Replay(ctx context.Context, q db.DBTX, k Key, method string, out any) error
 	}
 	return nil
 }
+
+// Result turns the outcome of a write into the call's answer: a duplicate request gets
+// the stored first answer, a domain error passes through, anything else is wrapped.
+func Result[T any](ctx context.Context, q db.DBTX, k Key, method string, err error, out T) (T, error) {
+	var zero T
+	if IsDuplicate(err) {
+		var first T
+		if err := Replay(ctx, q, k, method, &first); err != nil {
+			return zero, err
+		}
+		return first, nil
+	}
+	if err != nil {
+		if _, ok := fault.As(err); ok {
+			return zero, err
+		}
+		return zero, fmt.Errorf("%s: %w", method, err)
+	}
+	return out, nil
+}

@@ -64,6 +64,8 @@ func (r *Registry) check(ctx context.Context, p auth.Party) error {
 		sql, arg = `SELECT true FROM desks WHERE code = $1`, p.Desk
 	case auth.RoleCustoms:
 		sql, arg = `SELECT true FROM ports WHERE code = $1`, p.Port
+	case auth.RoleAgency:
+		sql, arg = `SELECT true FROM agencies WHERE code = $1`, p.Agency
 	case auth.RoleAuthority:
 		return nil
 	default:

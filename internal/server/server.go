@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	agencyv1 "taxrefund/api/taxrefund/agency/v1"
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
 	deskv1 "taxrefund/api/taxrefund/desk/v1"
 	storev1 "taxrefund/api/taxrefund/store/v1"
@@ -32,6 +33,7 @@ type Services struct {
 	Store     storev1.StoreServiceServer
 	Desk      deskv1.DeskServiceServer
 	Authority authorityv1.AuthorityServiceServer
+	Agency    agencyv1.AgencyServiceServer
 }
 
 // Options configure New.
@@ -65,6 +67,9 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 	}
 	if s.Authority != nil {
 		authorityv1.RegisterAuthorityServiceServer(srv, s.Authority)
+	}
+	if s.Agency != nil {
+		agencyv1.RegisterAgencyServiceServer(srv, s.Agency)
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)

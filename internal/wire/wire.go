@@ -224,3 +224,30 @@ func Timestamp(t *time.Time) *timestamppb.Timestamp {
 	}
 	return timestamppb.New(*t)
 }
+
+// Month parses "YYYY-MM" to the month's first day.
+func (f *Fields) Month(field, s string) time.Time {
+	m, err := time.Parse("2006-01", s)
+	if err != nil {
+		f.Add(field, "must be a month YYYY-MM")
+	}
+	return m
+}
+
+// UUID parses an object id.
+func (f *Fields) UUID(field, s string) uuid.UUID {
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		f.Add(field, "must be an id (UUID)")
+	}
+	return id
+}
+
+// Message is a request that can be hashed for idempotency.
+type Message = proto.Message
+
+var plainDecimal = regexp.MustCompile(`^(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$`)
+
+// PlainDecimal reports whether s is a plain non-negative decimal (no sign, exponent,
+// NaN or spaces), checked before any decimal parsing.
+func PlainDecimal(s string) bool { return plainDecimal.MatchString(s) }

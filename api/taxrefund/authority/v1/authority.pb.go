@@ -9,8 +9,10 @@ package authorityv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
+	v1 "taxrefund/api/taxrefund/settlement/v1"
 	unsafe "unsafe"
 )
 
@@ -20,6 +22,109 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// StoreStatus is a store's standing in the registry.
+type StoreStatus int32
+
+const (
+	StoreStatus_STORE_STATUS_UNSPECIFIED StoreStatus = 0
+	StoreStatus_STORE_STATUS_ACTIVE      StoreStatus = 1
+	StoreStatus_STORE_STATUS_SUSPENDED   StoreStatus = 2
+	StoreStatus_STORE_STATUS_EXITED      StoreStatus = 3
+)
+
+// Enum value maps for StoreStatus.
+var (
+	StoreStatus_name = map[int32]string{
+		0: "STORE_STATUS_UNSPECIFIED",
+		1: "STORE_STATUS_ACTIVE",
+		2: "STORE_STATUS_SUSPENDED",
+		3: "STORE_STATUS_EXITED",
+	}
+	StoreStatus_value = map[string]int32{
+		"STORE_STATUS_UNSPECIFIED": 0,
+		"STORE_STATUS_ACTIVE":      1,
+		"STORE_STATUS_SUSPENDED":   2,
+		"STORE_STATUS_EXITED":      3,
+	}
+)
+
+func (x StoreStatus) Enum() *StoreStatus {
+	p := new(StoreStatus)
+	*p = x
+	return p
+}
+
+func (x StoreStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StoreStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_taxrefund_authority_v1_authority_proto_enumTypes[0].Descriptor()
+}
+
+func (StoreStatus) Type() protoreflect.EnumType {
+	return &file_taxrefund_authority_v1_authority_proto_enumTypes[0]
+}
+
+func (x StoreStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StoreStatus.Descriptor instead.
+func (StoreStatus) EnumDescriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{0}
+}
+
+// ExportFormat is a spreadsheet format.
+type ExportFormat int32
+
+const (
+	ExportFormat_EXPORT_FORMAT_UNSPECIFIED ExportFormat = 0
+	ExportFormat_EXPORT_FORMAT_CSV         ExportFormat = 1
+	ExportFormat_EXPORT_FORMAT_XLSX        ExportFormat = 2
+)
+
+// Enum value maps for ExportFormat.
+var (
+	ExportFormat_name = map[int32]string{
+		0: "EXPORT_FORMAT_UNSPECIFIED",
+		1: "EXPORT_FORMAT_CSV",
+		2: "EXPORT_FORMAT_XLSX",
+	}
+	ExportFormat_value = map[string]int32{
+		"EXPORT_FORMAT_UNSPECIFIED": 0,
+		"EXPORT_FORMAT_CSV":         1,
+		"EXPORT_FORMAT_XLSX":        2,
+	}
+)
+
+func (x ExportFormat) Enum() *ExportFormat {
+	p := new(ExportFormat)
+	*p = x
+	return p
+}
+
+func (x ExportFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExportFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_taxrefund_authority_v1_authority_proto_enumTypes[1].Descriptor()
+}
+
+func (ExportFormat) Type() protoreflect.EnumType {
+	return &file_taxrefund_authority_v1_authority_proto_enumTypes[1]
+}
+
+func (x ExportFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExportFormat.Descriptor instead.
+func (ExportFormat) EnumDescriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{1}
+}
 
 type RunExpiryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -245,11 +350,2672 @@ func (x *CheckInvariantsResponse) GetViolations() []*Violation {
 	return nil
 }
 
+// Store is a tax refund store (退税商店).
+type Store struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Code  string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// Unified social credit code (统一社会信用代码), 18 characters with a check digit.
+	CreditCode string `protobuf:"bytes,2,opt,name=credit_code,json=creditCode,proto3" json:"credit_code,omitempty"`
+	Name       string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	BlockCode  string `protobuf:"bytes,4,opt,name=block_code,json=blockCode,proto3" json:"block_code,omitempty"`
+	// Tax credit grade: "A", "B" or "M".
+	CreditGrade     string                 `protobuf:"bytes,5,opt,name=credit_grade,json=creditGrade,proto3" json:"credit_grade,omitempty"`
+	ImmediateRefund bool                   `protobuf:"varint,6,opt,name=immediate_refund,json=immediateRefund,proto3" json:"immediate_refund,omitempty"`
+	Status          StoreStatus            `protobuf:"varint,7,opt,name=status,proto3,enum=taxrefund.authority.v1.StoreStatus" json:"status,omitempty"`
+	RegisteredAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Store) Reset() {
+	*x = Store{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Store) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Store) ProtoMessage() {}
+
+func (x *Store) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Store.ProtoReflect.Descriptor instead.
+func (*Store) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Store) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Store) GetCreditCode() string {
+	if x != nil {
+		return x.CreditCode
+	}
+	return ""
+}
+
+func (x *Store) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Store) GetBlockCode() string {
+	if x != nil {
+		return x.BlockCode
+	}
+	return ""
+}
+
+func (x *Store) GetCreditGrade() string {
+	if x != nil {
+		return x.CreditGrade
+	}
+	return ""
+}
+
+func (x *Store) GetImmediateRefund() bool {
+	if x != nil {
+		return x.ImmediateRefund
+	}
+	return false
+}
+
+func (x *Store) GetStatus() StoreStatus {
+	if x != nil {
+		return x.Status
+	}
+	return StoreStatus_STORE_STATUS_UNSPECIFIED
+}
+
+func (x *Store) GetRegisteredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RegisteredAt
+	}
+	return nil
+}
+
+type RegisterStoreRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The store's code, used in its certificate identity taxrefund://store/<code>.
+	Code            string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	CreditCode      string `protobuf:"bytes,3,opt,name=credit_code,json=creditCode,proto3" json:"credit_code,omitempty"`
+	Name            string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	BlockCode       string `protobuf:"bytes,5,opt,name=block_code,json=blockCode,proto3" json:"block_code,omitempty"`
+	CreditGrade     string `protobuf:"bytes,6,opt,name=credit_grade,json=creditGrade,proto3" json:"credit_grade,omitempty"`
+	ImmediateRefund bool   `protobuf:"varint,7,opt,name=immediate_refund,json=immediateRefund,proto3" json:"immediate_refund,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RegisterStoreRequest) Reset() {
+	*x = RegisterStoreRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterStoreRequest) ProtoMessage() {}
+
+func (x *RegisterStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterStoreRequest.ProtoReflect.Descriptor instead.
+func (*RegisterStoreRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RegisterStoreRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RegisterStoreRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *RegisterStoreRequest) GetCreditCode() string {
+	if x != nil {
+		return x.CreditCode
+	}
+	return ""
+}
+
+func (x *RegisterStoreRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RegisterStoreRequest) GetBlockCode() string {
+	if x != nil {
+		return x.BlockCode
+	}
+	return ""
+}
+
+func (x *RegisterStoreRequest) GetCreditGrade() string {
+	if x != nil {
+		return x.CreditGrade
+	}
+	return ""
+}
+
+func (x *RegisterStoreRequest) GetImmediateRefund() bool {
+	if x != nil {
+		return x.ImmediateRefund
+	}
+	return false
+}
+
+type RegisterStoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Store         *Store                 `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterStoreResponse) Reset() {
+	*x = RegisterStoreResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterStoreResponse) ProtoMessage() {}
+
+func (x *RegisterStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterStoreResponse.ProtoReflect.Descriptor instead.
+func (*RegisterStoreResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RegisterStoreResponse) GetStore() *Store {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+type SuspendStoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendStoreRequest) Reset() {
+	*x = SuspendStoreRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendStoreRequest) ProtoMessage() {}
+
+func (x *SuspendStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendStoreRequest.ProtoReflect.Descriptor instead.
+func (*SuspendStoreRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SuspendStoreRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SuspendStoreRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SuspendStoreRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SuspendStoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Store         *Store                 `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendStoreResponse) Reset() {
+	*x = SuspendStoreResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendStoreResponse) ProtoMessage() {}
+
+func (x *SuspendStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendStoreResponse.ProtoReflect.Descriptor instead.
+func (*SuspendStoreResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SuspendStoreResponse) GetStore() *Store {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+type ReinstateStoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReinstateStoreRequest) Reset() {
+	*x = ReinstateStoreRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReinstateStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReinstateStoreRequest) ProtoMessage() {}
+
+func (x *ReinstateStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReinstateStoreRequest.ProtoReflect.Descriptor instead.
+func (*ReinstateStoreRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReinstateStoreRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ReinstateStoreRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ReinstateStoreRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReinstateStoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Store         *Store                 `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReinstateStoreResponse) Reset() {
+	*x = ReinstateStoreResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReinstateStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReinstateStoreResponse) ProtoMessage() {}
+
+func (x *ReinstateStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReinstateStoreResponse.ProtoReflect.Descriptor instead.
+func (*ReinstateStoreResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReinstateStoreResponse) GetStore() *Store {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+type ExitStoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExitStoreRequest) Reset() {
+	*x = ExitStoreRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExitStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExitStoreRequest) ProtoMessage() {}
+
+func (x *ExitStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExitStoreRequest.ProtoReflect.Descriptor instead.
+func (*ExitStoreRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ExitStoreRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ExitStoreRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ExitStoreRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ExitStoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Store         *Store                 `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExitStoreResponse) Reset() {
+	*x = ExitStoreResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExitStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExitStoreResponse) ProtoMessage() {}
+
+func (x *ExitStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExitStoreResponse.ProtoReflect.Descriptor instead.
+func (*ExitStoreResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ExitStoreResponse) GetStore() *Store {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+type GetStoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStoreRequest) Reset() {
+	*x = GetStoreRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStoreRequest) ProtoMessage() {}
+
+func (x *GetStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStoreRequest.ProtoReflect.Descriptor instead.
+func (*GetStoreRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetStoreRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type GetStoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Store         *Store                 `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStoreResponse) Reset() {
+	*x = GetStoreResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStoreResponse) ProtoMessage() {}
+
+func (x *GetStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStoreResponse.ProtoReflect.Descriptor instead.
+func (*GetStoreResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetStoreResponse) GetStore() *Store {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+type ListStoresRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional filters.
+	BlockCode     string      `protobuf:"bytes,1,opt,name=block_code,json=blockCode,proto3" json:"block_code,omitempty"`
+	Status        StoreStatus `protobuf:"varint,2,opt,name=status,proto3,enum=taxrefund.authority.v1.StoreStatus" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListStoresRequest) Reset() {
+	*x = ListStoresRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListStoresRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListStoresRequest) ProtoMessage() {}
+
+func (x *ListStoresRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListStoresRequest.ProtoReflect.Descriptor instead.
+func (*ListStoresRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListStoresRequest) GetBlockCode() string {
+	if x != nil {
+		return x.BlockCode
+	}
+	return ""
+}
+
+func (x *ListStoresRequest) GetStatus() StoreStatus {
+	if x != nil {
+		return x.Status
+	}
+	return StoreStatus_STORE_STATUS_UNSPECIFIED
+}
+
+type ListStoresResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stores        []*Store               `protobuf:"bytes,1,rep,name=stores,proto3" json:"stores,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListStoresResponse) Reset() {
+	*x = ListStoresResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListStoresResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListStoresResponse) ProtoMessage() {}
+
+func (x *ListStoresResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListStoresResponse.ProtoReflect.Descriptor instead.
+func (*ListStoresResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListStoresResponse) GetStores() []*Store {
+	if x != nil {
+		return x.Stores
+	}
+	return nil
+}
+
+type GetRegistryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRegistryRequest) Reset() {
+	*x = GetRegistryRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegistryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegistryRequest) ProtoMessage() {}
+
+func (x *GetRegistryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegistryRequest.ProtoReflect.Descriptor instead.
+func (*GetRegistryRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{18}
+}
+
+// Block is a departure tax refund block (街区).
+type Block struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	City          string                 `protobuf:"bytes,3,opt,name=city,proto3" json:"city,omitempty"`
+	RegionCode    string                 `protobuf:"bytes,4,opt,name=region_code,json=regionCode,proto3" json:"region_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Block) Reset() {
+	*x = Block{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Block) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Block) ProtoMessage() {}
+
+func (x *Block) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Block.ProtoReflect.Descriptor instead.
+func (*Block) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Block) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Block) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Block) GetCity() string {
+	if x != nil {
+		return x.City
+	}
+	return ""
+}
+
+func (x *Block) GetRegionCode() string {
+	if x != nil {
+		return x.RegionCode
+	}
+	return ""
+}
+
+// Port is a port of exit.
+type Port struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	City          string                 `protobuf:"bytes,3,opt,name=city,proto3" json:"city,omitempty"`
+	RegionCode    string                 `protobuf:"bytes,4,opt,name=region_code,json=regionCode,proto3" json:"region_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Port) Reset() {
+	*x = Port{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Port) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Port) ProtoMessage() {}
+
+func (x *Port) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Port.ProtoReflect.Descriptor instead.
+func (*Port) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Port) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Port) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Port) GetCity() string {
+	if x != nil {
+		return x.City
+	}
+	return ""
+}
+
+func (x *Port) GetRegionCode() string {
+	if x != nil {
+		return x.RegionCode
+	}
+	return ""
+}
+
+// Agency is a refund agency (退税代理机构).
+type Agency struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Agency) Reset() {
+	*x = Agency{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Agency) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Agency) ProtoMessage() {}
+
+func (x *Agency) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Agency.ProtoReflect.Descriptor instead.
+func (*Agency) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Agency) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Agency) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// Desk is an agency counter at a port, or a refund point in a block.
+type Desk struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Code       string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	AgencyCode string                 `protobuf:"bytes,2,opt,name=agency_code,json=agencyCode,proto3" json:"agency_code,omitempty"`
+	// "AIRPORT" or "REFUND_POINT".
+	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	PortCode      string `protobuf:"bytes,4,opt,name=port_code,json=portCode,proto3" json:"port_code,omitempty"`
+	BlockCode     string `protobuf:"bytes,5,opt,name=block_code,json=blockCode,proto3" json:"block_code,omitempty"`
+	Name          string `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Desk) Reset() {
+	*x = Desk{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Desk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Desk) ProtoMessage() {}
+
+func (x *Desk) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Desk.ProtoReflect.Descriptor instead.
+func (*Desk) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Desk) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Desk) GetAgencyCode() string {
+	if x != nil {
+		return x.AgencyCode
+	}
+	return ""
+}
+
+func (x *Desk) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Desk) GetPortCode() string {
+	if x != nil {
+		return x.PortCode
+	}
+	return ""
+}
+
+func (x *Desk) GetBlockCode() string {
+	if x != nil {
+		return x.BlockCode
+	}
+	return ""
+}
+
+func (x *Desk) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type GetRegistryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Blocks        []*Block               `protobuf:"bytes,1,rep,name=blocks,proto3" json:"blocks,omitempty"`
+	Ports         []*Port                `protobuf:"bytes,2,rep,name=ports,proto3" json:"ports,omitempty"`
+	Agencies      []*Agency              `protobuf:"bytes,3,rep,name=agencies,proto3" json:"agencies,omitempty"`
+	Desks         []*Desk                `protobuf:"bytes,4,rep,name=desks,proto3" json:"desks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRegistryResponse) Reset() {
+	*x = GetRegistryResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegistryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegistryResponse) ProtoMessage() {}
+
+func (x *GetRegistryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegistryResponse.ProtoReflect.Descriptor instead.
+func (*GetRegistryResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetRegistryResponse) GetBlocks() []*Block {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
+func (x *GetRegistryResponse) GetPorts() []*Port {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *GetRegistryResponse) GetAgencies() []*Agency {
+	if x != nil {
+		return x.Agencies
+	}
+	return nil
+}
+
+func (x *GetRegistryResponse) GetDesks() []*Desk {
+	if x != nil {
+		return x.Desks
+	}
+	return nil
+}
+
+// Parameter is one effective-dated value.
+type Parameter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// min_purchase, refund_rate, cash_cap, export_window_days, agency_fee_rate,
+	// committed_period_days or daily_prepay_cap.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "" for national values, the VAT rate for refund_rate ("0.13"), the agency code for
+	// agency_fee_rate, the region code for regional values.
+	Scope string `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
+	// First local date the value holds, "YYYY-MM-DD".
+	ValidFrom string `protobuf:"bytes,3,opt,name=valid_from,json=validFrom,proto3" json:"valid_from,omitempty"`
+	// A decimal, e.g. "200.00", "0.11", "90".
+	Value         string `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	Note          string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Parameter) Reset() {
+	*x = Parameter{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Parameter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Parameter) ProtoMessage() {}
+
+func (x *Parameter) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Parameter.ProtoReflect.Descriptor instead.
+func (*Parameter) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Parameter) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Parameter) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *Parameter) GetValidFrom() string {
+	if x != nil {
+		return x.ValidFrom
+	}
+	return ""
+}
+
+func (x *Parameter) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *Parameter) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type SetParameterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Parameter     *Parameter             `protobuf:"bytes,2,opt,name=parameter,proto3" json:"parameter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetParameterRequest) Reset() {
+	*x = SetParameterRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetParameterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetParameterRequest) ProtoMessage() {}
+
+func (x *SetParameterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetParameterRequest.ProtoReflect.Descriptor instead.
+func (*SetParameterRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SetParameterRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SetParameterRequest) GetParameter() *Parameter {
+	if x != nil {
+		return x.Parameter
+	}
+	return nil
+}
+
+type SetParameterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parameter     *Parameter             `protobuf:"bytes,1,opt,name=parameter,proto3" json:"parameter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetParameterResponse) Reset() {
+	*x = SetParameterResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetParameterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetParameterResponse) ProtoMessage() {}
+
+func (x *SetParameterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetParameterResponse.ProtoReflect.Descriptor instead.
+func (*SetParameterResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SetParameterResponse) GetParameter() *Parameter {
+	if x != nil {
+		return x.Parameter
+	}
+	return nil
+}
+
+type ListParametersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional: only this name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListParametersRequest) Reset() {
+	*x = ListParametersRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListParametersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListParametersRequest) ProtoMessage() {}
+
+func (x *ListParametersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListParametersRequest.ProtoReflect.Descriptor instead.
+func (*ListParametersRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListParametersRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ListParametersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parameters    []*Parameter           `protobuf:"bytes,1,rep,name=parameters,proto3" json:"parameters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListParametersResponse) Reset() {
+	*x = ListParametersResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListParametersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListParametersResponse) ProtoMessage() {}
+
+func (x *ListParametersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListParametersResponse.ProtoReflect.Descriptor instead.
+func (*ListParametersResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListParametersResponse) GetParameters() []*Parameter {
+	if x != nil {
+		return x.Parameters
+	}
+	return nil
+}
+
+type ListDeclarationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional filters: month "YYYY-MM", agency code, status.
+	Month         string               `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	AgencyCode    string               `protobuf:"bytes,2,opt,name=agency_code,json=agencyCode,proto3" json:"agency_code,omitempty"`
+	Status        v1.DeclarationStatus `protobuf:"varint,3,opt,name=status,proto3,enum=taxrefund.settlement.v1.DeclarationStatus" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeclarationsRequest) Reset() {
+	*x = ListDeclarationsRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeclarationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeclarationsRequest) ProtoMessage() {}
+
+func (x *ListDeclarationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeclarationsRequest.ProtoReflect.Descriptor instead.
+func (*ListDeclarationsRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListDeclarationsRequest) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *ListDeclarationsRequest) GetAgencyCode() string {
+	if x != nil {
+		return x.AgencyCode
+	}
+	return ""
+}
+
+func (x *ListDeclarationsRequest) GetStatus() v1.DeclarationStatus {
+	if x != nil {
+		return x.Status
+	}
+	return v1.DeclarationStatus(0)
+}
+
+type ListDeclarationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Declarations  []*v1.Declaration      `protobuf:"bytes,1,rep,name=declarations,proto3" json:"declarations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeclarationsResponse) Reset() {
+	*x = ListDeclarationsResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeclarationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeclarationsResponse) ProtoMessage() {}
+
+func (x *ListDeclarationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeclarationsResponse.ProtoReflect.Descriptor instead.
+func (*ListDeclarationsResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListDeclarationsResponse) GetDeclarations() []*v1.Declaration {
+	if x != nil {
+		return x.Declarations
+	}
+	return nil
+}
+
+type GetDeclarationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeclarationId string                 `protobuf:"bytes,1,opt,name=declaration_id,json=declarationId,proto3" json:"declaration_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeclarationRequest) Reset() {
+	*x = GetDeclarationRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeclarationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeclarationRequest) ProtoMessage() {}
+
+func (x *GetDeclarationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeclarationRequest.ProtoReflect.Descriptor instead.
+func (*GetDeclarationRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetDeclarationRequest) GetDeclarationId() string {
+	if x != nil {
+		return x.DeclarationId
+	}
+	return ""
+}
+
+type GetDeclarationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Declaration   *v1.Declaration        `protobuf:"bytes,1,opt,name=declaration,proto3" json:"declaration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeclarationResponse) Reset() {
+	*x = GetDeclarationResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeclarationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeclarationResponse) ProtoMessage() {}
+
+func (x *GetDeclarationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeclarationResponse.ProtoReflect.Descriptor instead.
+func (*GetDeclarationResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetDeclarationResponse) GetDeclaration() *v1.Declaration {
+	if x != nil {
+		return x.Declaration
+	}
+	return nil
+}
+
+type ApproveDeclarationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	DeclarationId string                 `protobuf:"bytes,2,opt,name=declaration_id,json=declarationId,proto3" json:"declaration_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveDeclarationRequest) Reset() {
+	*x = ApproveDeclarationRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveDeclarationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveDeclarationRequest) ProtoMessage() {}
+
+func (x *ApproveDeclarationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveDeclarationRequest.ProtoReflect.Descriptor instead.
+func (*ApproveDeclarationRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ApproveDeclarationRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ApproveDeclarationRequest) GetDeclarationId() string {
+	if x != nil {
+		return x.DeclarationId
+	}
+	return ""
+}
+
+type ApproveDeclarationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Declaration   *v1.Declaration        `protobuf:"bytes,1,opt,name=declaration,proto3" json:"declaration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveDeclarationResponse) Reset() {
+	*x = ApproveDeclarationResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveDeclarationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveDeclarationResponse) ProtoMessage() {}
+
+func (x *ApproveDeclarationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveDeclarationResponse.ProtoReflect.Descriptor instead.
+func (*ApproveDeclarationResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ApproveDeclarationResponse) GetDeclaration() *v1.Declaration {
+	if x != nil {
+		return x.Declaration
+	}
+	return nil
+}
+
+type ReturnDeclarationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	DeclarationId string                 `protobuf:"bytes,2,opt,name=declaration_id,json=declarationId,proto3" json:"declaration_id,omitempty"`
+	// Why the agency must correct it.
+	Reasons       []string `protobuf:"bytes,3,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReturnDeclarationRequest) Reset() {
+	*x = ReturnDeclarationRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReturnDeclarationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReturnDeclarationRequest) ProtoMessage() {}
+
+func (x *ReturnDeclarationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReturnDeclarationRequest.ProtoReflect.Descriptor instead.
+func (*ReturnDeclarationRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ReturnDeclarationRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ReturnDeclarationRequest) GetDeclarationId() string {
+	if x != nil {
+		return x.DeclarationId
+	}
+	return ""
+}
+
+func (x *ReturnDeclarationRequest) GetReasons() []string {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+type ReturnDeclarationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Declaration   *v1.Declaration        `protobuf:"bytes,1,opt,name=declaration,proto3" json:"declaration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReturnDeclarationResponse) Reset() {
+	*x = ReturnDeclarationResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReturnDeclarationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReturnDeclarationResponse) ProtoMessage() {}
+
+func (x *ReturnDeclarationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReturnDeclarationResponse.ProtoReflect.Descriptor instead.
+func (*ReturnDeclarationResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ReturnDeclarationResponse) GetDeclaration() *v1.Declaration {
+	if x != nil {
+		return x.Declaration
+	}
+	return nil
+}
+
+type CloseMonthRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// "YYYY-MM"; it must have ended.
+	Month         string `protobuf:"bytes,2,opt,name=month,proto3" json:"month,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseMonthRequest) Reset() {
+	*x = CloseMonthRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseMonthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseMonthRequest) ProtoMessage() {}
+
+func (x *CloseMonthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseMonthRequest.ProtoReflect.Descriptor instead.
+func (*CloseMonthRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *CloseMonthRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CloseMonthRequest) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+type CloseMonthResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Month         string                 `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	ClosedAt      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseMonthResponse) Reset() {
+	*x = CloseMonthResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseMonthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseMonthResponse) ProtoMessage() {}
+
+func (x *CloseMonthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseMonthResponse.ProtoReflect.Descriptor instead.
+func (*CloseMonthResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CloseMonthResponse) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *CloseMonthResponse) GetClosedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClosedAt
+	}
+	return nil
+}
+
+type ReconcileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "YYYY-MM".
+	Month string `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	// A VERIFIED form unpaid this many days after its confirmation is an exception; default 30.
+	UnpaidAfterDays int32 `protobuf:"varint,2,opt,name=unpaid_after_days,json=unpaidAfterDays,proto3" json:"unpaid_after_days,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReconcileRequest) Reset() {
+	*x = ReconcileRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileRequest) ProtoMessage() {}
+
+func (x *ReconcileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileRequest.ProtoReflect.Descriptor instead.
+func (*ReconcileRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ReconcileRequest) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *ReconcileRequest) GetUnpaidAfterDays() int32 {
+	if x != nil {
+		return x.UnpaidAfterDays
+	}
+	return 0
+}
+
+// ReconciliationException is one difference between issuance, confirmations and payouts.
+type ReconciliationException struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// CONFIRMED_UNPAID, PAID_NOT_CONFIRMED, VOIDED_AFTER_CONFIRMATION, AMOUNT_MISMATCH,
+	// PAYOUT_TOTAL_MISMATCH, DECLARATION_MISMATCH, UNDECLARED_PAYOUT.
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The form number, payout id or declaration id concerned.
+	Subject string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	// Why it is an exception, with the figures.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconciliationException) Reset() {
+	*x = ReconciliationException{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconciliationException) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconciliationException) ProtoMessage() {}
+
+func (x *ReconciliationException) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconciliationException.ProtoReflect.Descriptor instead.
+func (*ReconciliationException) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ReconciliationException) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ReconciliationException) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *ReconciliationException) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// TrialBalanceLine is one account's posted balance (debit positive).
+type TrialBalanceLine struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Debits        string                 `protobuf:"bytes,2,opt,name=debits,proto3" json:"debits,omitempty"`
+	Credits       string                 `protobuf:"bytes,3,opt,name=credits,proto3" json:"credits,omitempty"`
+	Balance       string                 `protobuf:"bytes,4,opt,name=balance,proto3" json:"balance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrialBalanceLine) Reset() {
+	*x = TrialBalanceLine{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrialBalanceLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrialBalanceLine) ProtoMessage() {}
+
+func (x *TrialBalanceLine) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrialBalanceLine.ProtoReflect.Descriptor instead.
+func (*TrialBalanceLine) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *TrialBalanceLine) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *TrialBalanceLine) GetDebits() string {
+	if x != nil {
+		return x.Debits
+	}
+	return ""
+}
+
+func (x *TrialBalanceLine) GetCredits() string {
+	if x != nil {
+		return x.Credits
+	}
+	return ""
+}
+
+func (x *TrialBalanceLine) GetBalance() string {
+	if x != nil {
+		return x.Balance
+	}
+	return ""
+}
+
+// MatchSummary counts one side of the three-way match.
+type MatchSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "ISSUED" (forms issued in the month), "CONFIRMED" (customs confirmations in the
+	// month) or "PAID" (forms paid in the month).
+	Side          string `protobuf:"bytes,1,opt,name=side,proto3" json:"side,omitempty"`
+	Forms         int64  `protobuf:"varint,2,opt,name=forms,proto3" json:"forms,omitempty"`
+	Amount        string `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatchSummary) Reset() {
+	*x = MatchSummary{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatchSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatchSummary) ProtoMessage() {}
+
+func (x *MatchSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatchSummary.ProtoReflect.Descriptor instead.
+func (*MatchSummary) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *MatchSummary) GetSide() string {
+	if x != nil {
+		return x.Side
+	}
+	return ""
+}
+
+func (x *MatchSummary) GetForms() int64 {
+	if x != nil {
+		return x.Forms
+	}
+	return 0
+}
+
+func (x *MatchSummary) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
+type ReconcileResponse struct {
+	state               protoimpl.MessageState     `protogen:"open.v1"`
+	Month               string                     `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	Summary             []*MatchSummary            `protobuf:"bytes,2,rep,name=summary,proto3" json:"summary,omitempty"`
+	Exceptions          []*ReconciliationException `protobuf:"bytes,3,rep,name=exceptions,proto3" json:"exceptions,omitempty"`
+	TrialBalance        []*TrialBalanceLine        `protobuf:"bytes,4,rep,name=trial_balance,json=trialBalance,proto3" json:"trial_balance,omitempty"`
+	InvariantViolations []*Violation               `protobuf:"bytes,5,rep,name=invariant_violations,json=invariantViolations,proto3" json:"invariant_violations,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ReconcileResponse) Reset() {
+	*x = ReconcileResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileResponse) ProtoMessage() {}
+
+func (x *ReconcileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileResponse.ProtoReflect.Descriptor instead.
+func (*ReconcileResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ReconcileResponse) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *ReconcileResponse) GetSummary() []*MatchSummary {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+func (x *ReconcileResponse) GetExceptions() []*ReconciliationException {
+	if x != nil {
+		return x.Exceptions
+	}
+	return nil
+}
+
+func (x *ReconcileResponse) GetTrialBalance() []*TrialBalanceLine {
+	if x != nil {
+		return x.TrialBalance
+	}
+	return nil
+}
+
+func (x *ReconcileResponse) GetInvariantViolations() []*Violation {
+	if x != nil {
+		return x.InvariantViolations
+	}
+	return nil
+}
+
+// ReportRow is a month's figures for one value of one dimension.
+type ReportRow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "block", "store", "port", "agency" or "nationality".
+	Dimension string `protobuf:"bytes,1,opt,name=dimension,proto3" json:"dimension,omitempty"`
+	Key       string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Forms issued in the month and their eligible amount A and gross refund G.
+	FormsIssued    int64  `protobuf:"varint,3,opt,name=forms_issued,json=formsIssued,proto3" json:"forms_issued,omitempty"`
+	EligibleAmount string `protobuf:"bytes,4,opt,name=eligible_amount,json=eligibleAmount,proto3" json:"eligible_amount,omitempty"`
+	GrossRefund    string `protobuf:"bytes,5,opt,name=gross_refund,json=grossRefund,proto3" json:"gross_refund,omitempty"`
+	// Of those, voided and expired.
+	FormsVoided  int64 `protobuf:"varint,6,opt,name=forms_voided,json=formsVoided,proto3" json:"forms_voided,omitempty"`
+	FormsExpired int64 `protobuf:"varint,7,opt,name=forms_expired,json=formsExpired,proto3" json:"forms_expired,omitempty"`
+	// Refunds paid in the month: forms, G', F, N.
+	FormsPaid int64  `protobuf:"varint,8,opt,name=forms_paid,json=formsPaid,proto3" json:"forms_paid,omitempty"`
+	PaidGross string `protobuf:"bytes,9,opt,name=paid_gross,json=paidGross,proto3" json:"paid_gross,omitempty"`
+	PaidFee   string `protobuf:"bytes,10,opt,name=paid_fee,json=paidFee,proto3" json:"paid_fee,omitempty"`
+	PaidNet   string `protobuf:"bytes,11,opt,name=paid_net,json=paidNet,proto3" json:"paid_net,omitempty"`
+	// Forms issued in the month still ISSUED or VERIFIED (unpaid) and their G.
+	FormsOutstanding int64  `protobuf:"varint,12,opt,name=forms_outstanding,json=formsOutstanding,proto3" json:"forms_outstanding,omitempty"`
+	OutstandingGross string `protobuf:"bytes,13,opt,name=outstanding_gross,json=outstandingGross,proto3" json:"outstanding_gross,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ReportRow) Reset() {
+	*x = ReportRow{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportRow) ProtoMessage() {}
+
+func (x *ReportRow) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportRow.ProtoReflect.Descriptor instead.
+func (*ReportRow) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ReportRow) GetDimension() string {
+	if x != nil {
+		return x.Dimension
+	}
+	return ""
+}
+
+func (x *ReportRow) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ReportRow) GetFormsIssued() int64 {
+	if x != nil {
+		return x.FormsIssued
+	}
+	return 0
+}
+
+func (x *ReportRow) GetEligibleAmount() string {
+	if x != nil {
+		return x.EligibleAmount
+	}
+	return ""
+}
+
+func (x *ReportRow) GetGrossRefund() string {
+	if x != nil {
+		return x.GrossRefund
+	}
+	return ""
+}
+
+func (x *ReportRow) GetFormsVoided() int64 {
+	if x != nil {
+		return x.FormsVoided
+	}
+	return 0
+}
+
+func (x *ReportRow) GetFormsExpired() int64 {
+	if x != nil {
+		return x.FormsExpired
+	}
+	return 0
+}
+
+func (x *ReportRow) GetFormsPaid() int64 {
+	if x != nil {
+		return x.FormsPaid
+	}
+	return 0
+}
+
+func (x *ReportRow) GetPaidGross() string {
+	if x != nil {
+		return x.PaidGross
+	}
+	return ""
+}
+
+func (x *ReportRow) GetPaidFee() string {
+	if x != nil {
+		return x.PaidFee
+	}
+	return ""
+}
+
+func (x *ReportRow) GetPaidNet() string {
+	if x != nil {
+		return x.PaidNet
+	}
+	return ""
+}
+
+func (x *ReportRow) GetFormsOutstanding() int64 {
+	if x != nil {
+		return x.FormsOutstanding
+	}
+	return 0
+}
+
+func (x *ReportRow) GetOutstandingGross() string {
+	if x != nil {
+		return x.OutstandingGross
+	}
+	return ""
+}
+
+type MonthlyReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "YYYY-MM".
+	Month         string `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonthlyReportRequest) Reset() {
+	*x = MonthlyReportRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonthlyReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonthlyReportRequest) ProtoMessage() {}
+
+func (x *MonthlyReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonthlyReportRequest.ProtoReflect.Descriptor instead.
+func (*MonthlyReportRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *MonthlyReportRequest) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+type MonthlyReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Month         string                 `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	Rows          []*ReportRow           `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonthlyReportResponse) Reset() {
+	*x = MonthlyReportResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonthlyReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonthlyReportResponse) ProtoMessage() {}
+
+func (x *MonthlyReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonthlyReportResponse.ProtoReflect.Descriptor instead.
+func (*MonthlyReportResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *MonthlyReportResponse) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *MonthlyReportResponse) GetRows() []*ReportRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+type ExportReportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Month         string                 `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	Format        ExportFormat           `protobuf:"varint,2,opt,name=format,proto3,enum=taxrefund.authority.v1.ExportFormat" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportReportRequest) Reset() {
+	*x = ExportReportRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportReportRequest) ProtoMessage() {}
+
+func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportReportRequest.ProtoReflect.Descriptor instead.
+func (*ExportReportRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ExportReportRequest) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *ExportReportRequest) GetFormat() ExportFormat {
+	if x != nil {
+		return x.Format
+	}
+	return ExportFormat_EXPORT_FORMAT_UNSPECIFIED
+}
+
+type ExportReportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*ExportReportResponse_Header
+	//	*ExportReportResponse_Chunk
+	Part          isExportReportResponse_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportReportResponse) Reset() {
+	*x = ExportReportResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportReportResponse) ProtoMessage() {}
+
+func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportReportResponse.ProtoReflect.Descriptor instead.
+func (*ExportReportResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ExportReportResponse) GetPart() isExportReportResponse_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *ExportReportResponse) GetHeader() *ExportHeader {
+	if x != nil {
+		if x, ok := x.Part.(*ExportReportResponse_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *ExportReportResponse) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*ExportReportResponse_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+type isExportReportResponse_Part interface {
+	isExportReportResponse_Part()
+}
+
+type ExportReportResponse_Header struct {
+	// First message: what is coming.
+	Header *ExportHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type ExportReportResponse_Chunk struct {
+	// Then the file, in chunks.
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+func (*ExportReportResponse_Header) isExportReportResponse_Part() {}
+
+func (*ExportReportResponse_Chunk) isExportReportResponse_Part() {}
+
+// ExportHeader describes an export before its bytes.
+type ExportHeader struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	FileName    string                 `protobuf:"bytes,1,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	ContentType string                 `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// Total size in bytes, for progress.
+	Size          int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Rows          int64 `protobuf:"varint,4,opt,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportHeader) Reset() {
+	*x = ExportHeader{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportHeader) ProtoMessage() {}
+
+func (x *ExportHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportHeader.ProtoReflect.Descriptor instead.
+func (*ExportHeader) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ExportHeader) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *ExportHeader) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *ExportHeader) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ExportHeader) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
 var File_taxrefund_authority_v1_authority_proto protoreflect.FileDescriptor
 
 const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\n" +
-	"&taxrefund/authority/v1/authority.proto\x12\x16taxrefund.authority.v1\"\x12\n" +
+	"&taxrefund/authority/v1/authority.proto\x12\x16taxrefund.authority.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(taxrefund/settlement/v1/settlement.proto\"\x12\n" +
 	"\x10RunExpiryRequest\"-\n" +
 	"\x11RunExpiryResponse\x12\x18\n" +
 	"\aexpired\x18\x01 \x01(\x03R\aexpired\"\x18\n" +
@@ -261,10 +3027,231 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12A\n" +
 	"\n" +
 	"violations\x18\x02 \x03(\v2!.taxrefund.authority.v1.ViolationR\n" +
-	"violations2\xe8\x01\n" +
+	"violations\"\xbb\x02\n" +
+	"\x05Store\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1f\n" +
+	"\vcredit_code\x18\x02 \x01(\tR\n" +
+	"creditCode\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"block_code\x18\x04 \x01(\tR\tblockCode\x12!\n" +
+	"\fcredit_grade\x18\x05 \x01(\tR\vcreditGrade\x12)\n" +
+	"\x10immediate_refund\x18\x06 \x01(\bR\x0fimmediateRefund\x12;\n" +
+	"\x06status\x18\a \x01(\x0e2#.taxrefund.authority.v1.StoreStatusR\x06status\x12?\n" +
+	"\rregistered_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\"\xeb\x01\n" +
+	"\x14RegisterStoreRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x1f\n" +
+	"\vcredit_code\x18\x03 \x01(\tR\n" +
+	"creditCode\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"block_code\x18\x05 \x01(\tR\tblockCode\x12!\n" +
+	"\fcredit_grade\x18\x06 \x01(\tR\vcreditGrade\x12)\n" +
+	"\x10immediate_refund\x18\a \x01(\bR\x0fimmediateRefund\"L\n" +
+	"\x15RegisterStoreResponse\x123\n" +
+	"\x05store\x18\x01 \x01(\v2\x1d.taxrefund.authority.v1.StoreR\x05store\"`\n" +
+	"\x13SuspendStoreRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"K\n" +
+	"\x14SuspendStoreResponse\x123\n" +
+	"\x05store\x18\x01 \x01(\v2\x1d.taxrefund.authority.v1.StoreR\x05store\"b\n" +
+	"\x15ReinstateStoreRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"M\n" +
+	"\x16ReinstateStoreResponse\x123\n" +
+	"\x05store\x18\x01 \x01(\v2\x1d.taxrefund.authority.v1.StoreR\x05store\"]\n" +
+	"\x10ExitStoreRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"H\n" +
+	"\x11ExitStoreResponse\x123\n" +
+	"\x05store\x18\x01 \x01(\v2\x1d.taxrefund.authority.v1.StoreR\x05store\"%\n" +
+	"\x0fGetStoreRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"G\n" +
+	"\x10GetStoreResponse\x123\n" +
+	"\x05store\x18\x01 \x01(\v2\x1d.taxrefund.authority.v1.StoreR\x05store\"o\n" +
+	"\x11ListStoresRequest\x12\x1d\n" +
+	"\n" +
+	"block_code\x18\x01 \x01(\tR\tblockCode\x12;\n" +
+	"\x06status\x18\x02 \x01(\x0e2#.taxrefund.authority.v1.StoreStatusR\x06status\"K\n" +
+	"\x12ListStoresResponse\x125\n" +
+	"\x06stores\x18\x01 \x03(\v2\x1d.taxrefund.authority.v1.StoreR\x06stores\"\x14\n" +
+	"\x12GetRegistryRequest\"d\n" +
+	"\x05Block\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04city\x18\x03 \x01(\tR\x04city\x12\x1f\n" +
+	"\vregion_code\x18\x04 \x01(\tR\n" +
+	"regionCode\"c\n" +
+	"\x04Port\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04city\x18\x03 \x01(\tR\x04city\x12\x1f\n" +
+	"\vregion_code\x18\x04 \x01(\tR\n" +
+	"regionCode\"0\n" +
+	"\x06Agency\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x9f\x01\n" +
+	"\x04Desk\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1f\n" +
+	"\vagency_code\x18\x02 \x01(\tR\n" +
+	"agencyCode\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x1b\n" +
+	"\tport_code\x18\x04 \x01(\tR\bportCode\x12\x1d\n" +
+	"\n" +
+	"block_code\x18\x05 \x01(\tR\tblockCode\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\"\xf0\x01\n" +
+	"\x13GetRegistryResponse\x125\n" +
+	"\x06blocks\x18\x01 \x03(\v2\x1d.taxrefund.authority.v1.BlockR\x06blocks\x122\n" +
+	"\x05ports\x18\x02 \x03(\v2\x1c.taxrefund.authority.v1.PortR\x05ports\x12:\n" +
+	"\bagencies\x18\x03 \x03(\v2\x1e.taxrefund.authority.v1.AgencyR\bagencies\x122\n" +
+	"\x05desks\x18\x04 \x03(\v2\x1c.taxrefund.authority.v1.DeskR\x05desks\"~\n" +
+	"\tParameter\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05scope\x18\x02 \x01(\tR\x05scope\x12\x1d\n" +
+	"\n" +
+	"valid_from\x18\x03 \x01(\tR\tvalidFrom\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\tR\x05value\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\"u\n" +
+	"\x13SetParameterRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12?\n" +
+	"\tparameter\x18\x02 \x01(\v2!.taxrefund.authority.v1.ParameterR\tparameter\"W\n" +
+	"\x14SetParameterResponse\x12?\n" +
+	"\tparameter\x18\x01 \x01(\v2!.taxrefund.authority.v1.ParameterR\tparameter\"+\n" +
+	"\x15ListParametersRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"[\n" +
+	"\x16ListParametersResponse\x12A\n" +
+	"\n" +
+	"parameters\x18\x01 \x03(\v2!.taxrefund.authority.v1.ParameterR\n" +
+	"parameters\"\x94\x01\n" +
+	"\x17ListDeclarationsRequest\x12\x14\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\x12\x1f\n" +
+	"\vagency_code\x18\x02 \x01(\tR\n" +
+	"agencyCode\x12B\n" +
+	"\x06status\x18\x03 \x01(\x0e2*.taxrefund.settlement.v1.DeclarationStatusR\x06status\"d\n" +
+	"\x18ListDeclarationsResponse\x12H\n" +
+	"\fdeclarations\x18\x01 \x03(\v2$.taxrefund.settlement.v1.DeclarationR\fdeclarations\">\n" +
+	"\x15GetDeclarationRequest\x12%\n" +
+	"\x0edeclaration_id\x18\x01 \x01(\tR\rdeclarationId\"`\n" +
+	"\x16GetDeclarationResponse\x12F\n" +
+	"\vdeclaration\x18\x01 \x01(\v2$.taxrefund.settlement.v1.DeclarationR\vdeclaration\"a\n" +
+	"\x19ApproveDeclarationRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12%\n" +
+	"\x0edeclaration_id\x18\x02 \x01(\tR\rdeclarationId\"d\n" +
+	"\x1aApproveDeclarationResponse\x12F\n" +
+	"\vdeclaration\x18\x01 \x01(\v2$.taxrefund.settlement.v1.DeclarationR\vdeclaration\"z\n" +
+	"\x18ReturnDeclarationRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12%\n" +
+	"\x0edeclaration_id\x18\x02 \x01(\tR\rdeclarationId\x12\x18\n" +
+	"\areasons\x18\x03 \x03(\tR\areasons\"c\n" +
+	"\x19ReturnDeclarationResponse\x12F\n" +
+	"\vdeclaration\x18\x01 \x01(\v2$.taxrefund.settlement.v1.DeclarationR\vdeclaration\"H\n" +
+	"\x11CloseMonthRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x14\n" +
+	"\x05month\x18\x02 \x01(\tR\x05month\"c\n" +
+	"\x12CloseMonthResponse\x12\x14\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\x127\n" +
+	"\tclosed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\"T\n" +
+	"\x10ReconcileRequest\x12\x14\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\x12*\n" +
+	"\x11unpaid_after_days\x18\x02 \x01(\x05R\x0funpaidAfterDays\"_\n" +
+	"\x17ReconciliationException\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"x\n" +
+	"\x10TrialBalanceLine\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x16\n" +
+	"\x06debits\x18\x02 \x01(\tR\x06debits\x12\x18\n" +
+	"\acredits\x18\x03 \x01(\tR\acredits\x12\x18\n" +
+	"\abalance\x18\x04 \x01(\tR\abalance\"P\n" +
+	"\fMatchSummary\x12\x12\n" +
+	"\x04side\x18\x01 \x01(\tR\x04side\x12\x14\n" +
+	"\x05forms\x18\x02 \x01(\x03R\x05forms\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\tR\x06amount\"\xdf\x02\n" +
+	"\x11ReconcileResponse\x12\x14\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\x12>\n" +
+	"\asummary\x18\x02 \x03(\v2$.taxrefund.authority.v1.MatchSummaryR\asummary\x12O\n" +
+	"\n" +
+	"exceptions\x18\x03 \x03(\v2/.taxrefund.authority.v1.ReconciliationExceptionR\n" +
+	"exceptions\x12M\n" +
+	"\rtrial_balance\x18\x04 \x03(\v2(.taxrefund.authority.v1.TrialBalanceLineR\ftrialBalance\x12T\n" +
+	"\x14invariant_violations\x18\x05 \x03(\v2!.taxrefund.authority.v1.ViolationR\x13invariantViolations\"\xc0\x03\n" +
+	"\tReportRow\x12\x1c\n" +
+	"\tdimension\x18\x01 \x01(\tR\tdimension\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12!\n" +
+	"\fforms_issued\x18\x03 \x01(\x03R\vformsIssued\x12'\n" +
+	"\x0feligible_amount\x18\x04 \x01(\tR\x0eeligibleAmount\x12!\n" +
+	"\fgross_refund\x18\x05 \x01(\tR\vgrossRefund\x12!\n" +
+	"\fforms_voided\x18\x06 \x01(\x03R\vformsVoided\x12#\n" +
+	"\rforms_expired\x18\a \x01(\x03R\fformsExpired\x12\x1d\n" +
+	"\n" +
+	"forms_paid\x18\b \x01(\x03R\tformsPaid\x12\x1d\n" +
+	"\n" +
+	"paid_gross\x18\t \x01(\tR\tpaidGross\x12\x19\n" +
+	"\bpaid_fee\x18\n" +
+	" \x01(\tR\apaidFee\x12\x19\n" +
+	"\bpaid_net\x18\v \x01(\tR\apaidNet\x12+\n" +
+	"\x11forms_outstanding\x18\f \x01(\x03R\x10formsOutstanding\x12+\n" +
+	"\x11outstanding_gross\x18\r \x01(\tR\x10outstandingGross\",\n" +
+	"\x14MonthlyReportRequest\x12\x14\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\"d\n" +
+	"\x15MonthlyReportResponse\x12\x14\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\x125\n" +
+	"\x04rows\x18\x02 \x03(\v2!.taxrefund.authority.v1.ReportRowR\x04rows\"i\n" +
+	"\x13ExportReportRequest\x12\x14\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\x12<\n" +
+	"\x06format\x18\x02 \x01(\x0e2$.taxrefund.authority.v1.ExportFormatR\x06format\"v\n" +
+	"\x14ExportReportResponse\x12>\n" +
+	"\x06header\x18\x01 \x01(\v2$.taxrefund.authority.v1.ExportHeaderH\x00R\x06header\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
+	"\x04part\"v\n" +
+	"\fExportHeader\x12\x1b\n" +
+	"\tfile_name\x18\x01 \x01(\tR\bfileName\x12!\n" +
+	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04rows\x18\x04 \x01(\x03R\x04rows*y\n" +
+	"\vStoreStatus\x12\x1c\n" +
+	"\x18STORE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13STORE_STATUS_ACTIVE\x10\x01\x12\x1a\n" +
+	"\x16STORE_STATUS_SUSPENDED\x10\x02\x12\x17\n" +
+	"\x13STORE_STATUS_EXITED\x10\x03*\\\n" +
+	"\fExportFormat\x12\x1d\n" +
+	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11EXPORT_FORMAT_CSV\x10\x01\x12\x16\n" +
+	"\x12EXPORT_FORMAT_XLSX\x10\x022\x9d\x10\n" +
 	"\x10AuthorityService\x12`\n" +
 	"\tRunExpiry\x12(.taxrefund.authority.v1.RunExpiryRequest\x1a).taxrefund.authority.v1.RunExpiryResponse\x12r\n" +
-	"\x0fCheckInvariants\x12..taxrefund.authority.v1.CheckInvariantsRequest\x1a/.taxrefund.authority.v1.CheckInvariantsResponseB\xd8\x01\n" +
+	"\x0fCheckInvariants\x12..taxrefund.authority.v1.CheckInvariantsRequest\x1a/.taxrefund.authority.v1.CheckInvariantsResponse\x12l\n" +
+	"\rRegisterStore\x12,.taxrefund.authority.v1.RegisterStoreRequest\x1a-.taxrefund.authority.v1.RegisterStoreResponse\x12i\n" +
+	"\fSuspendStore\x12+.taxrefund.authority.v1.SuspendStoreRequest\x1a,.taxrefund.authority.v1.SuspendStoreResponse\x12o\n" +
+	"\x0eReinstateStore\x12-.taxrefund.authority.v1.ReinstateStoreRequest\x1a..taxrefund.authority.v1.ReinstateStoreResponse\x12`\n" +
+	"\tExitStore\x12(.taxrefund.authority.v1.ExitStoreRequest\x1a).taxrefund.authority.v1.ExitStoreResponse\x12]\n" +
+	"\bGetStore\x12'.taxrefund.authority.v1.GetStoreRequest\x1a(.taxrefund.authority.v1.GetStoreResponse\x12c\n" +
+	"\n" +
+	"ListStores\x12).taxrefund.authority.v1.ListStoresRequest\x1a*.taxrefund.authority.v1.ListStoresResponse\x12f\n" +
+	"\vGetRegistry\x12*.taxrefund.authority.v1.GetRegistryRequest\x1a+.taxrefund.authority.v1.GetRegistryResponse\x12i\n" +
+	"\fSetParameter\x12+.taxrefund.authority.v1.SetParameterRequest\x1a,.taxrefund.authority.v1.SetParameterResponse\x12o\n" +
+	"\x0eListParameters\x12-.taxrefund.authority.v1.ListParametersRequest\x1a..taxrefund.authority.v1.ListParametersResponse\x12u\n" +
+	"\x10ListDeclarations\x12/.taxrefund.authority.v1.ListDeclarationsRequest\x1a0.taxrefund.authority.v1.ListDeclarationsResponse\x12o\n" +
+	"\x0eGetDeclaration\x12-.taxrefund.authority.v1.GetDeclarationRequest\x1a..taxrefund.authority.v1.GetDeclarationResponse\x12{\n" +
+	"\x12ApproveDeclaration\x121.taxrefund.authority.v1.ApproveDeclarationRequest\x1a2.taxrefund.authority.v1.ApproveDeclarationResponse\x12x\n" +
+	"\x11ReturnDeclaration\x120.taxrefund.authority.v1.ReturnDeclarationRequest\x1a1.taxrefund.authority.v1.ReturnDeclarationResponse\x12c\n" +
+	"\n" +
+	"CloseMonth\x12).taxrefund.authority.v1.CloseMonthRequest\x1a*.taxrefund.authority.v1.CloseMonthResponse\x12`\n" +
+	"\tReconcile\x12(.taxrefund.authority.v1.ReconcileRequest\x1a).taxrefund.authority.v1.ReconcileResponse\x12l\n" +
+	"\rMonthlyReport\x12,.taxrefund.authority.v1.MonthlyReportRequest\x1a-.taxrefund.authority.v1.MonthlyReportResponse\x12k\n" +
+	"\fExportReport\x12+.taxrefund.authority.v1.ExportReportRequest\x1a,.taxrefund.authority.v1.ExportReportResponse0\x01B\xd8\x01\n" +
 	"\x1acom.taxrefund.authority.v1B\x0eAuthorityProtoP\x01Z0taxrefund/api/taxrefund/authority/v1;authorityv1\xa2\x02\x03TAX\xaa\x02\x16Taxrefund.Authority.V1\xca\x02\x16Taxrefund\\Authority\\V1\xe2\x02\"Taxrefund\\Authority\\V1\\GPBMetadata\xea\x02\x18Taxrefund::Authority::V1b\x06proto3"
 
 var (
@@ -279,25 +3266,139 @@ func file_taxrefund_authority_v1_authority_proto_rawDescGZIP() []byte {
 	return file_taxrefund_authority_v1_authority_proto_rawDescData
 }
 
-var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_taxrefund_authority_v1_authority_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
-	(*RunExpiryRequest)(nil),        // 0: taxrefund.authority.v1.RunExpiryRequest
-	(*RunExpiryResponse)(nil),       // 1: taxrefund.authority.v1.RunExpiryResponse
-	(*CheckInvariantsRequest)(nil),  // 2: taxrefund.authority.v1.CheckInvariantsRequest
-	(*Violation)(nil),               // 3: taxrefund.authority.v1.Violation
-	(*CheckInvariantsResponse)(nil), // 4: taxrefund.authority.v1.CheckInvariantsResponse
+	(StoreStatus)(0),                   // 0: taxrefund.authority.v1.StoreStatus
+	(ExportFormat)(0),                  // 1: taxrefund.authority.v1.ExportFormat
+	(*RunExpiryRequest)(nil),           // 2: taxrefund.authority.v1.RunExpiryRequest
+	(*RunExpiryResponse)(nil),          // 3: taxrefund.authority.v1.RunExpiryResponse
+	(*CheckInvariantsRequest)(nil),     // 4: taxrefund.authority.v1.CheckInvariantsRequest
+	(*Violation)(nil),                  // 5: taxrefund.authority.v1.Violation
+	(*CheckInvariantsResponse)(nil),    // 6: taxrefund.authority.v1.CheckInvariantsResponse
+	(*Store)(nil),                      // 7: taxrefund.authority.v1.Store
+	(*RegisterStoreRequest)(nil),       // 8: taxrefund.authority.v1.RegisterStoreRequest
+	(*RegisterStoreResponse)(nil),      // 9: taxrefund.authority.v1.RegisterStoreResponse
+	(*SuspendStoreRequest)(nil),        // 10: taxrefund.authority.v1.SuspendStoreRequest
+	(*SuspendStoreResponse)(nil),       // 11: taxrefund.authority.v1.SuspendStoreResponse
+	(*ReinstateStoreRequest)(nil),      // 12: taxrefund.authority.v1.ReinstateStoreRequest
+	(*ReinstateStoreResponse)(nil),     // 13: taxrefund.authority.v1.ReinstateStoreResponse
+	(*ExitStoreRequest)(nil),           // 14: taxrefund.authority.v1.ExitStoreRequest
+	(*ExitStoreResponse)(nil),          // 15: taxrefund.authority.v1.ExitStoreResponse
+	(*GetStoreRequest)(nil),            // 16: taxrefund.authority.v1.GetStoreRequest
+	(*GetStoreResponse)(nil),           // 17: taxrefund.authority.v1.GetStoreResponse
+	(*ListStoresRequest)(nil),          // 18: taxrefund.authority.v1.ListStoresRequest
+	(*ListStoresResponse)(nil),         // 19: taxrefund.authority.v1.ListStoresResponse
+	(*GetRegistryRequest)(nil),         // 20: taxrefund.authority.v1.GetRegistryRequest
+	(*Block)(nil),                      // 21: taxrefund.authority.v1.Block
+	(*Port)(nil),                       // 22: taxrefund.authority.v1.Port
+	(*Agency)(nil),                     // 23: taxrefund.authority.v1.Agency
+	(*Desk)(nil),                       // 24: taxrefund.authority.v1.Desk
+	(*GetRegistryResponse)(nil),        // 25: taxrefund.authority.v1.GetRegistryResponse
+	(*Parameter)(nil),                  // 26: taxrefund.authority.v1.Parameter
+	(*SetParameterRequest)(nil),        // 27: taxrefund.authority.v1.SetParameterRequest
+	(*SetParameterResponse)(nil),       // 28: taxrefund.authority.v1.SetParameterResponse
+	(*ListParametersRequest)(nil),      // 29: taxrefund.authority.v1.ListParametersRequest
+	(*ListParametersResponse)(nil),     // 30: taxrefund.authority.v1.ListParametersResponse
+	(*ListDeclarationsRequest)(nil),    // 31: taxrefund.authority.v1.ListDeclarationsRequest
+	(*ListDeclarationsResponse)(nil),   // 32: taxrefund.authority.v1.ListDeclarationsResponse
+	(*GetDeclarationRequest)(nil),      // 33: taxrefund.authority.v1.GetDeclarationRequest
+	(*GetDeclarationResponse)(nil),     // 34: taxrefund.authority.v1.GetDeclarationResponse
+	(*ApproveDeclarationRequest)(nil),  // 35: taxrefund.authority.v1.ApproveDeclarationRequest
+	(*ApproveDeclarationResponse)(nil), // 36: taxrefund.authority.v1.ApproveDeclarationResponse
+	(*ReturnDeclarationRequest)(nil),   // 37: taxrefund.authority.v1.ReturnDeclarationRequest
+	(*ReturnDeclarationResponse)(nil),  // 38: taxrefund.authority.v1.ReturnDeclarationResponse
+	(*CloseMonthRequest)(nil),          // 39: taxrefund.authority.v1.CloseMonthRequest
+	(*CloseMonthResponse)(nil),         // 40: taxrefund.authority.v1.CloseMonthResponse
+	(*ReconcileRequest)(nil),           // 41: taxrefund.authority.v1.ReconcileRequest
+	(*ReconciliationException)(nil),    // 42: taxrefund.authority.v1.ReconciliationException
+	(*TrialBalanceLine)(nil),           // 43: taxrefund.authority.v1.TrialBalanceLine
+	(*MatchSummary)(nil),               // 44: taxrefund.authority.v1.MatchSummary
+	(*ReconcileResponse)(nil),          // 45: taxrefund.authority.v1.ReconcileResponse
+	(*ReportRow)(nil),                  // 46: taxrefund.authority.v1.ReportRow
+	(*MonthlyReportRequest)(nil),       // 47: taxrefund.authority.v1.MonthlyReportRequest
+	(*MonthlyReportResponse)(nil),      // 48: taxrefund.authority.v1.MonthlyReportResponse
+	(*ExportReportRequest)(nil),        // 49: taxrefund.authority.v1.ExportReportRequest
+	(*ExportReportResponse)(nil),       // 50: taxrefund.authority.v1.ExportReportResponse
+	(*ExportHeader)(nil),               // 51: taxrefund.authority.v1.ExportHeader
+	(*timestamppb.Timestamp)(nil),      // 52: google.protobuf.Timestamp
+	(v1.DeclarationStatus)(0),          // 53: taxrefund.settlement.v1.DeclarationStatus
+	(*v1.Declaration)(nil),             // 54: taxrefund.settlement.v1.Declaration
 }
 var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
-	3, // 0: taxrefund.authority.v1.CheckInvariantsResponse.violations:type_name -> taxrefund.authority.v1.Violation
-	0, // 1: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
-	2, // 2: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
-	1, // 3: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
-	4, // 4: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	5,  // 0: taxrefund.authority.v1.CheckInvariantsResponse.violations:type_name -> taxrefund.authority.v1.Violation
+	0,  // 1: taxrefund.authority.v1.Store.status:type_name -> taxrefund.authority.v1.StoreStatus
+	52, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
+	7,  // 3: taxrefund.authority.v1.RegisterStoreResponse.store:type_name -> taxrefund.authority.v1.Store
+	7,  // 4: taxrefund.authority.v1.SuspendStoreResponse.store:type_name -> taxrefund.authority.v1.Store
+	7,  // 5: taxrefund.authority.v1.ReinstateStoreResponse.store:type_name -> taxrefund.authority.v1.Store
+	7,  // 6: taxrefund.authority.v1.ExitStoreResponse.store:type_name -> taxrefund.authority.v1.Store
+	7,  // 7: taxrefund.authority.v1.GetStoreResponse.store:type_name -> taxrefund.authority.v1.Store
+	0,  // 8: taxrefund.authority.v1.ListStoresRequest.status:type_name -> taxrefund.authority.v1.StoreStatus
+	7,  // 9: taxrefund.authority.v1.ListStoresResponse.stores:type_name -> taxrefund.authority.v1.Store
+	21, // 10: taxrefund.authority.v1.GetRegistryResponse.blocks:type_name -> taxrefund.authority.v1.Block
+	22, // 11: taxrefund.authority.v1.GetRegistryResponse.ports:type_name -> taxrefund.authority.v1.Port
+	23, // 12: taxrefund.authority.v1.GetRegistryResponse.agencies:type_name -> taxrefund.authority.v1.Agency
+	24, // 13: taxrefund.authority.v1.GetRegistryResponse.desks:type_name -> taxrefund.authority.v1.Desk
+	26, // 14: taxrefund.authority.v1.SetParameterRequest.parameter:type_name -> taxrefund.authority.v1.Parameter
+	26, // 15: taxrefund.authority.v1.SetParameterResponse.parameter:type_name -> taxrefund.authority.v1.Parameter
+	26, // 16: taxrefund.authority.v1.ListParametersResponse.parameters:type_name -> taxrefund.authority.v1.Parameter
+	53, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
+	54, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
+	54, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	54, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	54, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	52, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
+	44, // 23: taxrefund.authority.v1.ReconcileResponse.summary:type_name -> taxrefund.authority.v1.MatchSummary
+	42, // 24: taxrefund.authority.v1.ReconcileResponse.exceptions:type_name -> taxrefund.authority.v1.ReconciliationException
+	43, // 25: taxrefund.authority.v1.ReconcileResponse.trial_balance:type_name -> taxrefund.authority.v1.TrialBalanceLine
+	5,  // 26: taxrefund.authority.v1.ReconcileResponse.invariant_violations:type_name -> taxrefund.authority.v1.Violation
+	46, // 27: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
+	1,  // 28: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
+	51, // 29: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
+	2,  // 30: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
+	4,  // 31: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
+	8,  // 32: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
+	10, // 33: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
+	12, // 34: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
+	14, // 35: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
+	16, // 36: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
+	18, // 37: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
+	20, // 38: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
+	27, // 39: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
+	29, // 40: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
+	31, // 41: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
+	33, // 42: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
+	35, // 43: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
+	37, // 44: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
+	39, // 45: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
+	41, // 46: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
+	47, // 47: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
+	49, // 48: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
+	3,  // 49: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
+	6,  // 50: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
+	9,  // 51: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
+	11, // 52: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
+	13, // 53: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
+	15, // 54: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
+	17, // 55: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
+	19, // 56: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
+	25, // 57: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
+	28, // 58: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
+	30, // 59: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
+	32, // 60: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
+	34, // 61: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
+	36, // 62: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
+	38, // 63: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
+	40, // 64: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
+	45, // 65: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
+	48, // 66: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
+	50, // 67: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
+	49, // [49:68] is the sub-list for method output_type
+	30, // [30:49] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_authority_v1_authority_proto_init() }
@@ -305,18 +3406,23 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 	if File_taxrefund_authority_v1_authority_proto != nil {
 		return
 	}
+	file_taxrefund_authority_v1_authority_proto_msgTypes[48].OneofWrappers = []any{
+		(*ExportReportResponse_Header)(nil),
+		(*ExportReportResponse_Chunk)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taxrefund_authority_v1_authority_proto_rawDesc), len(file_taxrefund_authority_v1_authority_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   5,
+			NumEnums:      2,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_taxrefund_authority_v1_authority_proto_goTypes,
 		DependencyIndexes: file_taxrefund_authority_v1_authority_proto_depIdxs,
+		EnumInfos:         file_taxrefund_authority_v1_authority_proto_enumTypes,
 		MessageInfos:      file_taxrefund_authority_v1_authority_proto_msgTypes,
 	}.Build()
 	File_taxrefund_authority_v1_authority_proto = out.File

@@ -19,21 +19,69 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthorityService_RunExpiry_FullMethodName       = "/taxrefund.authority.v1.AuthorityService/RunExpiry"
-	AuthorityService_CheckInvariants_FullMethodName = "/taxrefund.authority.v1.AuthorityService/CheckInvariants"
+	AuthorityService_RunExpiry_FullMethodName          = "/taxrefund.authority.v1.AuthorityService/RunExpiry"
+	AuthorityService_CheckInvariants_FullMethodName    = "/taxrefund.authority.v1.AuthorityService/CheckInvariants"
+	AuthorityService_RegisterStore_FullMethodName      = "/taxrefund.authority.v1.AuthorityService/RegisterStore"
+	AuthorityService_SuspendStore_FullMethodName       = "/taxrefund.authority.v1.AuthorityService/SuspendStore"
+	AuthorityService_ReinstateStore_FullMethodName     = "/taxrefund.authority.v1.AuthorityService/ReinstateStore"
+	AuthorityService_ExitStore_FullMethodName          = "/taxrefund.authority.v1.AuthorityService/ExitStore"
+	AuthorityService_GetStore_FullMethodName           = "/taxrefund.authority.v1.AuthorityService/GetStore"
+	AuthorityService_ListStores_FullMethodName         = "/taxrefund.authority.v1.AuthorityService/ListStores"
+	AuthorityService_GetRegistry_FullMethodName        = "/taxrefund.authority.v1.AuthorityService/GetRegistry"
+	AuthorityService_SetParameter_FullMethodName       = "/taxrefund.authority.v1.AuthorityService/SetParameter"
+	AuthorityService_ListParameters_FullMethodName     = "/taxrefund.authority.v1.AuthorityService/ListParameters"
+	AuthorityService_ListDeclarations_FullMethodName   = "/taxrefund.authority.v1.AuthorityService/ListDeclarations"
+	AuthorityService_GetDeclaration_FullMethodName     = "/taxrefund.authority.v1.AuthorityService/GetDeclaration"
+	AuthorityService_ApproveDeclaration_FullMethodName = "/taxrefund.authority.v1.AuthorityService/ApproveDeclaration"
+	AuthorityService_ReturnDeclaration_FullMethodName  = "/taxrefund.authority.v1.AuthorityService/ReturnDeclaration"
+	AuthorityService_CloseMonth_FullMethodName         = "/taxrefund.authority.v1.AuthorityService/CloseMonth"
+	AuthorityService_Reconcile_FullMethodName          = "/taxrefund.authority.v1.AuthorityService/Reconcile"
+	AuthorityService_MonthlyReport_FullMethodName      = "/taxrefund.authority.v1.AuthorityService/MonthlyReport"
+	AuthorityService_ExportReport_FullMethodName       = "/taxrefund.authority.v1.AuthorityService/ExportReport"
 )
 
 // AuthorityServiceClient is the client API for AuthorityService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// AuthorityService is called by tax officials (taxrefund://authority/<office>).
+// AuthorityService is called by tax officials (taxrefund://authority/<office>). Every
+// change is recorded as an audit event naming the official.
 type AuthorityServiceClient interface {
 	// RunExpiry expires every form still ISSUED after its export deadline, now. The server
 	// also runs it in the background; running it twice, or on two servers, is safe.
 	RunExpiry(ctx context.Context, in *RunExpiryRequest, opts ...grpc.CallOption) (*RunExpiryResponse, error)
 	// CheckInvariants checks the ledger invariants of DOMAIN.md §8 over the whole database.
 	CheckInvariants(ctx context.Context, in *CheckInvariantsRequest, opts ...grpc.CallOption) (*CheckInvariantsResponse, error)
+	// RegisterStore registers a tax refund store.
+	RegisterStore(ctx context.Context, in *RegisterStoreRequest, opts ...grpc.CallOption) (*RegisterStoreResponse, error)
+	// SuspendStore stops a store issuing forms; it may still read and void its forms.
+	SuspendStore(ctx context.Context, in *SuspendStoreRequest, opts ...grpc.CallOption) (*SuspendStoreResponse, error)
+	// ReinstateStore lets a suspended store issue again.
+	ReinstateStore(ctx context.Context, in *ReinstateStoreRequest, opts ...grpc.CallOption) (*ReinstateStoreResponse, error)
+	// ExitStore removes a store for good: its certificate identity stops working.
+	ExitStore(ctx context.Context, in *ExitStoreRequest, opts ...grpc.CallOption) (*ExitStoreResponse, error)
+	GetStore(ctx context.Context, in *GetStoreRequest, opts ...grpc.CallOption) (*GetStoreResponse, error)
+	ListStores(ctx context.Context, in *ListStoresRequest, opts ...grpc.CallOption) (*ListStoresResponse, error)
+	// GetRegistry lists the blocks, ports, agencies and desks.
+	GetRegistry(ctx context.Context, in *GetRegistryRequest, opts ...grpc.CallOption) (*GetRegistryResponse, error)
+	// SetParameter sets a parameter's value from a future date; the past is never rewritten.
+	SetParameter(ctx context.Context, in *SetParameterRequest, opts ...grpc.CallOption) (*SetParameterResponse, error)
+	ListParameters(ctx context.Context, in *ListParametersRequest, opts ...grpc.CallOption) (*ListParametersResponse, error)
+	// ListDeclarations lists agencies' monthly settlement declarations.
+	ListDeclarations(ctx context.Context, in *ListDeclarationsRequest, opts ...grpc.CallOption) (*ListDeclarationsResponse, error)
+	GetDeclaration(ctx context.Context, in *GetDeclarationRequest, opts ...grpc.CallOption) (*GetDeclarationResponse, error)
+	// ApproveDeclaration approves a declaration and posts the reimbursement.
+	ApproveDeclaration(ctx context.Context, in *ApproveDeclarationRequest, opts ...grpc.CallOption) (*ApproveDeclarationResponse, error)
+	// ReturnDeclaration sends a declaration back to the agency with reasons.
+	ReturnDeclaration(ctx context.Context, in *ReturnDeclarationRequest, opts ...grpc.CallOption) (*ReturnDeclarationResponse, error)
+	// CloseMonth freezes a month: nothing posts with an effective date inside it afterwards.
+	CloseMonth(ctx context.Context, in *CloseMonthRequest, opts ...grpc.CallOption) (*CloseMonthResponse, error)
+	// Reconcile matches store issuance, customs confirmations and agency payouts of a month.
+	Reconcile(ctx context.Context, in *ReconcileRequest, opts ...grpc.CallOption) (*ReconcileResponse, error)
+	// MonthlyReport returns a month's figures by block, store, port, agency and nationality.
+	MonthlyReport(ctx context.Context, in *MonthlyReportRequest, opts ...grpc.CallOption) (*MonthlyReportResponse, error)
+	// ExportReport streams the monthly report as a CSV or XLSX file.
+	ExportReport(ctx context.Context, in *ExportReportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportReportResponse], error)
 }
 
 type authorityServiceClient struct {
@@ -64,17 +112,227 @@ func (c *authorityServiceClient) CheckInvariants(ctx context.Context, in *CheckI
 	return out, nil
 }
 
+func (c *authorityServiceClient) RegisterStore(ctx context.Context, in *RegisterStoreRequest, opts ...grpc.CallOption) (*RegisterStoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterStoreResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_RegisterStore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) SuspendStore(ctx context.Context, in *SuspendStoreRequest, opts ...grpc.CallOption) (*SuspendStoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SuspendStoreResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_SuspendStore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) ReinstateStore(ctx context.Context, in *ReinstateStoreRequest, opts ...grpc.CallOption) (*ReinstateStoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReinstateStoreResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_ReinstateStore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) ExitStore(ctx context.Context, in *ExitStoreRequest, opts ...grpc.CallOption) (*ExitStoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExitStoreResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_ExitStore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) GetStore(ctx context.Context, in *GetStoreRequest, opts ...grpc.CallOption) (*GetStoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetStoreResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_GetStore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) ListStores(ctx context.Context, in *ListStoresRequest, opts ...grpc.CallOption) (*ListStoresResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListStoresResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_ListStores_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) GetRegistry(ctx context.Context, in *GetRegistryRequest, opts ...grpc.CallOption) (*GetRegistryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRegistryResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_GetRegistry_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) SetParameter(ctx context.Context, in *SetParameterRequest, opts ...grpc.CallOption) (*SetParameterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetParameterResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_SetParameter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) ListParameters(ctx context.Context, in *ListParametersRequest, opts ...grpc.CallOption) (*ListParametersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListParametersResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_ListParameters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) ListDeclarations(ctx context.Context, in *ListDeclarationsRequest, opts ...grpc.CallOption) (*ListDeclarationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDeclarationsResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_ListDeclarations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) GetDeclaration(ctx context.Context, in *GetDeclarationRequest, opts ...grpc.CallOption) (*GetDeclarationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDeclarationResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_GetDeclaration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) ApproveDeclaration(ctx context.Context, in *ApproveDeclarationRequest, opts ...grpc.CallOption) (*ApproveDeclarationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveDeclarationResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_ApproveDeclaration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) ReturnDeclaration(ctx context.Context, in *ReturnDeclarationRequest, opts ...grpc.CallOption) (*ReturnDeclarationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReturnDeclarationResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_ReturnDeclaration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) CloseMonth(ctx context.Context, in *CloseMonthRequest, opts ...grpc.CallOption) (*CloseMonthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CloseMonthResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_CloseMonth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) Reconcile(ctx context.Context, in *ReconcileRequest, opts ...grpc.CallOption) (*ReconcileResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReconcileResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_Reconcile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) MonthlyReport(ctx context.Context, in *MonthlyReportRequest, opts ...grpc.CallOption) (*MonthlyReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MonthlyReportResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_MonthlyReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) ExportReport(ctx context.Context, in *ExportReportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportReportResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AuthorityService_ServiceDesc.Streams[0], AuthorityService_ExportReport_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportReportRequest, ExportReportResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuthorityService_ExportReportClient = grpc.ServerStreamingClient[ExportReportResponse]
+
 // AuthorityServiceServer is the server API for AuthorityService service.
 // All implementations must embed UnimplementedAuthorityServiceServer
 // for forward compatibility.
 //
-// AuthorityService is called by tax officials (taxrefund://authority/<office>).
+// AuthorityService is called by tax officials (taxrefund://authority/<office>). Every
+// change is recorded as an audit event naming the official.
 type AuthorityServiceServer interface {
 	// RunExpiry expires every form still ISSUED after its export deadline, now. The server
 	// also runs it in the background; running it twice, or on two servers, is safe.
 	RunExpiry(context.Context, *RunExpiryRequest) (*RunExpiryResponse, error)
 	// CheckInvariants checks the ledger invariants of DOMAIN.md §8 over the whole database.
 	CheckInvariants(context.Context, *CheckInvariantsRequest) (*CheckInvariantsResponse, error)
+	// RegisterStore registers a tax refund store.
+	RegisterStore(context.Context, *RegisterStoreRequest) (*RegisterStoreResponse, error)
+	// SuspendStore stops a store issuing forms; it may still read and void its forms.
+	SuspendStore(context.Context, *SuspendStoreRequest) (*SuspendStoreResponse, error)
+	// ReinstateStore lets a suspended store issue again.
+	ReinstateStore(context.Context, *ReinstateStoreRequest) (*ReinstateStoreResponse, error)
+	// ExitStore removes a store for good: its certificate identity stops working.
+	ExitStore(context.Context, *ExitStoreRequest) (*ExitStoreResponse, error)
+	GetStore(context.Context, *GetStoreRequest) (*GetStoreResponse, error)
+	ListStores(context.Context, *ListStoresRequest) (*ListStoresResponse, error)
+	// GetRegistry lists the blocks, ports, agencies and desks.
+	GetRegistry(context.Context, *GetRegistryRequest) (*GetRegistryResponse, error)
+	// SetParameter sets a parameter's value from a future date; the past is never rewritten.
+	SetParameter(context.Context, *SetParameterRequest) (*SetParameterResponse, error)
+	ListParameters(context.Context, *ListParametersRequest) (*ListParametersResponse, error)
+	// ListDeclarations lists agencies' monthly settlement declarations.
+	ListDeclarations(context.Context, *ListDeclarationsRequest) (*ListDeclarationsResponse, error)
+	GetDeclaration(context.Context, *GetDeclarationRequest) (*GetDeclarationResponse, error)
+	// ApproveDeclaration approves a declaration and posts the reimbursement.
+	ApproveDeclaration(context.Context, *ApproveDeclarationRequest) (*ApproveDeclarationResponse, error)
+	// ReturnDeclaration sends a declaration back to the agency with reasons.
+	ReturnDeclaration(context.Context, *ReturnDeclarationRequest) (*ReturnDeclarationResponse, error)
+	// CloseMonth freezes a month: nothing posts with an effective date inside it afterwards.
+	CloseMonth(context.Context, *CloseMonthRequest) (*CloseMonthResponse, error)
+	// Reconcile matches store issuance, customs confirmations and agency payouts of a month.
+	Reconcile(context.Context, *ReconcileRequest) (*ReconcileResponse, error)
+	// MonthlyReport returns a month's figures by block, store, port, agency and nationality.
+	MonthlyReport(context.Context, *MonthlyReportRequest) (*MonthlyReportResponse, error)
+	// ExportReport streams the monthly report as a CSV or XLSX file.
+	ExportReport(*ExportReportRequest, grpc.ServerStreamingServer[ExportReportResponse]) error
 	mustEmbedUnimplementedAuthorityServiceServer()
 }
 
@@ -90,6 +348,57 @@ func (UnimplementedAuthorityServiceServer) RunExpiry(context.Context, *RunExpiry
 }
 func (UnimplementedAuthorityServiceServer) CheckInvariants(context.Context, *CheckInvariantsRequest) (*CheckInvariantsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckInvariants not implemented")
+}
+func (UnimplementedAuthorityServiceServer) RegisterStore(context.Context, *RegisterStoreRequest) (*RegisterStoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterStore not implemented")
+}
+func (UnimplementedAuthorityServiceServer) SuspendStore(context.Context, *SuspendStoreRequest) (*SuspendStoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SuspendStore not implemented")
+}
+func (UnimplementedAuthorityServiceServer) ReinstateStore(context.Context, *ReinstateStoreRequest) (*ReinstateStoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReinstateStore not implemented")
+}
+func (UnimplementedAuthorityServiceServer) ExitStore(context.Context, *ExitStoreRequest) (*ExitStoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExitStore not implemented")
+}
+func (UnimplementedAuthorityServiceServer) GetStore(context.Context, *GetStoreRequest) (*GetStoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStore not implemented")
+}
+func (UnimplementedAuthorityServiceServer) ListStores(context.Context, *ListStoresRequest) (*ListStoresResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListStores not implemented")
+}
+func (UnimplementedAuthorityServiceServer) GetRegistry(context.Context, *GetRegistryRequest) (*GetRegistryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRegistry not implemented")
+}
+func (UnimplementedAuthorityServiceServer) SetParameter(context.Context, *SetParameterRequest) (*SetParameterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetParameter not implemented")
+}
+func (UnimplementedAuthorityServiceServer) ListParameters(context.Context, *ListParametersRequest) (*ListParametersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListParameters not implemented")
+}
+func (UnimplementedAuthorityServiceServer) ListDeclarations(context.Context, *ListDeclarationsRequest) (*ListDeclarationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeclarations not implemented")
+}
+func (UnimplementedAuthorityServiceServer) GetDeclaration(context.Context, *GetDeclarationRequest) (*GetDeclarationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDeclaration not implemented")
+}
+func (UnimplementedAuthorityServiceServer) ApproveDeclaration(context.Context, *ApproveDeclarationRequest) (*ApproveDeclarationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveDeclaration not implemented")
+}
+func (UnimplementedAuthorityServiceServer) ReturnDeclaration(context.Context, *ReturnDeclarationRequest) (*ReturnDeclarationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReturnDeclaration not implemented")
+}
+func (UnimplementedAuthorityServiceServer) CloseMonth(context.Context, *CloseMonthRequest) (*CloseMonthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CloseMonth not implemented")
+}
+func (UnimplementedAuthorityServiceServer) Reconcile(context.Context, *ReconcileRequest) (*ReconcileResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reconcile not implemented")
+}
+func (UnimplementedAuthorityServiceServer) MonthlyReport(context.Context, *MonthlyReportRequest) (*MonthlyReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MonthlyReport not implemented")
+}
+func (UnimplementedAuthorityServiceServer) ExportReport(*ExportReportRequest, grpc.ServerStreamingServer[ExportReportResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportReport not implemented")
 }
 func (UnimplementedAuthorityServiceServer) mustEmbedUnimplementedAuthorityServiceServer() {}
 func (UnimplementedAuthorityServiceServer) testEmbeddedByValue()                          {}
@@ -148,6 +457,305 @@ func _AuthorityService_CheckInvariants_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthorityService_RegisterStore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterStoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).RegisterStore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_RegisterStore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).RegisterStore(ctx, req.(*RegisterStoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_SuspendStore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SuspendStoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).SuspendStore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_SuspendStore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).SuspendStore(ctx, req.(*SuspendStoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_ReinstateStore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReinstateStoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).ReinstateStore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_ReinstateStore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).ReinstateStore(ctx, req.(*ReinstateStoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_ExitStore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExitStoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).ExitStore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_ExitStore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).ExitStore(ctx, req.(*ExitStoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_GetStore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).GetStore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_GetStore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).GetStore(ctx, req.(*GetStoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_ListStores_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListStoresRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).ListStores(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_ListStores_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).ListStores(ctx, req.(*ListStoresRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_GetRegistry_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRegistryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).GetRegistry(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_GetRegistry_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).GetRegistry(ctx, req.(*GetRegistryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_SetParameter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetParameterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).SetParameter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_SetParameter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).SetParameter(ctx, req.(*SetParameterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_ListParameters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListParametersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).ListParameters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_ListParameters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).ListParameters(ctx, req.(*ListParametersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_ListDeclarations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeclarationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).ListDeclarations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_ListDeclarations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).ListDeclarations(ctx, req.(*ListDeclarationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_GetDeclaration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeclarationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).GetDeclaration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_GetDeclaration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).GetDeclaration(ctx, req.(*GetDeclarationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_ApproveDeclaration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveDeclarationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).ApproveDeclaration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_ApproveDeclaration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).ApproveDeclaration(ctx, req.(*ApproveDeclarationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_ReturnDeclaration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReturnDeclarationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).ReturnDeclaration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_ReturnDeclaration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).ReturnDeclaration(ctx, req.(*ReturnDeclarationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_CloseMonth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloseMonthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).CloseMonth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_CloseMonth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).CloseMonth(ctx, req.(*CloseMonthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_Reconcile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReconcileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).Reconcile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_Reconcile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).Reconcile(ctx, req.(*ReconcileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_MonthlyReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MonthlyReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).MonthlyReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_MonthlyReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).MonthlyReport(ctx, req.(*MonthlyReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_ExportReport_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportReportRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AuthorityServiceServer).ExportReport(m, &grpc.GenericServerStream[ExportReportRequest, ExportReportResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuthorityService_ExportReportServer = grpc.ServerStreamingServer[ExportReportResponse]
+
 // AuthorityService_ServiceDesc is the grpc.ServiceDesc for AuthorityService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -163,7 +771,77 @@ var AuthorityService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "CheckInvariants",
 			Handler:    _AuthorityService_CheckInvariants_Handler,
 		},
+		{
+			MethodName: "RegisterStore",
+			Handler:    _AuthorityService_RegisterStore_Handler,
+		},
+		{
+			MethodName: "SuspendStore",
+			Handler:    _AuthorityService_SuspendStore_Handler,
+		},
+		{
+			MethodName: "ReinstateStore",
+			Handler:    _AuthorityService_ReinstateStore_Handler,
+		},
+		{
+			MethodName: "ExitStore",
+			Handler:    _AuthorityService_ExitStore_Handler,
+		},
+		{
+			MethodName: "GetStore",
+			Handler:    _AuthorityService_GetStore_Handler,
+		},
+		{
+			MethodName: "ListStores",
+			Handler:    _AuthorityService_ListStores_Handler,
+		},
+		{
+			MethodName: "GetRegistry",
+			Handler:    _AuthorityService_GetRegistry_Handler,
+		},
+		{
+			MethodName: "SetParameter",
+			Handler:    _AuthorityService_SetParameter_Handler,
+		},
+		{
+			MethodName: "ListParameters",
+			Handler:    _AuthorityService_ListParameters_Handler,
+		},
+		{
+			MethodName: "ListDeclarations",
+			Handler:    _AuthorityService_ListDeclarations_Handler,
+		},
+		{
+			MethodName: "GetDeclaration",
+			Handler:    _AuthorityService_GetDeclaration_Handler,
+		},
+		{
+			MethodName: "ApproveDeclaration",
+			Handler:    _AuthorityService_ApproveDeclaration_Handler,
+		},
+		{
+			MethodName: "ReturnDeclaration",
+			Handler:    _AuthorityService_ReturnDeclaration_Handler,
+		},
+		{
+			MethodName: "CloseMonth",
+			Handler:    _AuthorityService_CloseMonth_Handler,
+		},
+		{
+			MethodName: "Reconcile",
+			Handler:    _AuthorityService_Reconcile_Handler,
+		},
+		{
+			MethodName: "MonthlyReport",
+			Handler:    _AuthorityService_MonthlyReport_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportReport",
+			Handler:       _AuthorityService_ExportReport_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "taxrefund/authority/v1/authority.proto",
 }

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	authorityv1 "taxrefund/api/taxrefund/authority/v1"
+)
+
+// export streams the report into a file (written to a temporary name, renamed when
+// complete) and draws a progress bar on stderr.
+func export(ctx context.Context, c authorityv1.AuthorityServiceClient, o options, stdout, stderr io.Writer) error {
+	format := map[string]authorityv1.ExportFormat{"csv": authorityv1.ExportFormat_EXPORT_FORMAT_CSV, "xlsx": authorityv1.ExportFormat_EXPORT_FORMAT_XLSX}[strings.ToLower(o.format)]
+	if format == authorityv1.ExportFormat_EXPORT_FORMAT_UNSPECIFIED {
+		return fmt.Errorf("-format %q: csv or xlsx", o.format)
+	}
+	stream, err := c.ExportReport(ctx, &authorityv1.ExportReportRequest{Month: o.month, Format: format})
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	header := first.GetHeader()
+	if header == nil {
+		return errors.New("the server sent no export header")
+	}
+	path := o.out
+	if path == "" {
+		path = header.GetFileName()
+	}
+	tmp, err := os.CreateTemp(dirOf(path), ".refundctl-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	bar := progress{w: stderr, total: header.GetSize(), started: time.Now()}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			tmp.Close()
+			return err
+		}
+		n, err := tmp.Write(msg.GetChunk())
+		if err != nil {
+			tmp.Close()
+			return err
+		}
+		bar.add(int64(n))
+	}
+	bar.done()
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if bar.got != header.GetSize() {
+		return fmt.Errorf("export incomplete: %d of %d bytes", bar.got, header.GetSize())
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d rows, %d bytes)\n", path, header.GetRows(), header.GetSize())
+	return nil
+}
+
+func dirOf(path string) string {
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		return path[:i+1]
+	}
+	return "."
+}
+
+// progress draws "[#####     ]  50%  1.2 MB of 2.4 MB" on one line.
+type progress struct {
+	w       io.Writer
+	total   int64
+	got     int64
+	started time.Time
+	drawn   time.Time
+}
+
+func (p *progress) add(n int64) {
+	p.got += n
+	if time.Since(p.drawn) > 100*time.Millisecond {
+		p.draw()
+	}
+}
+
+func (p *progress) draw() {
+	p.drawn = time.Now()
+	pct := 100
+	if p.total > 0 {
+		pct = int(p.got * 100 / p.total)
+	}
+	const width = 30
+	filled := pct * width / 100
+	fmt.Fprintf(p.w, "\r[%s%s] %3d%%  %s of %s", strings.Repeat("#", filled), strings.Repeat(" ", width-filled), pct, size(p.got), size(p.total))
+}
+
+func (p *progress) done() {
+	p.draw()
+	fmt.Fprintf(p.w, "  %.1fs\n", time.Since(p.started).Seconds())
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func printReport(ctx context.Context, c authorityv1.AuthorityServiceClient, o options, stdout io.Writer) error {
+	r, err := c.MonthlyReport(ctx, &authorityv1.MonthlyReportRequest{Month: o.month})
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "dimension\tkey\tissued\teligible\tgross\tvoided\texpired\tpaid\tpaid gross\tfee\tnet\toutstanding\toutstanding gross\t")
+	for _, x := range r.GetRows() {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t\n", x.GetDimension(), x.GetKey(), x.GetFormsIssued(),
+			x.GetEligibleAmount(), x.GetGrossRefund(), x.GetFormsVoided(), x.GetFormsExpired(), x.GetFormsPaid(), x.GetPaidGross(),
+			x.GetPaidFee(), x.GetPaidNet(), x.GetFormsOutstanding(), x.GetOutstandingGross())
+	}
+	return tw.Flush()
+}
+
+func printReconciliation(ctx context.Context, c authorityv1.AuthorityServiceClient, o options, stdout io.Writer) error {
+	r, err := c.Reconcile(ctx, &authorityv1.ReconcileRequest{Month: o.month, UnpaidAfterDays: int32(o.unpaidDays)})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Reconciliation of %s\n\n", r.GetMonth())
+	for _, s := range r.GetSummary() {
+		fmt.Fprintf(stdout, "  %-10s %8d forms  %14s\n", s.GetSide(), s.GetForms(), s.GetAmount())
+	}
+	fmt.Fprintf(stdout, "\nExceptions: %d\n", len(r.GetExceptions()))
+	for _, e := range r.GetExceptions() {
+		fmt.Fprintf(stdout, "  %-26s %s: %s\n", e.GetKind(), e.GetSubject(), e.GetReason())
+	}
+	fmt.Fprintln(stdout, "\nTrial balance (posted, at the end of the month):")
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "account\tdebits\tcredits\tbalance\t")
+	for _, b := range r.GetTrialBalance() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", b.GetAccount(), b.GetDebits(), b.GetCredits(), b.GetBalance())
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if v := r.GetInvariantViolations(); len(v) > 0 {
+		fmt.Fprintf(stdout, "\nInvariant violations: %d\n", len(v))
+		for _, x := range v {
+			fmt.Fprintf(stdout, "  %s: %s\n", x.GetInvariant(), x.GetDetail())
+		}
+	} else {
+		fmt.Fprintln(stdout, "\nInvariants: all hold.")
+	}
+	return nil
+}
