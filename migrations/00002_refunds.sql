@@ -163,7 +163,9 @@ CREATE TABLE payouts (
     gross_refund      numeric     NOT NULL CHECK (gross_refund >= 0 AND gross_refund <= 1000000000000),
     fee               numeric     NOT NULL CHECK (fee >= 0 AND fee <= gross_refund),
     net_refund        numeric     NOT NULL CHECK (net_refund >= 0 AND net_refund = gross_refund - fee),
-    txn_id            uuid        NOT NULL UNIQUE REFERENCES journal_txns
+    -- The ledger transaction; none when every form's refund rounds to 0.00.
+    txn_id            uuid UNIQUE REFERENCES journal_txns,
+    CHECK (txn_id IS NOT NULL OR gross_refund = 0)
 );
 CREATE INDEX payouts_document_day ON payouts (doc_index, paid_date);
 

@@ -60,3 +60,17 @@ INSERT INTO parameters (name, scope, valid_from, value, note) VALUES
     ('committed_period_days', 'SC-CQ', '2025-07-01', 17, 'Sichuan–Chongqing scheme, July 2025'),
     ('daily_prepay_cap', 'SC-CQ', '2025-07-01', 50000.00, 'DEMO VALUE, not an official figure')
 ON CONFLICT DO NOTHING;
+
+-- Immediate refund (DOMAIN.md §6): the Sichuan–Chongqing scheme's designated ports.
+INSERT INTO designated_ports (region_code, port_code, valid_from) VALUES
+    ('SC-CQ', 'TFU', '2025-07-01'),
+    ('SC-CQ', 'CKG', '2025-07-01')
+ON CONFLICT DO NOTHING;
+
+-- The working-day calendar, seeded with WEEKENDS ONLY for 2025–2027: public holidays and
+-- adjusted working days (调休) are not seeded; the authority adds them (SetCalendarDay).
+INSERT INTO calendar_days (day, working, note)
+SELECT d::date, false, 'weekend'
+  FROM generate_series('2025-01-01'::date, '2027-12-31'::date, '1 day') AS d
+ WHERE extract(isodow FROM d) >= 6
+ON CONFLICT DO NOTHING;

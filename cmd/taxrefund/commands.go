@@ -13,11 +13,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"taxrefund/internal/acquirer"
 	"taxrefund/internal/agency"
 	"taxrefund/internal/authority"
 	"taxrefund/internal/db"
 	"taxrefund/internal/desk"
 	"taxrefund/internal/forms"
+	"taxrefund/internal/immediate"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/params"
 	"taxrefund/internal/payouts"
@@ -118,6 +120,7 @@ type app struct {
 	payouts    *payouts.Service
 	registry   *registry.Service
 	settlement *settlement.Service
+	immediate  *immediate.Service
 }
 
 func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
@@ -133,7 +136,8 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	par := params.NewCache(pool, cfg.paramsTTL)
 	f := forms.New(forms.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Log: log})
 	p := payouts.New(payouts.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Forms: f, Log: log})
-	return &app{pool: pool, forms: f, payouts: p, registry: registry.New(pool, nil), settlement: settlement.New(pool, led, nil)}, nil
+	imm := immediate.New(immediate.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Forms: f, Log: log})
+	return &app{pool: pool, forms: f, payouts: p, registry: registry.New(pool, nil), settlement: settlement.New(pool, led, nil), immediate: imm}, nil
 }
 
 func expireOnce(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
@@ -164,8 +168,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	reg := server.NewRegistry(a.pool, cfg.registryTTL)
 	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active}, server.Services{
 		Store:     store.New(a.forms),
-		Desk:      desk.New(a.forms, a.payouts),
-		Authority: authority.New(authority.Deps{Expirer: a.forms, Pool: a.pool, Registry: a.registry, Settlement: a.settlement}),
+		Desk:      desk.New(a.forms, a.payouts, a.immediate),
+		Authority: authority.New(authority.Deps{Expirer: a.forms, Pool: a.pool, Registry: a.registry, Settlement: a.settlement, Immediate: a.immediate}),
 		Agency:    agency.New(a.settlement),
 	})
 	if err != nil {
@@ -181,6 +185,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer stopJobs()
 	if cfg.expiryInterval > 0 {
 		go a.forms.RunExpiry(jobCtx, cfg.expiryInterval)
+		go a.immediate.RunCaptures(jobCtx, cfg.expiryInterval)
+	}
+	if cfg.dispatchInterval > 0 {
+		// The development acquirer: no card network is reachable from here.
+		d := &acquirer.Dispatcher{Pool: a.pool, Acquirer: acquirer.DevAcquirer{Pool: a.pool}, Log: log}
+		go d.Run(jobCtx, cfg.dispatchInterval)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(lis) }()

@@ -18,6 +18,8 @@ type config struct {
 	paramsTTL      time.Duration
 	registryTTL    time.Duration
 	expiryInterval time.Duration
+	// dispatchInterval is how often card acquirer instructions are delivered.
+	dispatchInterval time.Duration
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -37,7 +39,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.IntVar(&c.maxConns, "max-conns", 16, "database pool size")
 	fs.DurationVar(&c.paramsTTL, "params-ttl", 30*time.Second, "how long parameters are cached")
 	fs.DurationVar(&c.registryTTL, "registry-ttl", 5*time.Second, "how long a party's registry status is cached")
-	fs.DurationVar(&c.expiryInterval, "expiry-interval", time.Minute, "how often the server expires overdue forms (0: never)")
+	fs.DurationVar(&c.expiryInterval, "expiry-interval", time.Minute, "how often the server expires overdue forms and captures due pre-authorizations (0: never)")
+	fs.DurationVar(&c.dispatchInterval, "dispatch-interval", 2*time.Second, "how often acquirer instructions are delivered, to the development acquirer (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -47,7 +50,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if c.maxConns < 1 || c.maxConns > 1000 {
 		return config{}, fmt.Errorf("-max-conns %d: must be 1 to 1000", c.maxConns)
 	}
-	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 {
+	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 {
 		return config{}, errors.New("durations must not be negative")
 	}
 	return c, nil

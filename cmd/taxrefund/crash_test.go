@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -161,6 +162,8 @@ func TestSettlementSurvivesKill(t *testing.T) {
 		})
 	}
 	var killed atomic.Bool
+	var tallyMu sync.Mutex
+	tally := map[string]int{} // refusals and failures by "before|after code reason"
 	queue := make(chan *settlement, len(sends))
 	for _, s := range sends {
 		queue <- s
@@ -191,6 +194,25 @@ func TestSettlementSurvivesKill(t *testing.T) {
 						s.before = resp.GetPayout()
 					}
 					s.mu.Unlock()
+				} else {
+					st := status.Convert(err)
+					reason := ""
+					if info := errorInfo(st); info != nil {
+						reason = info.GetReason()
+					}
+					pre := !killed.Load()
+					tallyMu.Lock()
+					when := "after"
+					if pre {
+						when = "before"
+					}
+					tally[strings.TrimSpace(fmt.Sprintf("%s %v %s", when, st.Code(), reason))]++
+					tallyMu.Unlock()
+					// An answer that came before the kill is a real one: the only refusal is
+					// the form having been paid by the other desk.
+					if pre && (st.Code() != codes.FailedPrecondition || reason != "FORM_ALREADY_PAID") {
+						t.Errorf("form %d desk %d before the kill: %v %s %s", s.form, s.desk, st.Code(), reason, st.Message())
+					}
 				}
 				if completed.Add(1) == killAfter {
 					killed.Store(true)
@@ -225,6 +247,7 @@ func TestSettlementSurvivesKill(t *testing.T) {
 		len(sends), len(reqs), crashWorkers, killedAt.Sub(burstStart).Round(time.Millisecond), completedAtKill, inFlightAtKill)
 	t.Logf("%d OK answers before the kill; %d distinct requests answered OK in the burst; %d payouts committed (%d without the client seeing the answer)",
 		okBeforeKill.Load(), answered, committed, committed-int64(answered))
+	t.Logf("errors in the burst, before or after the kill: %v", tally)
 
 	// Restart with the same flags and retry every request with its request_id.
 	clients.close()

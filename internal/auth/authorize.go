@@ -62,10 +62,12 @@ func DefaultMatrix() Matrix {
 		store + "ListForms": {RoleStore},
 		store + "VoidForm":  {RoleStore},
 
-		desk + "FindForms":    {RoleCustoms, RoleDesk},
-		desk + "VerifyExport": {RoleCustoms},
-		desk + "SettleRefund": {RoleDesk},
-		desk + "GetPayout":    {RoleDesk},
+		desk + "FindForms":          {RoleCustoms, RoleDesk},
+		desk + "VerifyExport":       {RoleCustoms},
+		desk + "SettleRefund":       {RoleDesk},
+		desk + "GetPayout":          {RoleDesk},
+		desk + "PayImmediateRefund": {RoleDesk},
+		desk + "ReturnPrepayment":   {RoleDesk},
 
 		agency + "DeclareMonth":     {RoleAgency, RoleDesk},
 		agency + "GetDeclaration":   {RoleAgency, RoleDesk},
@@ -83,6 +85,7 @@ func DefaultMatrix() Matrix {
 		"RunExpiry", "CheckInvariants", "RegisterStore", "SuspendStore", "ReinstateStore", "ExitStore", "GetStore",
 		"ListStores", "GetRegistry", "SetParameter", "ListParameters", "ListDeclarations", "GetDeclaration",
 		"ApproveDeclaration", "ReturnDeclaration", "CloseMonth", "Reconcile", "MonthlyReport", "ExportReport",
+		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions",
 	} {
 		m[authority+method] = []Role{RoleAuthority}
 	}

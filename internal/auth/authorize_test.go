@@ -38,6 +38,8 @@ func TestDefaultMatrix(t *testing.T) {
 		desk + "VerifyExport":          {RoleCustoms},
 		desk + "SettleRefund":          {RoleDesk},
 		desk + "GetPayout":             {RoleDesk},
+		desk + "PayImmediateRefund":    {RoleDesk},
+		desk + "ReturnPrepayment":      {RoleDesk},
 		agency + "DeclareMonth":        {RoleAgency, RoleDesk},
 		agency + "GetDeclaration":      {RoleAgency, RoleDesk},
 		agency + "ListDeclarations":    {RoleAgency, RoleDesk},
@@ -51,6 +53,7 @@ func TestDefaultMatrix(t *testing.T) {
 		"RunExpiry", "CheckInvariants", "RegisterStore", "SuspendStore", "ReinstateStore", "ExitStore", "GetStore",
 		"ListStores", "GetRegistry", "SetParameter", "ListParameters", "ListDeclarations", "GetDeclaration",
 		"ApproveDeclaration", "ReturnDeclaration", "CloseMonth", "Reconcile", "MonthlyReport", "ExportReport",
+		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions",
 	} {
 		want[authority+method] = []Role{RoleAuthority}
 	}

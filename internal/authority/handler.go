@@ -14,9 +14,11 @@ import (
 
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
 	settlementv1 "taxrefund/api/taxrefund/settlement/v1"
+	"taxrefund/internal/acquirer"
 	"taxrefund/internal/auth"
 	"taxrefund/internal/fault"
 	"taxrefund/internal/idempotency"
+	"taxrefund/internal/immediate"
 	"taxrefund/internal/invariants"
 	"taxrefund/internal/money"
 	"taxrefund/internal/registry"
@@ -37,6 +39,7 @@ type Handler struct {
 	pool       *pgxpool.Pool
 	registry   *registry.Service
 	settlement *settlement.Service
+	immediate  *immediate.Service
 	now        func() time.Time
 }
 
@@ -46,6 +49,7 @@ type Deps struct {
 	Pool       *pgxpool.Pool
 	Registry   *registry.Service
 	Settlement *settlement.Service
+	Immediate  *immediate.Service
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -56,7 +60,7 @@ func New(d Deps) *Handler {
 	if now == nil {
 		now = time.Now
 	}
-	return &Handler{expirer: d.Expirer, pool: d.Pool, registry: d.Registry, settlement: d.Settlement, now: now}
+	return &Handler{expirer: d.Expirer, pool: d.Pool, registry: d.Registry, settlement: d.Settlement, immediate: d.Immediate, now: now}
 }
 
 func caller(ctx context.Context) (auth.Party, error) {
@@ -508,4 +512,55 @@ func (h *Handler) ExportReport(req *authorityv1.ExportReportRequest, stream auth
 		data = data[n:]
 	}
 	return nil
+}
+
+// SetCalendarDay marks a date working or not.
+func (h *Handler) SetCalendarDay(ctx context.Context, req *authorityv1.SetCalendarDayRequest) (*authorityv1.SetCalendarDayResponse, error) {
+	f := wire.NewFields()
+	key, err := keyOf(ctx, f, req)
+	if err != nil {
+		return nil, err
+	}
+	day := f.Date("date", req.GetDate())
+	note := f.Reason("note", req.GetNote())
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	if err := h.immediate.SetCalendarDay(ctx, key, day, req.GetWorking(), note); err != nil {
+		return nil, err
+	}
+	return &authorityv1.SetCalendarDayResponse{Date: req.GetDate(), Working: req.GetWorking(), Note: note}, nil
+}
+
+// RunCaptures captures the pre-authorizations due now.
+func (h *Handler) RunCaptures(ctx context.Context, _ *authorityv1.RunCapturesRequest) (*authorityv1.RunCapturesResponse, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := h.immediate.Captures(ctx, p.String())
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.RunCapturesResponse{Captured: int64(n)}, nil
+}
+
+// ListAcquirerInstructions lists undelivered acquirer instructions, stuck ones first.
+func (h *Handler) ListAcquirerInstructions(ctx context.Context, _ *authorityv1.ListAcquirerInstructionsRequest) (*authorityv1.ListAcquirerInstructionsResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	list, err := acquirer.Pending(ctx, h.pool)
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.ListAcquirerInstructionsResponse{}
+	for _, in := range list {
+		resp.Instructions = append(resp.Instructions, &authorityv1.AcquirerInstruction{
+			Id: in.ID, Kind: string(in.Kind), PrepaymentId: in.PrepaymentID.String(), Amount: money.Format(in.Amount),
+			Attempts: in.Attempts, LastError: in.LastError, CreatedAt: timestamppb.New(in.CreatedAt),
+			NextAttemptAt: timestamppb.New(in.NextAttempt), Stuck: in.Attempts >= acquirer.StuckAfter,
+		})
+	}
+	return resp, nil
 }

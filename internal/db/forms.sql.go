@@ -268,6 +268,31 @@ func (q *Queries) FormsByDocument(ctx context.Context, db DBTX, docIndex []byte)
 	return items, nil
 }
 
+const formsWithOutstandingPrepayment = `-- name: FormsWithOutstandingPrepayment :many
+SELECT form_id FROM prepayments WHERE form_id = ANY($1::uuid[]) AND state = 'PREPAID'
+`
+
+// Forms whose immediate-refund prepayment is neither completed, captured nor handed back.
+func (q *Queries) FormsWithOutstandingPrepayment(ctx context.Context, db DBTX, formIds []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, formsWithOutstandingPrepayment, formIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var form_id uuid.UUID
+		if err := rows.Scan(&form_id); err != nil {
+			return nil, err
+		}
+		items = append(items, form_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const idempotency = `-- name: Idempotency :one
 SELECT method, request_hash, response FROM idempotency_keys WHERE caller = $1 AND request_id = $2
 `

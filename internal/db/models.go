@@ -25,6 +25,20 @@ type AccountBalance struct {
 	PendingCr decimal.Decimal
 }
 
+type AcquirerOutbox struct {
+	ID            int64
+	IdemKey       string
+	PrepaymentID  uuid.UUID
+	Kind          string
+	CardToken     string
+	Amount        decimal.Decimal
+	CreatedAt     time.Time
+	Attempts      int32
+	NextAttemptAt time.Time
+	LastError     string
+	DeliveredAt   *time.Time
+}
+
 type Agency struct {
 	Code string
 	Name string
@@ -45,6 +59,12 @@ type Block struct {
 	Name       string
 	City       string
 	RegionCode string
+}
+
+type CalendarDay struct {
+	Day     time.Time
+	Working bool
+	Note    string
 }
 
 type ClosedMonth struct {
@@ -75,6 +95,13 @@ type DeclarationPayout struct {
 	PayoutID      uuid.UUID
 }
 
+type DesignatedPort struct {
+	RegionCode string
+	PortCode   string
+	ValidFrom  time.Time
+	ValidTo    *time.Time
+}
+
 type Desk struct {
 	Code       string
 	AgencyCode string
@@ -82,6 +109,15 @@ type Desk struct {
 	PortCode   *string
 	BlockCode  *string
 	Name       string
+}
+
+type DevAcquirerReceived struct {
+	IdemKey    string
+	Kind       string
+	CardToken  string
+	Amount     decimal.Decimal
+	FirstAt    time.Time
+	Deliveries int32
 }
 
 type Form struct {
@@ -191,7 +227,7 @@ type Payout struct {
 	GrossRefund      decimal.Decimal
 	Fee              decimal.Decimal
 	NetRefund        decimal.Decimal
-	TxnID            uuid.UUID
+	TxnID            *uuid.UUID
 }
 
 type PayoutForm struct {
@@ -224,6 +260,34 @@ type Port struct {
 	Name       string
 	City       string
 	RegionCode string
+}
+
+type Prepayment struct {
+	ID                 uuid.UUID
+	FormID             uuid.UUID
+	DeskCode           string
+	AgencyCode         string
+	RegionCode         string
+	Cashier            string
+	State              string
+	AgreementReference string
+	CardToken          string
+	CardLast4          string
+	CardExpiry         time.Time
+	AuthorizedAmount   decimal.Decimal
+	DocIndex           []byte
+	PaidAt             time.Time
+	PaidDate           time.Time
+	FeeRate            decimal.Decimal
+	GrossRefund        decimal.Decimal
+	Fee                decimal.Decimal
+	NetRefund          decimal.Decimal
+	CommittedDate      time.Time
+	DesignatedPorts    []string
+	CaptureDue         time.Time
+	TxnID              uuid.UUID
+	ResolvedTxnID      *uuid.UUID
+	ResolvedAt         *time.Time
 }
 
 type Region struct {

@@ -55,3 +55,13 @@ func SendBatch(ctx context.Context, q Batcher, b *pgx.Batch) error {
 	}
 	return res.Close()
 }
+
+// Clock returns now (time.Now when nil) cut to what PostgreSQL stores: UTC microseconds.
+// A service that answers with a time it also stores then answers the same on a retry or
+// a read-back.
+func Clock(now func() time.Time) func() time.Time {
+	if now == nil {
+		now = time.Now
+	}
+	return func() time.Time { return now().UTC().Truncate(time.Microsecond) }
+}

@@ -20,7 +20,10 @@ import (
 //   - stores S-JFB-1, S-JFB-2 (JFB) and S-CXL-1 (CXL), active; S-SUSP suspended; S-EXIT exited;
 //   - parameters: minimum 500.00 from 2015-01-01 and 200.00 from 2025-04-27; refund rates
 //     0.11 (13% VAT) and 0.08 (9% VAT) from 2019-04-01; cash cap 10000.00 from 2015-01-01
-//     and 20000.00 from 2025-04-27; export window 90 days; fee 0.02 for both agencies.
+//     and 20000.00 from 2025-04-27; export window 90 days; fee 0.02 for both agencies;
+//     immediate refund in SC-CQ: committed period 17 days, daily prepayment cap 50000.00,
+//     designated ports TFU and CKG (not CTU). The working-day calendar is left empty
+//     (Monday to Friday); tests add holidays themselves.
 func Registry(t testing.TB, pool *pgxpool.Pool) {
 	t.Helper()
 	_, err := pool.Exec(context.Background(), `
@@ -46,7 +49,8 @@ func Registry(t testing.TB, pool *pgxpool.Pool) {
 			('cash_cap', '', '2015-01-01', 10000.00), ('cash_cap', '', '2025-04-27', 20000.00),
 			('export_window_days', '', '2015-01-01', 90),
 			('agency_fee_rate', 'AG-CQ', '2015-01-01', 0.02), ('agency_fee_rate', 'AG-CD', '2015-01-01', 0.02),
-			('committed_period_days', 'SC-CQ', '2025-07-01', 17), ('daily_prepay_cap', 'SC-CQ', '2025-07-01', 50000.00);`)
+			('committed_period_days', 'SC-CQ', '2025-07-01', 17), ('daily_prepay_cap', 'SC-CQ', '2025-07-01', 50000.00);
+		INSERT INTO designated_ports (region_code, port_code, valid_from) VALUES ('SC-CQ', 'TFU', '2025-07-01'), ('SC-CQ', 'CKG', '2025-07-01');`)
 	if err != nil {
 		t.Fatalf("registry fixture: %v", err)
 	}

@@ -6,6 +6,7 @@ package desk
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -14,6 +15,7 @@ import (
 	"taxrefund/internal/auth"
 	"taxrefund/internal/fault"
 	"taxrefund/internal/forms"
+	"taxrefund/internal/immediate"
 	"taxrefund/internal/payouts"
 	"taxrefund/internal/refund"
 	"taxrefund/internal/wire"
@@ -32,15 +34,24 @@ type Payouts interface {
 	Get(ctx context.Context, desk string, id uuid.UUID) (payouts.Payout, error)
 }
 
+// Prepayments is what the handler needs of the immediate refund service.
+type Prepayments interface {
+	Pay(ctx context.Context, req immediate.PayRequest) (immediate.Prepayment, error)
+	Return(ctx context.Context, req immediate.ReturnRequest) (immediate.Prepayment, error)
+}
+
 // Handler implements DeskService.
 type Handler struct {
 	deskv1.UnimplementedDeskServiceServer
-	forms   Forms
-	payouts Payouts
+	forms       Forms
+	payouts     Payouts
+	prepayments Prepayments
 }
 
 // New returns a Handler.
-func New(f Forms, p Payouts) *Handler { return &Handler{forms: f, payouts: p} }
+func New(f Forms, p Payouts, pre Prepayments) *Handler {
+	return &Handler{forms: f, payouts: p, prepayments: pre}
+}
 
 func caller(ctx context.Context, roles ...auth.Role) (auth.Party, error) {
 	p, ok := auth.FromContext(ctx)
@@ -175,4 +186,65 @@ func (h *Handler) GetPayout(ctx context.Context, req *deskv1.GetPayoutRequest) (
 		return nil, err
 	}
 	return &deskv1.GetPayoutResponse{Payout: wire.Payout(payout)}, nil
+}
+
+// PayImmediateRefund pays a form's net refund at a block refund point.
+func (h *Handler) PayImmediateRefund(ctx context.Context, req *deskv1.PayImmediateRefundRequest) (*deskv1.PayImmediateRefundResponse, error) {
+	p, err := caller(ctx, auth.RoleDesk)
+	if err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	rid := f.RequestID("request_id", req.GetRequestId())
+	doc := f.Document("presented_document", req.GetPresentedDocument())
+	pre := f.PreAuth("pre_authorization", req.GetPreAuthorization())
+	agreement := f.Text("agreement_reference", req.GetAgreementReference(), 64, false)
+	var committed time.Time
+	if req.GetCommittedDate() != "" {
+		committed = f.Date("committed_date", req.GetCommittedDate())
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	cashier := p.Cashier
+	if cashier == "" {
+		cashier = p.Desk
+	}
+	out, err := h.prepayments.Pay(ctx, immediate.PayRequest{
+		Idem:          forms.Idempotency{Caller: p.String(), RequestID: rid, Hash: wire.CanonicalHash(req)},
+		DeskCode:      p.Desk,
+		Cashier:       cashier,
+		Number:        req.GetFormNumber(),
+		Presented:     doc,
+		Agreement:     agreement,
+		PreAuth:       pre,
+		DeparturePort: req.GetDeparturePort(),
+		CommittedDate: committed,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &deskv1.PayImmediateRefundResponse{Prepayment: wire.Prepayment(out)}, nil
+}
+
+// ReturnPrepayment records a prepayment handed back before departure.
+func (h *Handler) ReturnPrepayment(ctx context.Context, req *deskv1.ReturnPrepaymentRequest) (*deskv1.ReturnPrepaymentResponse, error) {
+	p, err := caller(ctx, auth.RoleDesk)
+	if err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	rid := f.RequestID("request_id", req.GetRequestId())
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	out, err := h.prepayments.Return(ctx, immediate.ReturnRequest{
+		Idem:     forms.Idempotency{Caller: p.String(), RequestID: rid, Hash: wire.CanonicalHash(req)},
+		DeskCode: p.Desk,
+		Number:   req.GetFormNumber(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &deskv1.ReturnPrepaymentResponse{Prepayment: wire.Prepayment(out)}, nil
 }

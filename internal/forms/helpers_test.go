@@ -50,7 +50,7 @@ type skeleton struct {
 	clock  *dbtest.Clock
 	ledger *ledger.Store
 	svc    *forms.Service
-	nextNo atomic.Int64
+	nextNo *atomic.Int64
 }
 
 // newSkeleton returns the fixture with its clock at now.
@@ -64,7 +64,14 @@ func newSkeleton(t testing.TB, now time.Time) *skeleton {
 		Pool: pool, Ledger: ls, Keys: dbtest.Keyring(t), Params: params.NewCache(pool, 0),
 		Now: clock.Now, Log: slog.New(slog.DiscardHandler),
 	})
-	return &skeleton{t: t, ctx: context.Background(), pool: pool, clock: clock, ledger: ls, svc: svc}
+	return &skeleton{t: t, ctx: context.Background(), pool: pool, clock: clock, ledger: ls, svc: svc, nextNo: new(atomic.Int64)}
+}
+
+// as returns the fixture reporting to t (a subtest's).
+func (s *skeleton) as(t testing.TB) *skeleton {
+	c := *s
+	c.t = t
+	return &c
 }
 
 // warmAccounts creates the two ledger accounts issuing uses (and caches their ids), so that
@@ -205,17 +212,28 @@ type rowCounts map[string]int64
 
 func (s *skeleton) counts() rowCounts {
 	s.t.Helper()
-	out := rowCounts{}
-	for _, table := range countedTables {
-		q := "SELECT count(*) FROM " + table
+	q := "SELECT "
+	for i, table := range countedTables {
+		if i > 0 {
+			q += ", "
+		}
 		if table == "account_balances_sum" {
-			q = `SELECT coalesce(sum(posted_dr + posted_cr + pending_dr + pending_cr) * 100, 0)::bigint FROM account_balances`
+			q += "(SELECT coalesce(sum(posted_dr + posted_cr + pending_dr + pending_cr) * 100, 0)::bigint FROM account_balances)"
+		} else {
+			q += "(SELECT count(*) FROM " + table + ")"
 		}
-		var n int64
-		if err := s.pool.QueryRow(s.ctx, q).Scan(&n); err != nil {
-			s.t.Fatalf("count %s: %v", table, err)
-		}
-		out[table] = n
+	}
+	n := make([]int64, len(countedTables))
+	dest := make([]any, len(n))
+	for i := range n {
+		dest[i] = &n[i]
+	}
+	if err := s.pool.QueryRow(s.ctx, q).Scan(dest...); err != nil {
+		s.t.Fatalf("count rows: %v", err)
+	}
+	out := rowCounts{}
+	for i, table := range countedTables {
+		out[table] = n[i]
 	}
 	return out
 }

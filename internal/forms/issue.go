@@ -45,7 +45,7 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Form, error) {
 	}
 	as, err := refund.Assess(app, p)
 	if err != nil {
-		return Form{}, err
+		return s.refuse(ctx, req.Idem, err)
 	}
 	if !as.Gross.IsPositive() {
 		return Form{}, fault.Field(fault.Precondition, "NO_REFUND", "lines", "the refund of these lines rounds to 0.00")
@@ -134,7 +134,28 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Form, error) {
 	case isStoreInactive(err):
 		return Form{}, fault.New(fault.Precondition, "STORE_NOT_ACTIVE", "this store is suspended or has exited: it issues no forms")
 	}
+	if _, ok := fault.As(err); ok {
+		return s.refuse(ctx, req.Idem, err)
+	}
 	return Form{}, fmt.Errorf("issue form: %w", err)
+}
+
+// refuse returns a rule's refusal — unless the request was already answered: a retry
+// gets the first answer even when the rules would refuse it now (the document has expired
+// since, the form that made up the minimum was voided...). Only refusals pay for this
+// look-up; the common path finds a duplicate by its primary key.
+func (s *Service) refuse(ctx context.Context, idem Idempotency, refusal error) (Form, error) {
+	var first Form
+	err := idempotency.Replay(ctx, s.pool, idem, methodIssue, &first)
+	switch {
+	case err == nil:
+		return first, nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return Form{}, refusal
+	case fault.Is(err, fault.Precondition):
+		return Form{}, err // the request_id was used for something else
+	}
+	return Form{}, err
 }
 
 func sameDayLockKey(index []byte, store string, date any) string {

@@ -30,6 +30,8 @@ type Service struct {
 	params *params.Cache
 	now    func() time.Time
 	log    *slog.Logger
+
+	exportHook ExportHook
 }
 
 // Deps are what a Service needs.
@@ -45,10 +47,7 @@ type Deps struct {
 
 // New returns a Service.
 func New(d Deps) *Service {
-	now := d.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := db.Clock(d.Now)
 	return &Service{pool: d.Pool, q: db.New(), ledger: d.Ledger, keys: d.Keys, params: d.Params, now: now, log: d.Log}
 }
 

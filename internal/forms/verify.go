@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"taxrefund/internal/db"
@@ -97,9 +101,20 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Form, error) {
 			return err
 		}
 		s.ledger.QueueResolution(b, res)
+		if s.exportHook != nil {
+			paid, err := s.exportHook.OnExport(ctx, tx, b, Export{
+				Form: f.Form, Port: req.Port, At: f.Verification.At, Today: today, Totals: tot, AnyUnits: anyUnits, Caller: req.Idem.Caller,
+			})
+			if err != nil {
+				return err
+			}
+			if paid != nil {
+				f.State, f.PayoutID = refund.Refunded, paid
+			}
+		}
 		b.Queue(`UPDATE forms SET state = $2, verified_port = $3, verified_officer = $4, verified_at = $5,
-			confirmed_eligible = $6, confirmed_gross = $7, closed_at = $8 WHERE id = $1`,
-			f.ID, string(state), req.Port, req.Officer, f.Verification.At, tot.Eligible, tot.Gross, f.ClosedAt)
+			confirmed_eligible = $6, confirmed_gross = $7, closed_at = $8, payout_id = $9 WHERE id = $1`,
+			f.ID, string(f.State), req.Port, req.Officer, f.Verification.At, tot.Eligible, tot.Gross, f.ClosedAt, f.PayoutID)
 		b.Queue(`UPDATE form_lines l SET confirmed_qty = u.q FROM unnest($2::smallint[], $3::int[]) AS u(n, q)
 			WHERE l.form_id = $1 AND l.line_no = u.n`, f.ID, nos, confirmed)
 		b.Queue(`INSERT INTO audit_events (actor, action, object, request_id, detail) VALUES ($1, $2, $3, $4, $5)`,
@@ -130,6 +145,28 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Form, error) {
 	return out, nil
 }
 
+// Export is what a customs verification found, for an ExportHook.
+type Export struct {
+	// Form is the form as verified (state VERIFIED or REJECTED, confirmed quantities set).
+	Form     Form
+	Port     string
+	At       time.Time
+	Today    time.Time
+	Totals   refund.Totals
+	AnyUnits bool
+	Caller   string
+}
+
+// ExportHook takes part in a verification's transaction, after the form's pending
+// transfer is resolved: it may queue its own writes on b, and may settle the form at once
+// by returning the id of the payout that paid it (an immediate refund completing).
+type ExportHook interface {
+	OnExport(ctx context.Context, tx pgx.Tx, b *pgx.Batch, e Export) (payoutID *uuid.UUID, err error)
+}
+
+// OnExport installs the hook every verification calls.
+func (s *Service) OnExport(h ExportHook) { s.exportHook = h }
+
 // confirmedQuantities checks that every line of f is confirmed exactly once, for 0 to its
 // quantity, and returns the quantities in line order.
 func confirmedQuantities(f Form, byLine map[int]int32) ([]int32, error) {
@@ -145,11 +182,9 @@ func confirmedQuantities(f Form, byLine map[int]int32) ([]int32, error) {
 		}
 		out[i] = q
 	}
-	if len(byLine) > len(f.Lines) {
-		for no := range byLine {
-			if no < 1 || no > len(f.Lines) {
-				l.Add(fmt.Sprintf("lines[line_no=%d]", no), "the form has no line %d", no)
-			}
+	for _, no := range slices.Sorted(maps.Keys(byLine)) {
+		if no < 1 || no > len(f.Lines) {
+			l.Add(fmt.Sprintf("lines[line_no=%d]", no), "the form has no line %d", no)
 		}
 	}
 	return out, l.Err()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"taxrefund/internal/db"
@@ -47,6 +48,9 @@ func (s *Service) Void(ctx context.Context, req VoidRequest) (Form, error) {
 			return notFound(req.Number)
 		}
 		if err := refund.RequireState(f.Number, f.State, refund.Issued, "voided"); err != nil {
+			return err
+		}
+		if err := s.RequireNoPrepayment(ctx, tx, f.Form); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`,
@@ -148,4 +152,27 @@ func (s *Service) LockMany(ctx context.Context, tx pgx.Tx, numbers []string) (fo
 		}
 	}
 	return found, missing, nil
+}
+
+// RequireNoPrepayment refuses a form whose immediate-refund prepayment is outstanding: the
+// traveller holds the money until the refund point records it handed back or the card
+// pre-authorization is captured.
+func (s *Service) RequireNoPrepayment(ctx context.Context, q db.DBTX, forms ...Form) error {
+	ids := make([]uuid.UUID, len(forms))
+	for i, f := range forms {
+		ids[i] = f.ID
+	}
+	open, err := s.q.FormsWithOutstandingPrepayment(ctx, q, ids)
+	if err != nil {
+		return fmt.Errorf("outstanding prepayments: %w", err)
+	}
+	for _, f := range forms {
+		for _, id := range open {
+			if id == f.ID {
+				return fault.Field(fault.Precondition, "PREPAYMENT_OUTSTANDING", "form_number",
+					fmt.Sprintf("form %s has an immediate-refund prepayment outstanding: it must be handed back at the refund point (or captured) first", f.Number)).With("form_number", f.Number)
+			}
+		}
+	}
+	return nil
 }

@@ -44,6 +44,17 @@ var checks = []struct{ name, sql string }{
 		         ELSE r.posted_amount IS DISTINCT FROM f.confirmed_gross
 		             OR (r.outcome IS DISTINCT FROM 'POSTED' AND f.confirmed_gross > 0)
 		       END`},
+	{"prepayments_match_outstanding", `
+		WITH want AS (
+			SELECT agency_code, sum(net_refund) AS v FROM prepayments WHERE state = 'PREPAID' GROUP BY agency_code),
+		have AS (
+			SELECT substring(a.code FROM '^agency:(.*):prepayments$') AS agency_code, coalesce(sum(b.posted_dr - b.posted_cr), 0) AS v
+			  FROM accounts a JOIN account_balances b ON b.account_id = a.id
+			 WHERE a.code LIKE 'agency:%:prepayments' GROUP BY a.code)
+		SELECT format('agency %s: prepayments account %s, outstanding prepayments %s', coalesce(w.agency_code, h.agency_code),
+		              coalesce(h.v, 0), coalesce(w.v, 0))
+		  FROM want w FULL JOIN have h ON h.agency_code = w.agency_code
+		 WHERE coalesce(w.v, 0) <> coalesce(h.v, 0)`},
 }
 
 // Check returns every violation found; none means the database is consistent.

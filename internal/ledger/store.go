@@ -45,14 +45,12 @@ func (s *Store) Accounts(ctx context.Context, q Querier, codes ...string) (map[s
 		return out, nil
 	}
 	sort.Strings(missing)
+	// DO UPDATE (a no-op) rather than DO NOTHING: it waits for a concurrent creator of the
+	// same code to commit and then returns that row, which DO NOTHING would skip.
 	rows, err := q.Query(ctx, `
-		WITH ins AS (
-			INSERT INTO accounts (code) SELECT unnest($1::text[]) ORDER BY 1
-			ON CONFLICT (code) DO NOTHING
-			RETURNING id, code)
-		SELECT id, code FROM ins
-		UNION ALL
-		SELECT id, code FROM accounts WHERE code = ANY($1)`, missing)
+		INSERT INTO accounts (code) SELECT unnest($1::text[]) ORDER BY 1
+		ON CONFLICT (code) DO UPDATE SET code = excluded.code
+		RETURNING id, code`, missing)
 	if err != nil {
 		return nil, fmt.Errorf("ensure accounts: %w", err)
 	}

@@ -94,10 +94,7 @@ type Deps struct {
 
 // New returns a Service.
 func New(d Deps) *Service {
-	now := d.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := db.Clock(d.Now)
 	return &Service{pool: d.Pool, q: db.New(), ledger: d.Ledger, keys: d.Keys, params: d.Params, forms: d.Forms, now: now, log: d.Log}
 }
 
@@ -148,6 +145,12 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 		return Payout{}, err
 	}
 	presented := s.keys.BlindIndex(string(req.Presented.Type), req.Presented.IssuingCountry, req.Presented.Number)
+	// Read the parameters before the transaction: a cache reload inside it would need a
+	// second connection while holding the first.
+	table, err := s.params.Get(ctx)
+	if err != nil {
+		return Payout{}, err
+	}
 
 	var out Payout
 	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
@@ -166,8 +169,11 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 		if err := checkForms(locked, presented); err != nil {
 			return err
 		}
-		table, err := s.params.Get(ctx)
-		if err != nil {
+		plain := make([]forms.Form, len(locked))
+		for i, f := range locked {
+			plain[i] = f.Form
+		}
+		if err := s.forms.RequireNoPrepayment(ctx, tx, plain...); err != nil {
 			return err
 		}
 		feeRate, err := table.Require(params.AgencyFeeRate, agency, today)
@@ -200,14 +206,18 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 			),
 		}
 		b := &pgx.Batch{}
-		if err := s.ledger.Queue(b, txn, ids); err != nil {
-			return err
-		}
+		var txnID *uuid.UUID
+		if len(txn.Entries) > 0 {
+			if err := s.ledger.Queue(b, txn, ids); err != nil {
+				return err
+			}
+			txnID = &txn.ID
+		} // else every form's refund rounds to 0.00: the payout closes them and moves no money
 		b.Queue(`INSERT INTO payouts (id, desk_code, agency_code, port_code, cashier, method, account_masked, receipt_reference,
 			doc_index, doc_type, doc_country, doc_masked, paid_at, paid_date, fee_rate, gross_refund, fee, net_refund, txn_id)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 			p.ID, p.DeskCode, agency, p.Port, p.Cashier, string(p.Method), p.AccountMasked, p.ReceiptReference,
-			presented, string(p.DocType), p.DocCountry, p.DocMasked, p.PaidAt, today, feeRate, p.Gross, p.Fee, p.Net, txn.ID)
+			presented, string(p.DocType), p.DocCountry, p.DocMasked, p.PaidAt, today, feeRate, p.Gross, p.Fee, p.Net, txnID)
 		formIDs := make([]uuid.UUID, len(locked))
 		for i, f := range locked {
 			sh := p.Forms[i]

@@ -41,9 +41,7 @@ type Service struct {
 
 // New returns a Service; now nil means time.Now.
 func New(pool *pgxpool.Pool, now func() time.Time) *Service {
-	if now == nil {
-		now = time.Now
-	}
+	now = db.Clock(now)
 	return &Service{pool: pool, q: db.New(), now: now}
 }
 

@@ -26,15 +26,19 @@ import (
 	deskv1 "taxrefund/api/taxrefund/desk/v1"
 	formv1 "taxrefund/api/taxrefund/form/v1"
 	storev1 "taxrefund/api/taxrefund/store/v1"
+	"taxrefund/internal/agency"
 	"taxrefund/internal/authority"
 	"taxrefund/internal/dbtest"
 	"taxrefund/internal/desk"
 	"taxrefund/internal/forms"
+	"taxrefund/internal/immediate"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/params"
 	"taxrefund/internal/payouts"
 	"taxrefund/internal/pki"
+	"taxrefund/internal/registry"
 	"taxrefund/internal/server"
+	"taxrefund/internal/settlement"
 	"taxrefund/internal/store"
 )
 
@@ -51,6 +55,7 @@ const (
 	cashier1   = "desk-CKG-01"
 	cashier2   = "desk-CKG-02"
 	sat        = "authority"
+	agencyCQ   = "agency-AG-CQ"
 )
 
 var identities = map[string]string{
@@ -64,14 +69,16 @@ var identities = map[string]string{
 	cashier1:   "taxrefund://desk/CKG-01/cashier-1",
 	cashier2:   "taxrefund://desk/CKG-02/cashier-2",
 	sat:        "taxrefund://authority/sat",
+	agencyCQ:   "taxrefund://agency/AG-CQ/backoffice-1",
 }
 
 // t0 is the harness clock's start: 2025-06-10 10:00 in Asia/Shanghai, a whole second
 // (PostgreSQL keeps microseconds).
 var t0 = time.Date(2025, 6, 10, 2, 0, 0, 0, time.UTC)
 
-// harness is the service wired as cmd/taxrefund's newApp and serve wire it, on a
-// database of its own, behind mutual TLS on a real loopback listener.
+// harness is the service wired as cmd/taxrefund's newApp and serve wire it (with the
+// test clock for every service), on a database of its own, behind mutual TLS on a real
+// loopback listener.
 type harness struct {
 	pool    *pgxpool.Pool
 	clock   *dbtest.Clock
@@ -120,10 +127,14 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	imm := immediate.New(immediate.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Forms: f, Now: h.clock.Now, Log: log})
+	reg := registry.New(pool, h.clock.Now)
+	settle := settlement.New(pool, led, h.clock.Now)
 	srv, _, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: server.NewRegistry(pool, 0).Active}, server.Services{
 		Store:     store.New(f),
-		Desk:      desk.New(f, p),
-		Authority: authority.New(f, pool),
+		Desk:      desk.New(f, p, imm),
+		Authority: authority.New(authority.Deps{Expirer: f, Pool: pool, Registry: reg, Settlement: settle, Immediate: imm, Now: h.clock.Now}),
+		Agency:    agency.New(settle),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -186,6 +197,7 @@ func (h *harness) authority(t *testing.T, name string) authorityv1.AuthorityServ
 var countedTables = []string{
 	"forms", "form_lines", "form_invoices", "journal_txns", "journal_entries", "pending_transfers",
 	"pending_resolutions", "idempotency_keys", "audit_events", "payouts", "payout_forms",
+	"declarations", "declaration_payouts", "closed_months", "stores", "parameters",
 }
 
 // counts returns the row count of every counted table.

@@ -69,3 +69,7 @@ SELECT * FROM payouts WHERE id = $1;
 -- name: PayoutForms :many
 SELECT pf.*, f.number FROM payout_forms pf JOIN forms f ON f.id = pf.form_id
  WHERE pf.payout_id = $1 ORDER BY pf.form_id;
+
+-- name: FormsWithOutstandingPrepayment :many
+-- Forms whose immediate-refund prepayment is neither completed, captured nor handed back.
+SELECT form_id FROM prepayments WHERE form_id = ANY(@form_ids::uuid[]) AND state = 'PREPAID';

@@ -3011,6 +3011,408 @@ func (x *ExportHeader) GetRows() int64 {
 	return 0
 }
 
+type SetCalendarDayRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// "YYYY-MM-DD".
+	Date    string `protobuf:"bytes,2,opt,name=date,proto3" json:"date,omitempty"`
+	Working bool   `protobuf:"varint,3,opt,name=working,proto3" json:"working,omitempty"`
+	// E.g. "National Day", "调休 working Saturday".
+	Note          string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCalendarDayRequest) Reset() {
+	*x = SetCalendarDayRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCalendarDayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCalendarDayRequest) ProtoMessage() {}
+
+func (x *SetCalendarDayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCalendarDayRequest.ProtoReflect.Descriptor instead.
+func (*SetCalendarDayRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *SetCalendarDayRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SetCalendarDayRequest) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *SetCalendarDayRequest) GetWorking() bool {
+	if x != nil {
+		return x.Working
+	}
+	return false
+}
+
+func (x *SetCalendarDayRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type SetCalendarDayResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Date          string                 `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	Working       bool                   `protobuf:"varint,2,opt,name=working,proto3" json:"working,omitempty"`
+	Note          string                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCalendarDayResponse) Reset() {
+	*x = SetCalendarDayResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCalendarDayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCalendarDayResponse) ProtoMessage() {}
+
+func (x *SetCalendarDayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCalendarDayResponse.ProtoReflect.Descriptor instead.
+func (*SetCalendarDayResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *SetCalendarDayResponse) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *SetCalendarDayResponse) GetWorking() bool {
+	if x != nil {
+		return x.Working
+	}
+	return false
+}
+
+func (x *SetCalendarDayResponse) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type RunCapturesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunCapturesRequest) Reset() {
+	*x = RunCapturesRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunCapturesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunCapturesRequest) ProtoMessage() {}
+
+func (x *RunCapturesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunCapturesRequest.ProtoReflect.Descriptor instead.
+func (*RunCapturesRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{52}
+}
+
+type RunCapturesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Pre-authorizations this call captured.
+	Captured      int64 `protobuf:"varint,1,opt,name=captured,proto3" json:"captured,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunCapturesResponse) Reset() {
+	*x = RunCapturesResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunCapturesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunCapturesResponse) ProtoMessage() {}
+
+func (x *RunCapturesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunCapturesResponse.ProtoReflect.Descriptor instead.
+func (*RunCapturesResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *RunCapturesResponse) GetCaptured() int64 {
+	if x != nil {
+		return x.Captured
+	}
+	return 0
+}
+
+type ListAcquirerInstructionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAcquirerInstructionsRequest) Reset() {
+	*x = ListAcquirerInstructionsRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAcquirerInstructionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAcquirerInstructionsRequest) ProtoMessage() {}
+
+func (x *ListAcquirerInstructionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAcquirerInstructionsRequest.ProtoReflect.Descriptor instead.
+func (*ListAcquirerInstructionsRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{54}
+}
+
+// AcquirerInstruction is a release or capture to deliver to the card acquirer.
+type AcquirerInstruction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// RELEASE, CAPTURE or PARTIAL_CAPTURE.
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	PrepaymentId  string                 `protobuf:"bytes,3,opt,name=prepayment_id,json=prepaymentId,proto3" json:"prepayment_id,omitempty"`
+	Amount        string                 `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	Attempts      int32                  `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	LastError     string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
+	// Failing for at least 5 attempts: needs an official's attention.
+	Stuck         bool `protobuf:"varint,9,opt,name=stuck,proto3" json:"stuck,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcquirerInstruction) Reset() {
+	*x = AcquirerInstruction{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcquirerInstruction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcquirerInstruction) ProtoMessage() {}
+
+func (x *AcquirerInstruction) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcquirerInstruction.ProtoReflect.Descriptor instead.
+func (*AcquirerInstruction) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *AcquirerInstruction) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AcquirerInstruction) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AcquirerInstruction) GetPrepaymentId() string {
+	if x != nil {
+		return x.PrepaymentId
+	}
+	return ""
+}
+
+func (x *AcquirerInstruction) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
+func (x *AcquirerInstruction) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *AcquirerInstruction) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *AcquirerInstruction) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *AcquirerInstruction) GetNextAttemptAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptAt
+	}
+	return nil
+}
+
+func (x *AcquirerInstruction) GetStuck() bool {
+	if x != nil {
+		return x.Stuck
+	}
+	return false
+}
+
+type ListAcquirerInstructionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instructions  []*AcquirerInstruction `protobuf:"bytes,1,rep,name=instructions,proto3" json:"instructions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAcquirerInstructionsResponse) Reset() {
+	*x = ListAcquirerInstructionsResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAcquirerInstructionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAcquirerInstructionsResponse) ProtoMessage() {}
+
+func (x *ListAcquirerInstructionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAcquirerInstructionsResponse.ProtoReflect.Descriptor instead.
+func (*ListAcquirerInstructionsResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListAcquirerInstructionsResponse) GetInstructions() []*AcquirerInstruction {
+	if x != nil {
+		return x.Instructions
+	}
+	return nil
+}
+
 var File_taxrefund_authority_v1_authority_proto protoreflect.FileDescriptor
 
 const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
@@ -3220,7 +3622,35 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\tfile_name\x18\x01 \x01(\tR\bfileName\x12!\n" +
 	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
-	"\x04rows\x18\x04 \x01(\x03R\x04rows*y\n" +
+	"\x04rows\x18\x04 \x01(\x03R\x04rows\"x\n" +
+	"\x15SetCalendarDayRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04date\x18\x02 \x01(\tR\x04date\x12\x18\n" +
+	"\aworking\x18\x03 \x01(\bR\aworking\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"Z\n" +
+	"\x16SetCalendarDayResponse\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12\x18\n" +
+	"\aworking\x18\x02 \x01(\bR\aworking\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\"\x14\n" +
+	"\x12RunCapturesRequest\"1\n" +
+	"\x13RunCapturesResponse\x12\x1a\n" +
+	"\bcaptured\x18\x01 \x01(\x03R\bcaptured\"!\n" +
+	"\x1fListAcquirerInstructionsRequest\"\xc6\x02\n" +
+	"\x13AcquirerInstruction\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12#\n" +
+	"\rprepayment_id\x18\x03 \x01(\tR\fprepaymentId\x12\x16\n" +
+	"\x06amount\x18\x04 \x01(\tR\x06amount\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\x05R\battempts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x129\n" +
+	"\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12B\n" +
+	"\x0fnext_attempt_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\x12\x14\n" +
+	"\x05stuck\x18\t \x01(\bR\x05stuck\"s\n" +
+	" ListAcquirerInstructionsResponse\x12O\n" +
+	"\finstructions\x18\x01 \x03(\v2+.taxrefund.authority.v1.AcquirerInstructionR\finstructions*y\n" +
 	"\vStoreStatus\x12\x1c\n" +
 	"\x18STORE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13STORE_STATUS_ACTIVE\x10\x01\x12\x1a\n" +
@@ -3229,7 +3659,7 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\fExportFormat\x12\x1d\n" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x01\x12\x16\n" +
-	"\x12EXPORT_FORMAT_XLSX\x10\x022\x9d\x10\n" +
+	"\x12EXPORT_FORMAT_XLSX\x10\x022\x86\x13\n" +
 	"\x10AuthorityService\x12`\n" +
 	"\tRunExpiry\x12(.taxrefund.authority.v1.RunExpiryRequest\x1a).taxrefund.authority.v1.RunExpiryResponse\x12r\n" +
 	"\x0fCheckInvariants\x12..taxrefund.authority.v1.CheckInvariantsRequest\x1a/.taxrefund.authority.v1.CheckInvariantsResponse\x12l\n" +
@@ -3251,7 +3681,10 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"CloseMonth\x12).taxrefund.authority.v1.CloseMonthRequest\x1a*.taxrefund.authority.v1.CloseMonthResponse\x12`\n" +
 	"\tReconcile\x12(.taxrefund.authority.v1.ReconcileRequest\x1a).taxrefund.authority.v1.ReconcileResponse\x12l\n" +
 	"\rMonthlyReport\x12,.taxrefund.authority.v1.MonthlyReportRequest\x1a-.taxrefund.authority.v1.MonthlyReportResponse\x12k\n" +
-	"\fExportReport\x12+.taxrefund.authority.v1.ExportReportRequest\x1a,.taxrefund.authority.v1.ExportReportResponse0\x01B\xd8\x01\n" +
+	"\fExportReport\x12+.taxrefund.authority.v1.ExportReportRequest\x1a,.taxrefund.authority.v1.ExportReportResponse0\x01\x12o\n" +
+	"\x0eSetCalendarDay\x12-.taxrefund.authority.v1.SetCalendarDayRequest\x1a..taxrefund.authority.v1.SetCalendarDayResponse\x12f\n" +
+	"\vRunCaptures\x12*.taxrefund.authority.v1.RunCapturesRequest\x1a+.taxrefund.authority.v1.RunCapturesResponse\x12\x8d\x01\n" +
+	"\x18ListAcquirerInstructions\x127.taxrefund.authority.v1.ListAcquirerInstructionsRequest\x1a8.taxrefund.authority.v1.ListAcquirerInstructionsResponseB\xd8\x01\n" +
 	"\x1acom.taxrefund.authority.v1B\x0eAuthorityProtoP\x01Z0taxrefund/api/taxrefund/authority/v1;authorityv1\xa2\x02\x03TAX\xaa\x02\x16Taxrefund.Authority.V1\xca\x02\x16Taxrefund\\Authority\\V1\xe2\x02\"Taxrefund\\Authority\\V1\\GPBMetadata\xea\x02\x18Taxrefund::Authority::V1b\x06proto3"
 
 var (
@@ -3267,68 +3700,75 @@ func file_taxrefund_authority_v1_authority_proto_rawDescGZIP() []byte {
 }
 
 var file_taxrefund_authority_v1_authority_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
-	(StoreStatus)(0),                   // 0: taxrefund.authority.v1.StoreStatus
-	(ExportFormat)(0),                  // 1: taxrefund.authority.v1.ExportFormat
-	(*RunExpiryRequest)(nil),           // 2: taxrefund.authority.v1.RunExpiryRequest
-	(*RunExpiryResponse)(nil),          // 3: taxrefund.authority.v1.RunExpiryResponse
-	(*CheckInvariantsRequest)(nil),     // 4: taxrefund.authority.v1.CheckInvariantsRequest
-	(*Violation)(nil),                  // 5: taxrefund.authority.v1.Violation
-	(*CheckInvariantsResponse)(nil),    // 6: taxrefund.authority.v1.CheckInvariantsResponse
-	(*Store)(nil),                      // 7: taxrefund.authority.v1.Store
-	(*RegisterStoreRequest)(nil),       // 8: taxrefund.authority.v1.RegisterStoreRequest
-	(*RegisterStoreResponse)(nil),      // 9: taxrefund.authority.v1.RegisterStoreResponse
-	(*SuspendStoreRequest)(nil),        // 10: taxrefund.authority.v1.SuspendStoreRequest
-	(*SuspendStoreResponse)(nil),       // 11: taxrefund.authority.v1.SuspendStoreResponse
-	(*ReinstateStoreRequest)(nil),      // 12: taxrefund.authority.v1.ReinstateStoreRequest
-	(*ReinstateStoreResponse)(nil),     // 13: taxrefund.authority.v1.ReinstateStoreResponse
-	(*ExitStoreRequest)(nil),           // 14: taxrefund.authority.v1.ExitStoreRequest
-	(*ExitStoreResponse)(nil),          // 15: taxrefund.authority.v1.ExitStoreResponse
-	(*GetStoreRequest)(nil),            // 16: taxrefund.authority.v1.GetStoreRequest
-	(*GetStoreResponse)(nil),           // 17: taxrefund.authority.v1.GetStoreResponse
-	(*ListStoresRequest)(nil),          // 18: taxrefund.authority.v1.ListStoresRequest
-	(*ListStoresResponse)(nil),         // 19: taxrefund.authority.v1.ListStoresResponse
-	(*GetRegistryRequest)(nil),         // 20: taxrefund.authority.v1.GetRegistryRequest
-	(*Block)(nil),                      // 21: taxrefund.authority.v1.Block
-	(*Port)(nil),                       // 22: taxrefund.authority.v1.Port
-	(*Agency)(nil),                     // 23: taxrefund.authority.v1.Agency
-	(*Desk)(nil),                       // 24: taxrefund.authority.v1.Desk
-	(*GetRegistryResponse)(nil),        // 25: taxrefund.authority.v1.GetRegistryResponse
-	(*Parameter)(nil),                  // 26: taxrefund.authority.v1.Parameter
-	(*SetParameterRequest)(nil),        // 27: taxrefund.authority.v1.SetParameterRequest
-	(*SetParameterResponse)(nil),       // 28: taxrefund.authority.v1.SetParameterResponse
-	(*ListParametersRequest)(nil),      // 29: taxrefund.authority.v1.ListParametersRequest
-	(*ListParametersResponse)(nil),     // 30: taxrefund.authority.v1.ListParametersResponse
-	(*ListDeclarationsRequest)(nil),    // 31: taxrefund.authority.v1.ListDeclarationsRequest
-	(*ListDeclarationsResponse)(nil),   // 32: taxrefund.authority.v1.ListDeclarationsResponse
-	(*GetDeclarationRequest)(nil),      // 33: taxrefund.authority.v1.GetDeclarationRequest
-	(*GetDeclarationResponse)(nil),     // 34: taxrefund.authority.v1.GetDeclarationResponse
-	(*ApproveDeclarationRequest)(nil),  // 35: taxrefund.authority.v1.ApproveDeclarationRequest
-	(*ApproveDeclarationResponse)(nil), // 36: taxrefund.authority.v1.ApproveDeclarationResponse
-	(*ReturnDeclarationRequest)(nil),   // 37: taxrefund.authority.v1.ReturnDeclarationRequest
-	(*ReturnDeclarationResponse)(nil),  // 38: taxrefund.authority.v1.ReturnDeclarationResponse
-	(*CloseMonthRequest)(nil),          // 39: taxrefund.authority.v1.CloseMonthRequest
-	(*CloseMonthResponse)(nil),         // 40: taxrefund.authority.v1.CloseMonthResponse
-	(*ReconcileRequest)(nil),           // 41: taxrefund.authority.v1.ReconcileRequest
-	(*ReconciliationException)(nil),    // 42: taxrefund.authority.v1.ReconciliationException
-	(*TrialBalanceLine)(nil),           // 43: taxrefund.authority.v1.TrialBalanceLine
-	(*MatchSummary)(nil),               // 44: taxrefund.authority.v1.MatchSummary
-	(*ReconcileResponse)(nil),          // 45: taxrefund.authority.v1.ReconcileResponse
-	(*ReportRow)(nil),                  // 46: taxrefund.authority.v1.ReportRow
-	(*MonthlyReportRequest)(nil),       // 47: taxrefund.authority.v1.MonthlyReportRequest
-	(*MonthlyReportResponse)(nil),      // 48: taxrefund.authority.v1.MonthlyReportResponse
-	(*ExportReportRequest)(nil),        // 49: taxrefund.authority.v1.ExportReportRequest
-	(*ExportReportResponse)(nil),       // 50: taxrefund.authority.v1.ExportReportResponse
-	(*ExportHeader)(nil),               // 51: taxrefund.authority.v1.ExportHeader
-	(*timestamppb.Timestamp)(nil),      // 52: google.protobuf.Timestamp
-	(v1.DeclarationStatus)(0),          // 53: taxrefund.settlement.v1.DeclarationStatus
-	(*v1.Declaration)(nil),             // 54: taxrefund.settlement.v1.Declaration
+	(StoreStatus)(0),                         // 0: taxrefund.authority.v1.StoreStatus
+	(ExportFormat)(0),                        // 1: taxrefund.authority.v1.ExportFormat
+	(*RunExpiryRequest)(nil),                 // 2: taxrefund.authority.v1.RunExpiryRequest
+	(*RunExpiryResponse)(nil),                // 3: taxrefund.authority.v1.RunExpiryResponse
+	(*CheckInvariantsRequest)(nil),           // 4: taxrefund.authority.v1.CheckInvariantsRequest
+	(*Violation)(nil),                        // 5: taxrefund.authority.v1.Violation
+	(*CheckInvariantsResponse)(nil),          // 6: taxrefund.authority.v1.CheckInvariantsResponse
+	(*Store)(nil),                            // 7: taxrefund.authority.v1.Store
+	(*RegisterStoreRequest)(nil),             // 8: taxrefund.authority.v1.RegisterStoreRequest
+	(*RegisterStoreResponse)(nil),            // 9: taxrefund.authority.v1.RegisterStoreResponse
+	(*SuspendStoreRequest)(nil),              // 10: taxrefund.authority.v1.SuspendStoreRequest
+	(*SuspendStoreResponse)(nil),             // 11: taxrefund.authority.v1.SuspendStoreResponse
+	(*ReinstateStoreRequest)(nil),            // 12: taxrefund.authority.v1.ReinstateStoreRequest
+	(*ReinstateStoreResponse)(nil),           // 13: taxrefund.authority.v1.ReinstateStoreResponse
+	(*ExitStoreRequest)(nil),                 // 14: taxrefund.authority.v1.ExitStoreRequest
+	(*ExitStoreResponse)(nil),                // 15: taxrefund.authority.v1.ExitStoreResponse
+	(*GetStoreRequest)(nil),                  // 16: taxrefund.authority.v1.GetStoreRequest
+	(*GetStoreResponse)(nil),                 // 17: taxrefund.authority.v1.GetStoreResponse
+	(*ListStoresRequest)(nil),                // 18: taxrefund.authority.v1.ListStoresRequest
+	(*ListStoresResponse)(nil),               // 19: taxrefund.authority.v1.ListStoresResponse
+	(*GetRegistryRequest)(nil),               // 20: taxrefund.authority.v1.GetRegistryRequest
+	(*Block)(nil),                            // 21: taxrefund.authority.v1.Block
+	(*Port)(nil),                             // 22: taxrefund.authority.v1.Port
+	(*Agency)(nil),                           // 23: taxrefund.authority.v1.Agency
+	(*Desk)(nil),                             // 24: taxrefund.authority.v1.Desk
+	(*GetRegistryResponse)(nil),              // 25: taxrefund.authority.v1.GetRegistryResponse
+	(*Parameter)(nil),                        // 26: taxrefund.authority.v1.Parameter
+	(*SetParameterRequest)(nil),              // 27: taxrefund.authority.v1.SetParameterRequest
+	(*SetParameterResponse)(nil),             // 28: taxrefund.authority.v1.SetParameterResponse
+	(*ListParametersRequest)(nil),            // 29: taxrefund.authority.v1.ListParametersRequest
+	(*ListParametersResponse)(nil),           // 30: taxrefund.authority.v1.ListParametersResponse
+	(*ListDeclarationsRequest)(nil),          // 31: taxrefund.authority.v1.ListDeclarationsRequest
+	(*ListDeclarationsResponse)(nil),         // 32: taxrefund.authority.v1.ListDeclarationsResponse
+	(*GetDeclarationRequest)(nil),            // 33: taxrefund.authority.v1.GetDeclarationRequest
+	(*GetDeclarationResponse)(nil),           // 34: taxrefund.authority.v1.GetDeclarationResponse
+	(*ApproveDeclarationRequest)(nil),        // 35: taxrefund.authority.v1.ApproveDeclarationRequest
+	(*ApproveDeclarationResponse)(nil),       // 36: taxrefund.authority.v1.ApproveDeclarationResponse
+	(*ReturnDeclarationRequest)(nil),         // 37: taxrefund.authority.v1.ReturnDeclarationRequest
+	(*ReturnDeclarationResponse)(nil),        // 38: taxrefund.authority.v1.ReturnDeclarationResponse
+	(*CloseMonthRequest)(nil),                // 39: taxrefund.authority.v1.CloseMonthRequest
+	(*CloseMonthResponse)(nil),               // 40: taxrefund.authority.v1.CloseMonthResponse
+	(*ReconcileRequest)(nil),                 // 41: taxrefund.authority.v1.ReconcileRequest
+	(*ReconciliationException)(nil),          // 42: taxrefund.authority.v1.ReconciliationException
+	(*TrialBalanceLine)(nil),                 // 43: taxrefund.authority.v1.TrialBalanceLine
+	(*MatchSummary)(nil),                     // 44: taxrefund.authority.v1.MatchSummary
+	(*ReconcileResponse)(nil),                // 45: taxrefund.authority.v1.ReconcileResponse
+	(*ReportRow)(nil),                        // 46: taxrefund.authority.v1.ReportRow
+	(*MonthlyReportRequest)(nil),             // 47: taxrefund.authority.v1.MonthlyReportRequest
+	(*MonthlyReportResponse)(nil),            // 48: taxrefund.authority.v1.MonthlyReportResponse
+	(*ExportReportRequest)(nil),              // 49: taxrefund.authority.v1.ExportReportRequest
+	(*ExportReportResponse)(nil),             // 50: taxrefund.authority.v1.ExportReportResponse
+	(*ExportHeader)(nil),                     // 51: taxrefund.authority.v1.ExportHeader
+	(*SetCalendarDayRequest)(nil),            // 52: taxrefund.authority.v1.SetCalendarDayRequest
+	(*SetCalendarDayResponse)(nil),           // 53: taxrefund.authority.v1.SetCalendarDayResponse
+	(*RunCapturesRequest)(nil),               // 54: taxrefund.authority.v1.RunCapturesRequest
+	(*RunCapturesResponse)(nil),              // 55: taxrefund.authority.v1.RunCapturesResponse
+	(*ListAcquirerInstructionsRequest)(nil),  // 56: taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	(*AcquirerInstruction)(nil),              // 57: taxrefund.authority.v1.AcquirerInstruction
+	(*ListAcquirerInstructionsResponse)(nil), // 58: taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	(*timestamppb.Timestamp)(nil),            // 59: google.protobuf.Timestamp
+	(v1.DeclarationStatus)(0),                // 60: taxrefund.settlement.v1.DeclarationStatus
+	(*v1.Declaration)(nil),                   // 61: taxrefund.settlement.v1.Declaration
 }
 var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	5,  // 0: taxrefund.authority.v1.CheckInvariantsResponse.violations:type_name -> taxrefund.authority.v1.Violation
 	0,  // 1: taxrefund.authority.v1.Store.status:type_name -> taxrefund.authority.v1.StoreStatus
-	52, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
+	59, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
 	7,  // 3: taxrefund.authority.v1.RegisterStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 4: taxrefund.authority.v1.SuspendStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 5: taxrefund.authority.v1.ReinstateStoreResponse.store:type_name -> taxrefund.authority.v1.Store
@@ -3343,12 +3783,12 @@ var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	26, // 14: taxrefund.authority.v1.SetParameterRequest.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 15: taxrefund.authority.v1.SetParameterResponse.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 16: taxrefund.authority.v1.ListParametersResponse.parameters:type_name -> taxrefund.authority.v1.Parameter
-	53, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
-	54, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
-	54, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	54, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	54, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	52, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
+	60, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
+	61, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
+	61, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	61, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	61, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	59, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
 	44, // 23: taxrefund.authority.v1.ReconcileResponse.summary:type_name -> taxrefund.authority.v1.MatchSummary
 	42, // 24: taxrefund.authority.v1.ReconcileResponse.exceptions:type_name -> taxrefund.authority.v1.ReconciliationException
 	43, // 25: taxrefund.authority.v1.ReconcileResponse.trial_balance:type_name -> taxrefund.authority.v1.TrialBalanceLine
@@ -3356,49 +3796,58 @@ var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	46, // 27: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
 	1,  // 28: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
 	51, // 29: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
-	2,  // 30: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
-	4,  // 31: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
-	8,  // 32: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
-	10, // 33: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
-	12, // 34: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
-	14, // 35: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
-	16, // 36: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
-	18, // 37: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
-	20, // 38: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
-	27, // 39: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
-	29, // 40: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
-	31, // 41: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
-	33, // 42: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
-	35, // 43: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
-	37, // 44: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
-	39, // 45: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
-	41, // 46: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
-	47, // 47: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
-	49, // 48: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
-	3,  // 49: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
-	6,  // 50: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
-	9,  // 51: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
-	11, // 52: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
-	13, // 53: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
-	15, // 54: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
-	17, // 55: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
-	19, // 56: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
-	25, // 57: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
-	28, // 58: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
-	30, // 59: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
-	32, // 60: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
-	34, // 61: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
-	36, // 62: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
-	38, // 63: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
-	40, // 64: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
-	45, // 65: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
-	48, // 66: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
-	50, // 67: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
-	49, // [49:68] is the sub-list for method output_type
-	30, // [30:49] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	59, // 30: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
+	59, // 31: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
+	57, // 32: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
+	2,  // 33: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
+	4,  // 34: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
+	8,  // 35: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
+	10, // 36: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
+	12, // 37: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
+	14, // 38: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
+	16, // 39: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
+	18, // 40: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
+	20, // 41: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
+	27, // 42: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
+	29, // 43: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
+	31, // 44: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
+	33, // 45: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
+	35, // 46: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
+	37, // 47: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
+	39, // 48: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
+	41, // 49: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
+	47, // 50: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
+	49, // 51: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
+	52, // 52: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
+	54, // 53: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
+	56, // 54: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	3,  // 55: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
+	6,  // 56: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
+	9,  // 57: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
+	11, // 58: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
+	13, // 59: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
+	15, // 60: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
+	17, // 61: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
+	19, // 62: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
+	25, // 63: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
+	28, // 64: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
+	30, // 65: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
+	32, // 66: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
+	34, // 67: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
+	36, // 68: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
+	38, // 69: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
+	40, // 70: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
+	45, // 71: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
+	48, // 72: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
+	50, // 73: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
+	53, // 74: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
+	55, // 75: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
+	58, // 76: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	55, // [55:77] is the sub-list for method output_type
+	33, // [33:55] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_authority_v1_authority_proto_init() }
@@ -3416,7 +3865,7 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taxrefund_authority_v1_authority_proto_rawDesc), len(file_taxrefund_authority_v1_authority_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   50,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

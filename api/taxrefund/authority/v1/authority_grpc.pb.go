@@ -19,25 +19,28 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthorityService_RunExpiry_FullMethodName          = "/taxrefund.authority.v1.AuthorityService/RunExpiry"
-	AuthorityService_CheckInvariants_FullMethodName    = "/taxrefund.authority.v1.AuthorityService/CheckInvariants"
-	AuthorityService_RegisterStore_FullMethodName      = "/taxrefund.authority.v1.AuthorityService/RegisterStore"
-	AuthorityService_SuspendStore_FullMethodName       = "/taxrefund.authority.v1.AuthorityService/SuspendStore"
-	AuthorityService_ReinstateStore_FullMethodName     = "/taxrefund.authority.v1.AuthorityService/ReinstateStore"
-	AuthorityService_ExitStore_FullMethodName          = "/taxrefund.authority.v1.AuthorityService/ExitStore"
-	AuthorityService_GetStore_FullMethodName           = "/taxrefund.authority.v1.AuthorityService/GetStore"
-	AuthorityService_ListStores_FullMethodName         = "/taxrefund.authority.v1.AuthorityService/ListStores"
-	AuthorityService_GetRegistry_FullMethodName        = "/taxrefund.authority.v1.AuthorityService/GetRegistry"
-	AuthorityService_SetParameter_FullMethodName       = "/taxrefund.authority.v1.AuthorityService/SetParameter"
-	AuthorityService_ListParameters_FullMethodName     = "/taxrefund.authority.v1.AuthorityService/ListParameters"
-	AuthorityService_ListDeclarations_FullMethodName   = "/taxrefund.authority.v1.AuthorityService/ListDeclarations"
-	AuthorityService_GetDeclaration_FullMethodName     = "/taxrefund.authority.v1.AuthorityService/GetDeclaration"
-	AuthorityService_ApproveDeclaration_FullMethodName = "/taxrefund.authority.v1.AuthorityService/ApproveDeclaration"
-	AuthorityService_ReturnDeclaration_FullMethodName  = "/taxrefund.authority.v1.AuthorityService/ReturnDeclaration"
-	AuthorityService_CloseMonth_FullMethodName         = "/taxrefund.authority.v1.AuthorityService/CloseMonth"
-	AuthorityService_Reconcile_FullMethodName          = "/taxrefund.authority.v1.AuthorityService/Reconcile"
-	AuthorityService_MonthlyReport_FullMethodName      = "/taxrefund.authority.v1.AuthorityService/MonthlyReport"
-	AuthorityService_ExportReport_FullMethodName       = "/taxrefund.authority.v1.AuthorityService/ExportReport"
+	AuthorityService_RunExpiry_FullMethodName                = "/taxrefund.authority.v1.AuthorityService/RunExpiry"
+	AuthorityService_CheckInvariants_FullMethodName          = "/taxrefund.authority.v1.AuthorityService/CheckInvariants"
+	AuthorityService_RegisterStore_FullMethodName            = "/taxrefund.authority.v1.AuthorityService/RegisterStore"
+	AuthorityService_SuspendStore_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/SuspendStore"
+	AuthorityService_ReinstateStore_FullMethodName           = "/taxrefund.authority.v1.AuthorityService/ReinstateStore"
+	AuthorityService_ExitStore_FullMethodName                = "/taxrefund.authority.v1.AuthorityService/ExitStore"
+	AuthorityService_GetStore_FullMethodName                 = "/taxrefund.authority.v1.AuthorityService/GetStore"
+	AuthorityService_ListStores_FullMethodName               = "/taxrefund.authority.v1.AuthorityService/ListStores"
+	AuthorityService_GetRegistry_FullMethodName              = "/taxrefund.authority.v1.AuthorityService/GetRegistry"
+	AuthorityService_SetParameter_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/SetParameter"
+	AuthorityService_ListParameters_FullMethodName           = "/taxrefund.authority.v1.AuthorityService/ListParameters"
+	AuthorityService_ListDeclarations_FullMethodName         = "/taxrefund.authority.v1.AuthorityService/ListDeclarations"
+	AuthorityService_GetDeclaration_FullMethodName           = "/taxrefund.authority.v1.AuthorityService/GetDeclaration"
+	AuthorityService_ApproveDeclaration_FullMethodName       = "/taxrefund.authority.v1.AuthorityService/ApproveDeclaration"
+	AuthorityService_ReturnDeclaration_FullMethodName        = "/taxrefund.authority.v1.AuthorityService/ReturnDeclaration"
+	AuthorityService_CloseMonth_FullMethodName               = "/taxrefund.authority.v1.AuthorityService/CloseMonth"
+	AuthorityService_Reconcile_FullMethodName                = "/taxrefund.authority.v1.AuthorityService/Reconcile"
+	AuthorityService_MonthlyReport_FullMethodName            = "/taxrefund.authority.v1.AuthorityService/MonthlyReport"
+	AuthorityService_ExportReport_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/ExportReport"
+	AuthorityService_SetCalendarDay_FullMethodName           = "/taxrefund.authority.v1.AuthorityService/SetCalendarDay"
+	AuthorityService_RunCaptures_FullMethodName              = "/taxrefund.authority.v1.AuthorityService/RunCaptures"
+	AuthorityService_ListAcquirerInstructions_FullMethodName = "/taxrefund.authority.v1.AuthorityService/ListAcquirerInstructions"
 )
 
 // AuthorityServiceClient is the client API for AuthorityService service.
@@ -82,6 +85,15 @@ type AuthorityServiceClient interface {
 	MonthlyReport(ctx context.Context, in *MonthlyReportRequest, opts ...grpc.CallOption) (*MonthlyReportResponse, error)
 	// ExportReport streams the monthly report as a CSV or XLSX file.
 	ExportReport(ctx context.Context, in *ExportReportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportReportResponse], error)
+	// SetCalendarDay marks a date as a working day or not (public holidays, adjusted
+	// working days 调休). Dates not in the calendar are working days Monday to Friday.
+	SetCalendarDay(ctx context.Context, in *SetCalendarDayRequest, opts ...grpc.CallOption) (*SetCalendarDayResponse, error)
+	// RunCaptures captures, now, the pre-authorizations of immediate refunds whose capture
+	// is due. The server also runs it in the background.
+	RunCaptures(ctx context.Context, in *RunCapturesRequest, opts ...grpc.CallOption) (*RunCapturesResponse, error)
+	// ListAcquirerInstructions lists card acquirer instructions not yet delivered, the
+	// stuck ones (delivery failing) first.
+	ListAcquirerInstructions(ctx context.Context, in *ListAcquirerInstructionsRequest, opts ...grpc.CallOption) (*ListAcquirerInstructionsResponse, error)
 }
 
 type authorityServiceClient struct {
@@ -291,6 +303,36 @@ func (c *authorityServiceClient) ExportReport(ctx context.Context, in *ExportRep
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AuthorityService_ExportReportClient = grpc.ServerStreamingClient[ExportReportResponse]
 
+func (c *authorityServiceClient) SetCalendarDay(ctx context.Context, in *SetCalendarDayRequest, opts ...grpc.CallOption) (*SetCalendarDayResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetCalendarDayResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_SetCalendarDay_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) RunCaptures(ctx context.Context, in *RunCapturesRequest, opts ...grpc.CallOption) (*RunCapturesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunCapturesResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_RunCaptures_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) ListAcquirerInstructions(ctx context.Context, in *ListAcquirerInstructionsRequest, opts ...grpc.CallOption) (*ListAcquirerInstructionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAcquirerInstructionsResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_ListAcquirerInstructions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthorityServiceServer is the server API for AuthorityService service.
 // All implementations must embed UnimplementedAuthorityServiceServer
 // for forward compatibility.
@@ -333,6 +375,15 @@ type AuthorityServiceServer interface {
 	MonthlyReport(context.Context, *MonthlyReportRequest) (*MonthlyReportResponse, error)
 	// ExportReport streams the monthly report as a CSV or XLSX file.
 	ExportReport(*ExportReportRequest, grpc.ServerStreamingServer[ExportReportResponse]) error
+	// SetCalendarDay marks a date as a working day or not (public holidays, adjusted
+	// working days 调休). Dates not in the calendar are working days Monday to Friday.
+	SetCalendarDay(context.Context, *SetCalendarDayRequest) (*SetCalendarDayResponse, error)
+	// RunCaptures captures, now, the pre-authorizations of immediate refunds whose capture
+	// is due. The server also runs it in the background.
+	RunCaptures(context.Context, *RunCapturesRequest) (*RunCapturesResponse, error)
+	// ListAcquirerInstructions lists card acquirer instructions not yet delivered, the
+	// stuck ones (delivery failing) first.
+	ListAcquirerInstructions(context.Context, *ListAcquirerInstructionsRequest) (*ListAcquirerInstructionsResponse, error)
 	mustEmbedUnimplementedAuthorityServiceServer()
 }
 
@@ -399,6 +450,15 @@ func (UnimplementedAuthorityServiceServer) MonthlyReport(context.Context, *Month
 }
 func (UnimplementedAuthorityServiceServer) ExportReport(*ExportReportRequest, grpc.ServerStreamingServer[ExportReportResponse]) error {
 	return status.Error(codes.Unimplemented, "method ExportReport not implemented")
+}
+func (UnimplementedAuthorityServiceServer) SetCalendarDay(context.Context, *SetCalendarDayRequest) (*SetCalendarDayResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetCalendarDay not implemented")
+}
+func (UnimplementedAuthorityServiceServer) RunCaptures(context.Context, *RunCapturesRequest) (*RunCapturesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunCaptures not implemented")
+}
+func (UnimplementedAuthorityServiceServer) ListAcquirerInstructions(context.Context, *ListAcquirerInstructionsRequest) (*ListAcquirerInstructionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAcquirerInstructions not implemented")
 }
 func (UnimplementedAuthorityServiceServer) mustEmbedUnimplementedAuthorityServiceServer() {}
 func (UnimplementedAuthorityServiceServer) testEmbeddedByValue()                          {}
@@ -756,6 +816,60 @@ func _AuthorityService_ExportReport_Handler(srv interface{}, stream grpc.ServerS
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AuthorityService_ExportReportServer = grpc.ServerStreamingServer[ExportReportResponse]
 
+func _AuthorityService_SetCalendarDay_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetCalendarDayRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).SetCalendarDay(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_SetCalendarDay_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).SetCalendarDay(ctx, req.(*SetCalendarDayRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_RunCaptures_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunCapturesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).RunCaptures(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_RunCaptures_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).RunCaptures(ctx, req.(*RunCapturesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_ListAcquirerInstructions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAcquirerInstructionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).ListAcquirerInstructions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_ListAcquirerInstructions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).ListAcquirerInstructions(ctx, req.(*ListAcquirerInstructionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthorityService_ServiceDesc is the grpc.ServiceDesc for AuthorityService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -834,6 +948,18 @@ var AuthorityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MonthlyReport",
 			Handler:    _AuthorityService_MonthlyReport_Handler,
+		},
+		{
+			MethodName: "SetCalendarDay",
+			Handler:    _AuthorityService_SetCalendarDay_Handler,
+		},
+		{
+			MethodName: "RunCaptures",
+			Handler:    _AuthorityService_RunCaptures_Handler,
+		},
+		{
+			MethodName: "ListAcquirerInstructions",
+			Handler:    _AuthorityService_ListAcquirerInstructions_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -76,6 +76,66 @@ func (PaymentMethod) EnumDescriptor() ([]byte, []int) {
 	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{0}
 }
 
+// PrepaymentState is where an immediate refund's prepayment (预付金) is.
+type PrepaymentState int32
+
+const (
+	PrepaymentState_PREPAYMENT_STATE_UNSPECIFIED PrepaymentState = 0
+	// Paid; waiting for export at a designated port by the committed date.
+	PrepaymentState_PREPAYMENT_STATE_PREPAID PrepaymentState = 1
+	// Export confirmed in time at a designated port: the prepayment became the refund.
+	PrepaymentState_PREPAYMENT_STATE_COMPLETED PrepaymentState = 2
+	// Not completed in time: the pre-authorization was captured.
+	PrepaymentState_PREPAYMENT_STATE_CAPTURED PrepaymentState = 3
+	// Handed back before departure: the pre-authorization was released.
+	PrepaymentState_PREPAYMENT_STATE_RETURNED PrepaymentState = 4
+)
+
+// Enum value maps for PrepaymentState.
+var (
+	PrepaymentState_name = map[int32]string{
+		0: "PREPAYMENT_STATE_UNSPECIFIED",
+		1: "PREPAYMENT_STATE_PREPAID",
+		2: "PREPAYMENT_STATE_COMPLETED",
+		3: "PREPAYMENT_STATE_CAPTURED",
+		4: "PREPAYMENT_STATE_RETURNED",
+	}
+	PrepaymentState_value = map[string]int32{
+		"PREPAYMENT_STATE_UNSPECIFIED": 0,
+		"PREPAYMENT_STATE_PREPAID":     1,
+		"PREPAYMENT_STATE_COMPLETED":   2,
+		"PREPAYMENT_STATE_CAPTURED":    3,
+		"PREPAYMENT_STATE_RETURNED":    4,
+	}
+)
+
+func (x PrepaymentState) Enum() *PrepaymentState {
+	p := new(PrepaymentState)
+	*p = x
+	return p
+}
+
+func (x PrepaymentState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PrepaymentState) Descriptor() protoreflect.EnumDescriptor {
+	return file_taxrefund_desk_v1_desk_proto_enumTypes[1].Descriptor()
+}
+
+func (PrepaymentState) Type() protoreflect.EnumType {
+	return &file_taxrefund_desk_v1_desk_proto_enumTypes[1]
+}
+
+func (x PrepaymentState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PrepaymentState.Descriptor instead.
+func (PrepaymentState) EnumDescriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{1}
+}
+
 type FindFormsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Query:
@@ -829,6 +889,483 @@ func (x *Payout) GetNetRefund() string {
 	return ""
 }
 
+// PreAuthorization is a hold on the traveller's own credit card. Only the acquirer's
+// token, the last four digits and the expiry are ever sent or stored: never a card number.
+type PreAuthorization struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The acquirer's token for the hold; never a card number.
+	AcquirerToken string `protobuf:"bytes,1,opt,name=acquirer_token,json=acquirerToken,proto3" json:"acquirer_token,omitempty"`
+	CardLast4     string `protobuf:"bytes,2,opt,name=card_last4,json=cardLast4,proto3" json:"card_last4,omitempty"`
+	// Card expiry, "YYYY-MM".
+	CardExpiry string `protobuf:"bytes,3,opt,name=card_expiry,json=cardExpiry,proto3" json:"card_expiry,omitempty"`
+	// Amount held; at least the net refund.
+	AuthorizedAmount string `protobuf:"bytes,4,opt,name=authorized_amount,json=authorizedAmount,proto3" json:"authorized_amount,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PreAuthorization) Reset() {
+	*x = PreAuthorization{}
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreAuthorization) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreAuthorization) ProtoMessage() {}
+
+func (x *PreAuthorization) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreAuthorization.ProtoReflect.Descriptor instead.
+func (*PreAuthorization) Descriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PreAuthorization) GetAcquirerToken() string {
+	if x != nil {
+		return x.AcquirerToken
+	}
+	return ""
+}
+
+func (x *PreAuthorization) GetCardLast4() string {
+	if x != nil {
+		return x.CardLast4
+	}
+	return ""
+}
+
+func (x *PreAuthorization) GetCardExpiry() string {
+	if x != nil {
+		return x.CardExpiry
+	}
+	return ""
+}
+
+func (x *PreAuthorization) GetAuthorizedAmount() string {
+	if x != nil {
+		return x.AuthorizedAmount
+	}
+	return ""
+}
+
+type PayImmediateRefundRequest struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	RequestId         string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	FormNumber        string                 `protobuf:"bytes,2,opt,name=form_number,json=formNumber,proto3" json:"form_number,omitempty"`
+	PresentedDocument *v1.Document           `protobuf:"bytes,3,opt,name=presented_document,json=presentedDocument,proto3" json:"presented_document,omitempty"`
+	// Reference of the immediate refund agreement the traveller signed.
+	AgreementReference string            `protobuf:"bytes,4,opt,name=agreement_reference,json=agreementReference,proto3" json:"agreement_reference,omitempty"`
+	PreAuthorization   *PreAuthorization `protobuf:"bytes,5,opt,name=pre_authorization,json=preAuthorization,proto3" json:"pre_authorization,omitempty"`
+	// Port the traveller will leave from: one of the region's designated ports.
+	DeparturePort string `protobuf:"bytes,6,opt,name=departure_port,json=departurePort,proto3" json:"departure_port,omitempty"`
+	// Committed departure date, "YYYY-MM-DD"; at most the issue date + the region's
+	// committed period, which is the default.
+	CommittedDate string `protobuf:"bytes,7,opt,name=committed_date,json=committedDate,proto3" json:"committed_date,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayImmediateRefundRequest) Reset() {
+	*x = PayImmediateRefundRequest{}
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayImmediateRefundRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayImmediateRefundRequest) ProtoMessage() {}
+
+func (x *PayImmediateRefundRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayImmediateRefundRequest.ProtoReflect.Descriptor instead.
+func (*PayImmediateRefundRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PayImmediateRefundRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *PayImmediateRefundRequest) GetFormNumber() string {
+	if x != nil {
+		return x.FormNumber
+	}
+	return ""
+}
+
+func (x *PayImmediateRefundRequest) GetPresentedDocument() *v1.Document {
+	if x != nil {
+		return x.PresentedDocument
+	}
+	return nil
+}
+
+func (x *PayImmediateRefundRequest) GetAgreementReference() string {
+	if x != nil {
+		return x.AgreementReference
+	}
+	return ""
+}
+
+func (x *PayImmediateRefundRequest) GetPreAuthorization() *PreAuthorization {
+	if x != nil {
+		return x.PreAuthorization
+	}
+	return nil
+}
+
+func (x *PayImmediateRefundRequest) GetDeparturePort() string {
+	if x != nil {
+		return x.DeparturePort
+	}
+	return ""
+}
+
+func (x *PayImmediateRefundRequest) GetCommittedDate() string {
+	if x != nil {
+		return x.CommittedDate
+	}
+	return ""
+}
+
+// Prepayment is an immediate refund paid at a block refund point.
+type Prepayment struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	PrepaymentId       string                 `protobuf:"bytes,1,opt,name=prepayment_id,json=prepaymentId,proto3" json:"prepayment_id,omitempty"`
+	FormNumber         string                 `protobuf:"bytes,2,opt,name=form_number,json=formNumber,proto3" json:"form_number,omitempty"`
+	DeskCode           string                 `protobuf:"bytes,3,opt,name=desk_code,json=deskCode,proto3" json:"desk_code,omitempty"`
+	AgencyCode         string                 `protobuf:"bytes,4,opt,name=agency_code,json=agencyCode,proto3" json:"agency_code,omitempty"`
+	State              PrepaymentState        `protobuf:"varint,5,opt,name=state,proto3,enum=taxrefund.desk.v1.PrepaymentState" json:"state,omitempty"`
+	AgreementReference string                 `protobuf:"bytes,6,opt,name=agreement_reference,json=agreementReference,proto3" json:"agreement_reference,omitempty"`
+	CardLast4          string                 `protobuf:"bytes,7,opt,name=card_last4,json=cardLast4,proto3" json:"card_last4,omitempty"`
+	CardExpiry         string                 `protobuf:"bytes,8,opt,name=card_expiry,json=cardExpiry,proto3" json:"card_expiry,omitempty"`
+	AuthorizedAmount   string                 `protobuf:"bytes,9,opt,name=authorized_amount,json=authorizedAmount,proto3" json:"authorized_amount,omitempty"`
+	// G, F and N = G − F of the form when prepaid.
+	GrossRefund     string   `protobuf:"bytes,10,opt,name=gross_refund,json=grossRefund,proto3" json:"gross_refund,omitempty"`
+	Fee             string   `protobuf:"bytes,11,opt,name=fee,proto3" json:"fee,omitempty"`
+	NetRefund       string   `protobuf:"bytes,12,opt,name=net_refund,json=netRefund,proto3" json:"net_refund,omitempty"`
+	CommittedDate   string   `protobuf:"bytes,13,opt,name=committed_date,json=committedDate,proto3" json:"committed_date,omitempty"`
+	DesignatedPorts []string `protobuf:"bytes,14,rep,name=designated_ports,json=designatedPorts,proto3" json:"designated_ports,omitempty"`
+	// When the pre-authorization is captured if the export is not confirmed in time:
+	// committed date + 3 working days.
+	CaptureDue    string                 `protobuf:"bytes,15,opt,name=capture_due,json=captureDue,proto3" json:"capture_due,omitempty"`
+	PaidAt        *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=paid_at,json=paidAt,proto3" json:"paid_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Prepayment) Reset() {
+	*x = Prepayment{}
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Prepayment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Prepayment) ProtoMessage() {}
+
+func (x *Prepayment) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Prepayment.ProtoReflect.Descriptor instead.
+func (*Prepayment) Descriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Prepayment) GetPrepaymentId() string {
+	if x != nil {
+		return x.PrepaymentId
+	}
+	return ""
+}
+
+func (x *Prepayment) GetFormNumber() string {
+	if x != nil {
+		return x.FormNumber
+	}
+	return ""
+}
+
+func (x *Prepayment) GetDeskCode() string {
+	if x != nil {
+		return x.DeskCode
+	}
+	return ""
+}
+
+func (x *Prepayment) GetAgencyCode() string {
+	if x != nil {
+		return x.AgencyCode
+	}
+	return ""
+}
+
+func (x *Prepayment) GetState() PrepaymentState {
+	if x != nil {
+		return x.State
+	}
+	return PrepaymentState_PREPAYMENT_STATE_UNSPECIFIED
+}
+
+func (x *Prepayment) GetAgreementReference() string {
+	if x != nil {
+		return x.AgreementReference
+	}
+	return ""
+}
+
+func (x *Prepayment) GetCardLast4() string {
+	if x != nil {
+		return x.CardLast4
+	}
+	return ""
+}
+
+func (x *Prepayment) GetCardExpiry() string {
+	if x != nil {
+		return x.CardExpiry
+	}
+	return ""
+}
+
+func (x *Prepayment) GetAuthorizedAmount() string {
+	if x != nil {
+		return x.AuthorizedAmount
+	}
+	return ""
+}
+
+func (x *Prepayment) GetGrossRefund() string {
+	if x != nil {
+		return x.GrossRefund
+	}
+	return ""
+}
+
+func (x *Prepayment) GetFee() string {
+	if x != nil {
+		return x.Fee
+	}
+	return ""
+}
+
+func (x *Prepayment) GetNetRefund() string {
+	if x != nil {
+		return x.NetRefund
+	}
+	return ""
+}
+
+func (x *Prepayment) GetCommittedDate() string {
+	if x != nil {
+		return x.CommittedDate
+	}
+	return ""
+}
+
+func (x *Prepayment) GetDesignatedPorts() []string {
+	if x != nil {
+		return x.DesignatedPorts
+	}
+	return nil
+}
+
+func (x *Prepayment) GetCaptureDue() string {
+	if x != nil {
+		return x.CaptureDue
+	}
+	return ""
+}
+
+func (x *Prepayment) GetPaidAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PaidAt
+	}
+	return nil
+}
+
+type PayImmediateRefundResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prepayment    *Prepayment            `protobuf:"bytes,1,opt,name=prepayment,proto3" json:"prepayment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayImmediateRefundResponse) Reset() {
+	*x = PayImmediateRefundResponse{}
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayImmediateRefundResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayImmediateRefundResponse) ProtoMessage() {}
+
+func (x *PayImmediateRefundResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayImmediateRefundResponse.ProtoReflect.Descriptor instead.
+func (*PayImmediateRefundResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PayImmediateRefundResponse) GetPrepayment() *Prepayment {
+	if x != nil {
+		return x.Prepayment
+	}
+	return nil
+}
+
+type ReturnPrepaymentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	FormNumber    string                 `protobuf:"bytes,2,opt,name=form_number,json=formNumber,proto3" json:"form_number,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReturnPrepaymentRequest) Reset() {
+	*x = ReturnPrepaymentRequest{}
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReturnPrepaymentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReturnPrepaymentRequest) ProtoMessage() {}
+
+func (x *ReturnPrepaymentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReturnPrepaymentRequest.ProtoReflect.Descriptor instead.
+func (*ReturnPrepaymentRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReturnPrepaymentRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ReturnPrepaymentRequest) GetFormNumber() string {
+	if x != nil {
+		return x.FormNumber
+	}
+	return ""
+}
+
+type ReturnPrepaymentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prepayment    *Prepayment            `protobuf:"bytes,1,opt,name=prepayment,proto3" json:"prepayment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReturnPrepaymentResponse) Reset() {
+	*x = ReturnPrepaymentResponse{}
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReturnPrepaymentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReturnPrepaymentResponse) ProtoMessage() {}
+
+func (x *ReturnPrepaymentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReturnPrepaymentResponse.ProtoReflect.Descriptor instead.
+func (*ReturnPrepaymentResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReturnPrepaymentResponse) GetPrepayment() *Prepayment {
+	if x != nil {
+		return x.Prepayment
+	}
+	return nil
+}
+
 var File_taxrefund_desk_v1_desk_proto protoreflect.FileDescriptor
 
 const file_taxrefund_desk_v1_desk_proto_rawDesc = "" +
@@ -894,17 +1431,80 @@ const file_taxrefund_desk_v1_desk_proto_rawDesc = "" +
 	"\fgross_refund\x18\r \x01(\tR\vgrossRefund\x12\x10\n" +
 	"\x03fee\x18\x0e \x01(\tR\x03fee\x12\x1d\n" +
 	"\n" +
-	"net_refund\x18\x0f \x01(\tR\tnetRefund*\x81\x01\n" +
+	"net_refund\x18\x0f \x01(\tR\tnetRefund\"\xa6\x01\n" +
+	"\x10PreAuthorization\x12%\n" +
+	"\x0eacquirer_token\x18\x01 \x01(\tR\racquirerToken\x12\x1d\n" +
+	"\n" +
+	"card_last4\x18\x02 \x01(\tR\tcardLast4\x12\x1f\n" +
+	"\vcard_expiry\x18\x03 \x01(\tR\n" +
+	"cardExpiry\x12+\n" +
+	"\x11authorized_amount\x18\x04 \x01(\tR\x10authorizedAmount\"\xf8\x02\n" +
+	"\x19PayImmediateRefundRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vform_number\x18\x02 \x01(\tR\n" +
+	"formNumber\x12J\n" +
+	"\x12presented_document\x18\x03 \x01(\v2\x1b.taxrefund.form.v1.DocumentR\x11presentedDocument\x12/\n" +
+	"\x13agreement_reference\x18\x04 \x01(\tR\x12agreementReference\x12P\n" +
+	"\x11pre_authorization\x18\x05 \x01(\v2#.taxrefund.desk.v1.PreAuthorizationR\x10preAuthorization\x12%\n" +
+	"\x0edeparture_port\x18\x06 \x01(\tR\rdeparturePort\x12%\n" +
+	"\x0ecommitted_date\x18\a \x01(\tR\rcommittedDate\"\xe4\x04\n" +
+	"\n" +
+	"Prepayment\x12#\n" +
+	"\rprepayment_id\x18\x01 \x01(\tR\fprepaymentId\x12\x1f\n" +
+	"\vform_number\x18\x02 \x01(\tR\n" +
+	"formNumber\x12\x1b\n" +
+	"\tdesk_code\x18\x03 \x01(\tR\bdeskCode\x12\x1f\n" +
+	"\vagency_code\x18\x04 \x01(\tR\n" +
+	"agencyCode\x128\n" +
+	"\x05state\x18\x05 \x01(\x0e2\".taxrefund.desk.v1.PrepaymentStateR\x05state\x12/\n" +
+	"\x13agreement_reference\x18\x06 \x01(\tR\x12agreementReference\x12\x1d\n" +
+	"\n" +
+	"card_last4\x18\a \x01(\tR\tcardLast4\x12\x1f\n" +
+	"\vcard_expiry\x18\b \x01(\tR\n" +
+	"cardExpiry\x12+\n" +
+	"\x11authorized_amount\x18\t \x01(\tR\x10authorizedAmount\x12!\n" +
+	"\fgross_refund\x18\n" +
+	" \x01(\tR\vgrossRefund\x12\x10\n" +
+	"\x03fee\x18\v \x01(\tR\x03fee\x12\x1d\n" +
+	"\n" +
+	"net_refund\x18\f \x01(\tR\tnetRefund\x12%\n" +
+	"\x0ecommitted_date\x18\r \x01(\tR\rcommittedDate\x12)\n" +
+	"\x10designated_ports\x18\x0e \x03(\tR\x0fdesignatedPorts\x12\x1f\n" +
+	"\vcapture_due\x18\x0f \x01(\tR\n" +
+	"captureDue\x123\n" +
+	"\apaid_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x06paidAt\"[\n" +
+	"\x1aPayImmediateRefundResponse\x12=\n" +
+	"\n" +
+	"prepayment\x18\x01 \x01(\v2\x1d.taxrefund.desk.v1.PrepaymentR\n" +
+	"prepayment\"Y\n" +
+	"\x17ReturnPrepaymentRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vform_number\x18\x02 \x01(\tR\n" +
+	"formNumber\"Y\n" +
+	"\x18ReturnPrepaymentResponse\x12=\n" +
+	"\n" +
+	"prepayment\x18\x01 \x01(\v2\x1d.taxrefund.desk.v1.PrepaymentR\n" +
+	"prepayment*\x81\x01\n" +
 	"\rPaymentMethod\x12\x1e\n" +
 	"\x1aPAYMENT_METHOD_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PAYMENT_METHOD_CASH\x10\x01\x12\x1c\n" +
 	"\x18PAYMENT_METHOD_BANK_CARD\x10\x02\x12\x19\n" +
-	"\x15PAYMENT_METHOD_MOBILE\x10\x032\xff\x02\n" +
+	"\x15PAYMENT_METHOD_MOBILE\x10\x03*\xaf\x01\n" +
+	"\x0fPrepaymentState\x12 \n" +
+	"\x1cPREPAYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18PREPAYMENT_STATE_PREPAID\x10\x01\x12\x1e\n" +
+	"\x1aPREPAYMENT_STATE_COMPLETED\x10\x02\x12\x1d\n" +
+	"\x19PREPAYMENT_STATE_CAPTURED\x10\x03\x12\x1d\n" +
+	"\x19PREPAYMENT_STATE_RETURNED\x10\x042\xdf\x04\n" +
 	"\vDeskService\x12V\n" +
 	"\tFindForms\x12#.taxrefund.desk.v1.FindFormsRequest\x1a$.taxrefund.desk.v1.FindFormsResponse\x12_\n" +
 	"\fVerifyExport\x12&.taxrefund.desk.v1.VerifyExportRequest\x1a'.taxrefund.desk.v1.VerifyExportResponse\x12_\n" +
 	"\fSettleRefund\x12&.taxrefund.desk.v1.SettleRefundRequest\x1a'.taxrefund.desk.v1.SettleRefundResponse\x12V\n" +
-	"\tGetPayout\x12#.taxrefund.desk.v1.GetPayoutRequest\x1a$.taxrefund.desk.v1.GetPayoutResponseB\xb0\x01\n" +
+	"\tGetPayout\x12#.taxrefund.desk.v1.GetPayoutRequest\x1a$.taxrefund.desk.v1.GetPayoutResponse\x12q\n" +
+	"\x12PayImmediateRefund\x12,.taxrefund.desk.v1.PayImmediateRefundRequest\x1a-.taxrefund.desk.v1.PayImmediateRefundResponse\x12k\n" +
+	"\x10ReturnPrepayment\x12*.taxrefund.desk.v1.ReturnPrepaymentRequest\x1a+.taxrefund.desk.v1.ReturnPrepaymentResponseB\xb0\x01\n" +
 	"\x15com.taxrefund.desk.v1B\tDeskProtoP\x01Z&taxrefund/api/taxrefund/desk/v1;deskv1\xa2\x02\x03TDX\xaa\x02\x11Taxrefund.Desk.V1\xca\x02\x11Taxrefund\\Desk\\V1\xe2\x02\x1dTaxrefund\\Desk\\V1\\GPBMetadata\xea\x02\x13Taxrefund::Desk::V1b\x06proto3"
 
 var (
@@ -919,53 +1519,70 @@ func file_taxrefund_desk_v1_desk_proto_rawDescGZIP() []byte {
 	return file_taxrefund_desk_v1_desk_proto_rawDescData
 }
 
-var file_taxrefund_desk_v1_desk_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_taxrefund_desk_v1_desk_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_taxrefund_desk_v1_desk_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_taxrefund_desk_v1_desk_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_taxrefund_desk_v1_desk_proto_goTypes = []any{
-	(PaymentMethod)(0),            // 0: taxrefund.desk.v1.PaymentMethod
-	(*FindFormsRequest)(nil),      // 1: taxrefund.desk.v1.FindFormsRequest
-	(*FindFormsResponse)(nil),     // 2: taxrefund.desk.v1.FindFormsResponse
-	(*LineConfirmation)(nil),      // 3: taxrefund.desk.v1.LineConfirmation
-	(*VerifyExportRequest)(nil),   // 4: taxrefund.desk.v1.VerifyExportRequest
-	(*VerifyExportResponse)(nil),  // 5: taxrefund.desk.v1.VerifyExportResponse
-	(*SettleRefundRequest)(nil),   // 6: taxrefund.desk.v1.SettleRefundRequest
-	(*SettleRefundResponse)(nil),  // 7: taxrefund.desk.v1.SettleRefundResponse
-	(*GetPayoutRequest)(nil),      // 8: taxrefund.desk.v1.GetPayoutRequest
-	(*GetPayoutResponse)(nil),     // 9: taxrefund.desk.v1.GetPayoutResponse
-	(*PayoutForm)(nil),            // 10: taxrefund.desk.v1.PayoutForm
-	(*Payout)(nil),                // 11: taxrefund.desk.v1.Payout
-	(*v1.Document)(nil),           // 12: taxrefund.form.v1.Document
-	(*v1.Form)(nil),               // 13: taxrefund.form.v1.Form
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(*v1.DocumentSummary)(nil),    // 15: taxrefund.form.v1.DocumentSummary
+	(PaymentMethod)(0),                 // 0: taxrefund.desk.v1.PaymentMethod
+	(PrepaymentState)(0),               // 1: taxrefund.desk.v1.PrepaymentState
+	(*FindFormsRequest)(nil),           // 2: taxrefund.desk.v1.FindFormsRequest
+	(*FindFormsResponse)(nil),          // 3: taxrefund.desk.v1.FindFormsResponse
+	(*LineConfirmation)(nil),           // 4: taxrefund.desk.v1.LineConfirmation
+	(*VerifyExportRequest)(nil),        // 5: taxrefund.desk.v1.VerifyExportRequest
+	(*VerifyExportResponse)(nil),       // 6: taxrefund.desk.v1.VerifyExportResponse
+	(*SettleRefundRequest)(nil),        // 7: taxrefund.desk.v1.SettleRefundRequest
+	(*SettleRefundResponse)(nil),       // 8: taxrefund.desk.v1.SettleRefundResponse
+	(*GetPayoutRequest)(nil),           // 9: taxrefund.desk.v1.GetPayoutRequest
+	(*GetPayoutResponse)(nil),          // 10: taxrefund.desk.v1.GetPayoutResponse
+	(*PayoutForm)(nil),                 // 11: taxrefund.desk.v1.PayoutForm
+	(*Payout)(nil),                     // 12: taxrefund.desk.v1.Payout
+	(*PreAuthorization)(nil),           // 13: taxrefund.desk.v1.PreAuthorization
+	(*PayImmediateRefundRequest)(nil),  // 14: taxrefund.desk.v1.PayImmediateRefundRequest
+	(*Prepayment)(nil),                 // 15: taxrefund.desk.v1.Prepayment
+	(*PayImmediateRefundResponse)(nil), // 16: taxrefund.desk.v1.PayImmediateRefundResponse
+	(*ReturnPrepaymentRequest)(nil),    // 17: taxrefund.desk.v1.ReturnPrepaymentRequest
+	(*ReturnPrepaymentResponse)(nil),   // 18: taxrefund.desk.v1.ReturnPrepaymentResponse
+	(*v1.Document)(nil),                // 19: taxrefund.form.v1.Document
+	(*v1.Form)(nil),                    // 20: taxrefund.form.v1.Form
+	(*timestamppb.Timestamp)(nil),      // 21: google.protobuf.Timestamp
+	(*v1.DocumentSummary)(nil),         // 22: taxrefund.form.v1.DocumentSummary
 }
 var file_taxrefund_desk_v1_desk_proto_depIdxs = []int32{
-	12, // 0: taxrefund.desk.v1.FindFormsRequest.document:type_name -> taxrefund.form.v1.Document
-	13, // 1: taxrefund.desk.v1.FindFormsResponse.forms:type_name -> taxrefund.form.v1.Form
-	12, // 2: taxrefund.desk.v1.VerifyExportRequest.presented_document:type_name -> taxrefund.form.v1.Document
-	3,  // 3: taxrefund.desk.v1.VerifyExportRequest.lines:type_name -> taxrefund.desk.v1.LineConfirmation
-	13, // 4: taxrefund.desk.v1.VerifyExportResponse.form:type_name -> taxrefund.form.v1.Form
-	12, // 5: taxrefund.desk.v1.SettleRefundRequest.presented_document:type_name -> taxrefund.form.v1.Document
+	19, // 0: taxrefund.desk.v1.FindFormsRequest.document:type_name -> taxrefund.form.v1.Document
+	20, // 1: taxrefund.desk.v1.FindFormsResponse.forms:type_name -> taxrefund.form.v1.Form
+	19, // 2: taxrefund.desk.v1.VerifyExportRequest.presented_document:type_name -> taxrefund.form.v1.Document
+	4,  // 3: taxrefund.desk.v1.VerifyExportRequest.lines:type_name -> taxrefund.desk.v1.LineConfirmation
+	20, // 4: taxrefund.desk.v1.VerifyExportResponse.form:type_name -> taxrefund.form.v1.Form
+	19, // 5: taxrefund.desk.v1.SettleRefundRequest.presented_document:type_name -> taxrefund.form.v1.Document
 	0,  // 6: taxrefund.desk.v1.SettleRefundRequest.method:type_name -> taxrefund.desk.v1.PaymentMethod
-	11, // 7: taxrefund.desk.v1.SettleRefundResponse.payout:type_name -> taxrefund.desk.v1.Payout
-	11, // 8: taxrefund.desk.v1.GetPayoutResponse.payout:type_name -> taxrefund.desk.v1.Payout
+	12, // 7: taxrefund.desk.v1.SettleRefundResponse.payout:type_name -> taxrefund.desk.v1.Payout
+	12, // 8: taxrefund.desk.v1.GetPayoutResponse.payout:type_name -> taxrefund.desk.v1.Payout
 	0,  // 9: taxrefund.desk.v1.Payout.method:type_name -> taxrefund.desk.v1.PaymentMethod
-	14, // 10: taxrefund.desk.v1.Payout.paid_at:type_name -> google.protobuf.Timestamp
-	15, // 11: taxrefund.desk.v1.Payout.document:type_name -> taxrefund.form.v1.DocumentSummary
-	10, // 12: taxrefund.desk.v1.Payout.forms:type_name -> taxrefund.desk.v1.PayoutForm
-	1,  // 13: taxrefund.desk.v1.DeskService.FindForms:input_type -> taxrefund.desk.v1.FindFormsRequest
-	4,  // 14: taxrefund.desk.v1.DeskService.VerifyExport:input_type -> taxrefund.desk.v1.VerifyExportRequest
-	6,  // 15: taxrefund.desk.v1.DeskService.SettleRefund:input_type -> taxrefund.desk.v1.SettleRefundRequest
-	8,  // 16: taxrefund.desk.v1.DeskService.GetPayout:input_type -> taxrefund.desk.v1.GetPayoutRequest
-	2,  // 17: taxrefund.desk.v1.DeskService.FindForms:output_type -> taxrefund.desk.v1.FindFormsResponse
-	5,  // 18: taxrefund.desk.v1.DeskService.VerifyExport:output_type -> taxrefund.desk.v1.VerifyExportResponse
-	7,  // 19: taxrefund.desk.v1.DeskService.SettleRefund:output_type -> taxrefund.desk.v1.SettleRefundResponse
-	9,  // 20: taxrefund.desk.v1.DeskService.GetPayout:output_type -> taxrefund.desk.v1.GetPayoutResponse
-	17, // [17:21] is the sub-list for method output_type
-	13, // [13:17] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	21, // 10: taxrefund.desk.v1.Payout.paid_at:type_name -> google.protobuf.Timestamp
+	22, // 11: taxrefund.desk.v1.Payout.document:type_name -> taxrefund.form.v1.DocumentSummary
+	11, // 12: taxrefund.desk.v1.Payout.forms:type_name -> taxrefund.desk.v1.PayoutForm
+	19, // 13: taxrefund.desk.v1.PayImmediateRefundRequest.presented_document:type_name -> taxrefund.form.v1.Document
+	13, // 14: taxrefund.desk.v1.PayImmediateRefundRequest.pre_authorization:type_name -> taxrefund.desk.v1.PreAuthorization
+	1,  // 15: taxrefund.desk.v1.Prepayment.state:type_name -> taxrefund.desk.v1.PrepaymentState
+	21, // 16: taxrefund.desk.v1.Prepayment.paid_at:type_name -> google.protobuf.Timestamp
+	15, // 17: taxrefund.desk.v1.PayImmediateRefundResponse.prepayment:type_name -> taxrefund.desk.v1.Prepayment
+	15, // 18: taxrefund.desk.v1.ReturnPrepaymentResponse.prepayment:type_name -> taxrefund.desk.v1.Prepayment
+	2,  // 19: taxrefund.desk.v1.DeskService.FindForms:input_type -> taxrefund.desk.v1.FindFormsRequest
+	5,  // 20: taxrefund.desk.v1.DeskService.VerifyExport:input_type -> taxrefund.desk.v1.VerifyExportRequest
+	7,  // 21: taxrefund.desk.v1.DeskService.SettleRefund:input_type -> taxrefund.desk.v1.SettleRefundRequest
+	9,  // 22: taxrefund.desk.v1.DeskService.GetPayout:input_type -> taxrefund.desk.v1.GetPayoutRequest
+	14, // 23: taxrefund.desk.v1.DeskService.PayImmediateRefund:input_type -> taxrefund.desk.v1.PayImmediateRefundRequest
+	17, // 24: taxrefund.desk.v1.DeskService.ReturnPrepayment:input_type -> taxrefund.desk.v1.ReturnPrepaymentRequest
+	3,  // 25: taxrefund.desk.v1.DeskService.FindForms:output_type -> taxrefund.desk.v1.FindFormsResponse
+	6,  // 26: taxrefund.desk.v1.DeskService.VerifyExport:output_type -> taxrefund.desk.v1.VerifyExportResponse
+	8,  // 27: taxrefund.desk.v1.DeskService.SettleRefund:output_type -> taxrefund.desk.v1.SettleRefundResponse
+	10, // 28: taxrefund.desk.v1.DeskService.GetPayout:output_type -> taxrefund.desk.v1.GetPayoutResponse
+	16, // 29: taxrefund.desk.v1.DeskService.PayImmediateRefund:output_type -> taxrefund.desk.v1.PayImmediateRefundResponse
+	18, // 30: taxrefund.desk.v1.DeskService.ReturnPrepayment:output_type -> taxrefund.desk.v1.ReturnPrepaymentResponse
+	25, // [25:31] is the sub-list for method output_type
+	19, // [19:25] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_desk_v1_desk_proto_init() }
@@ -982,8 +1599,8 @@ func file_taxrefund_desk_v1_desk_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taxrefund_desk_v1_desk_proto_rawDesc), len(file_taxrefund_desk_v1_desk_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   11,
+			NumEnums:      2,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

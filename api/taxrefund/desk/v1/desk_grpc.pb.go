@@ -19,10 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DeskService_FindForms_FullMethodName    = "/taxrefund.desk.v1.DeskService/FindForms"
-	DeskService_VerifyExport_FullMethodName = "/taxrefund.desk.v1.DeskService/VerifyExport"
-	DeskService_SettleRefund_FullMethodName = "/taxrefund.desk.v1.DeskService/SettleRefund"
-	DeskService_GetPayout_FullMethodName    = "/taxrefund.desk.v1.DeskService/GetPayout"
+	DeskService_FindForms_FullMethodName          = "/taxrefund.desk.v1.DeskService/FindForms"
+	DeskService_VerifyExport_FullMethodName       = "/taxrefund.desk.v1.DeskService/VerifyExport"
+	DeskService_SettleRefund_FullMethodName       = "/taxrefund.desk.v1.DeskService/SettleRefund"
+	DeskService_GetPayout_FullMethodName          = "/taxrefund.desk.v1.DeskService/GetPayout"
+	DeskService_PayImmediateRefund_FullMethodName = "/taxrefund.desk.v1.DeskService/PayImmediateRefund"
+	DeskService_ReturnPrepayment_FullMethodName   = "/taxrefund.desk.v1.DeskService/ReturnPrepayment"
 )
 
 // DeskServiceClient is the client API for DeskService service.
@@ -43,6 +45,14 @@ type DeskServiceClient interface {
 	SettleRefund(ctx context.Context, in *SettleRefundRequest, opts ...grpc.CallOption) (*SettleRefundResponse, error)
 	// GetPayout returns a payout, for reprinting the receipt. Agency cashiers only.
 	GetPayout(ctx context.Context, in *GetPayoutRequest, opts ...grpc.CallOption) (*GetPayoutResponse, error)
+	// PayImmediateRefund pays the net refund of an ISSUED form at once (即买即退), against a
+	// pre-authorization on the traveller's own credit card. Cashiers at a block refund point
+	// only, for forms of stores enabled for immediate refund.
+	PayImmediateRefund(ctx context.Context, in *PayImmediateRefundRequest, opts ...grpc.CallOption) (*PayImmediateRefundResponse, error)
+	// ReturnPrepayment records that the traveller handed the prepayment back before
+	// departure (goods returned): the pre-authorization is released and the store may then
+	// void the form. Refund point cashiers only.
+	ReturnPrepayment(ctx context.Context, in *ReturnPrepaymentRequest, opts ...grpc.CallOption) (*ReturnPrepaymentResponse, error)
 }
 
 type deskServiceClient struct {
@@ -93,6 +103,26 @@ func (c *deskServiceClient) GetPayout(ctx context.Context, in *GetPayoutRequest,
 	return out, nil
 }
 
+func (c *deskServiceClient) PayImmediateRefund(ctx context.Context, in *PayImmediateRefundRequest, opts ...grpc.CallOption) (*PayImmediateRefundResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PayImmediateRefundResponse)
+	err := c.cc.Invoke(ctx, DeskService_PayImmediateRefund_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deskServiceClient) ReturnPrepayment(ctx context.Context, in *ReturnPrepaymentRequest, opts ...grpc.CallOption) (*ReturnPrepaymentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReturnPrepaymentResponse)
+	err := c.cc.Invoke(ctx, DeskService_ReturnPrepayment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeskServiceServer is the server API for DeskService service.
 // All implementations must embed UnimplementedDeskServiceServer
 // for forward compatibility.
@@ -111,6 +141,14 @@ type DeskServiceServer interface {
 	SettleRefund(context.Context, *SettleRefundRequest) (*SettleRefundResponse, error)
 	// GetPayout returns a payout, for reprinting the receipt. Agency cashiers only.
 	GetPayout(context.Context, *GetPayoutRequest) (*GetPayoutResponse, error)
+	// PayImmediateRefund pays the net refund of an ISSUED form at once (即买即退), against a
+	// pre-authorization on the traveller's own credit card. Cashiers at a block refund point
+	// only, for forms of stores enabled for immediate refund.
+	PayImmediateRefund(context.Context, *PayImmediateRefundRequest) (*PayImmediateRefundResponse, error)
+	// ReturnPrepayment records that the traveller handed the prepayment back before
+	// departure (goods returned): the pre-authorization is released and the store may then
+	// void the form. Refund point cashiers only.
+	ReturnPrepayment(context.Context, *ReturnPrepaymentRequest) (*ReturnPrepaymentResponse, error)
 	mustEmbedUnimplementedDeskServiceServer()
 }
 
@@ -132,6 +170,12 @@ func (UnimplementedDeskServiceServer) SettleRefund(context.Context, *SettleRefun
 }
 func (UnimplementedDeskServiceServer) GetPayout(context.Context, *GetPayoutRequest) (*GetPayoutResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPayout not implemented")
+}
+func (UnimplementedDeskServiceServer) PayImmediateRefund(context.Context, *PayImmediateRefundRequest) (*PayImmediateRefundResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PayImmediateRefund not implemented")
+}
+func (UnimplementedDeskServiceServer) ReturnPrepayment(context.Context, *ReturnPrepaymentRequest) (*ReturnPrepaymentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReturnPrepayment not implemented")
 }
 func (UnimplementedDeskServiceServer) mustEmbedUnimplementedDeskServiceServer() {}
 func (UnimplementedDeskServiceServer) testEmbeddedByValue()                     {}
@@ -226,6 +270,42 @@ func _DeskService_GetPayout_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeskService_PayImmediateRefund_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PayImmediateRefundRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeskServiceServer).PayImmediateRefund(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeskService_PayImmediateRefund_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeskServiceServer).PayImmediateRefund(ctx, req.(*PayImmediateRefundRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeskService_ReturnPrepayment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReturnPrepaymentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeskServiceServer).ReturnPrepayment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeskService_ReturnPrepayment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeskServiceServer).ReturnPrepayment(ctx, req.(*ReturnPrepaymentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeskService_ServiceDesc is the grpc.ServiceDesc for DeskService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -248,6 +328,14 @@ var DeskService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPayout",
 			Handler:    _DeskService_GetPayout_Handler,
+		},
+		{
+			MethodName: "PayImmediateRefund",
+			Handler:    _DeskService_PayImmediateRefund_Handler,
+		},
+		{
+			MethodName: "ReturnPrepayment",
+			Handler:    _DeskService_ReturnPrepayment_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
