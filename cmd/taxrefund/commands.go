@@ -26,6 +26,7 @@ import (
 	"taxrefund/internal/pii"
 	"taxrefund/internal/pki"
 	"taxrefund/internal/registry"
+	"taxrefund/internal/seal"
 	"taxrefund/internal/server"
 	"taxrefund/internal/settlement"
 	"taxrefund/internal/store"
@@ -128,7 +129,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("PII keys (run `taxrefund certs` for development keys): %w", err)
 	}
-	pool, err := db.Open(ctx, cfg.databaseURL, int32(cfg.maxConns))
+	pool, err := db.OpenAs(ctx, cfg.databaseURL, int32(cfg.maxConns), cfg.dbRole)
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +187,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.expiryInterval > 0 {
 		go a.forms.RunExpiry(jobCtx, cfg.expiryInterval)
 		go a.immediate.RunCaptures(jobCtx, cfg.expiryInterval)
+	}
+	if cfg.sealInterval > 0 {
+		sealer := &seal.Sealer{Pool: a.pool, Log: log}
+		go sealer.Run(jobCtx, cfg.sealInterval)
 	}
 	if cfg.dispatchInterval > 0 {
 		// The development acquirer: no card network is reachable from here.

@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"taxrefund/internal/db"
 	"time"
 )
 
 // config is read once from flags, with environment variables as defaults.
 type config struct {
 	databaseURL    string
+	dbRole         string
 	addr           string
 	certDir        string
 	piiKeys        string
@@ -20,6 +22,8 @@ type config struct {
 	expiryInterval time.Duration
 	// dispatchInterval is how often card acquirer instructions are delivered.
 	dispatchInterval time.Duration
+	// sealInterval is how often the journal and audit hash chains are extended.
+	sealInterval time.Duration
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -33,14 +37,16 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.SetOutput(stderr)
 	var c config
 	fs.StringVar(&c.databaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
+	fs.StringVar(&c.dbRole, "db-role", env("TAXREFUND_DB_ROLE", db.AppRole), "role the service acts as (SET ROLE); empty: the URL's user (env TAXREFUND_DB_ROLE)")
 	fs.StringVar(&c.addr, "addr", env("TAXREFUND_ADDR", "127.0.0.1:50051"), "gRPC listen address (env TAXREFUND_ADDR)")
 	fs.StringVar(&c.certDir, "cert-dir", env("TAXREFUND_CERT_DIR", ".data/certs"), "CA and server certificate directory (env TAXREFUND_CERT_DIR)")
 	fs.StringVar(&c.piiKeys, "pii-keys", env("TAXREFUND_PII_KEYS", ".data/pii.keys"), "key file for travellers' document numbers (env TAXREFUND_PII_KEYS)")
 	fs.IntVar(&c.maxConns, "max-conns", 16, "database pool size")
 	fs.DurationVar(&c.paramsTTL, "params-ttl", 30*time.Second, "how long parameters are cached")
-	fs.DurationVar(&c.registryTTL, "registry-ttl", 5*time.Second, "how long a party's registry status is cached")
+	fs.DurationVar(&c.registryTTL, "registry-ttl", 2*time.Second, "how long a party's registry status and revocations are cached")
 	fs.DurationVar(&c.expiryInterval, "expiry-interval", time.Minute, "how often the server expires overdue forms and captures due pre-authorizations (0: never)")
 	fs.DurationVar(&c.dispatchInterval, "dispatch-interval", 2*time.Second, "how often acquirer instructions are delivered, to the development acquirer (0: never)")
+	fs.DurationVar(&c.sealInterval, "seal-interval", time.Second, "how often new journal and audit rows are sealed into their hash chains (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -50,7 +56,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if c.maxConns < 1 || c.maxConns > 1000 {
 		return config{}, fmt.Errorf("-max-conns %d: must be 1 to 1000", c.maxConns)
 	}
-	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 {
+	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 {
 		return config{}, errors.New("durations must not be negative")
 	}
 	return c, nil

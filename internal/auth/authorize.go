@@ -85,7 +85,7 @@ func DefaultMatrix() Matrix {
 		"RunExpiry", "CheckInvariants", "RegisterStore", "SuspendStore", "ReinstateStore", "ExitStore", "GetStore",
 		"ListStores", "GetRegistry", "SetParameter", "ListParameters", "ListDeclarations", "GetDeclaration",
 		"ApproveDeclaration", "ReturnDeclaration", "CloseMonth", "Reconcile", "MonthlyReport", "ExportReport",
-		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions",
+		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions", "VerifyChains", "RevokeCertificate",
 	} {
 		m[authority+method] = []Role{RoleAuthority}
 	}

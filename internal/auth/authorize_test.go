@@ -53,7 +53,7 @@ func TestDefaultMatrix(t *testing.T) {
 		"RunExpiry", "CheckInvariants", "RegisterStore", "SuspendStore", "ReinstateStore", "ExitStore", "GetStore",
 		"ListStores", "GetRegistry", "SetParameter", "ListParameters", "ListDeclarations", "GetDeclaration",
 		"ApproveDeclaration", "ReturnDeclaration", "CloseMonth", "Reconcile", "MonthlyReport", "ExportReport",
-		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions",
+		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions", "VerifyChains", "RevokeCertificate",
 	} {
 		want[authority+method] = []Role{RoleAuthority}
 	}

@@ -71,6 +71,9 @@ type Party struct {
 	Agency  string
 	User    string
 	URI     string
+	// Serial is the certificate's serial number in lower-case hex (empty when the party
+	// was not read from a certificate), checked against the revocation list.
+	Serial string
 }
 
 // String returns the party's identity URI.
@@ -191,7 +194,14 @@ func FromCertificate(cert *x509.Certificate) (Party, error) {
 	if n != 1 {
 		return Party{}, fmt.Errorf("party from certificate: %d %s URI SANs, want exactly 1", n, Scheme)
 	}
-	return ParseURI(found)
+	p, err := ParseURI(found)
+	if err != nil {
+		return Party{}, err
+	}
+	if cert.SerialNumber != nil {
+		p.Serial = cert.SerialNumber.Text(16)
+	}
+	return p, nil
 }
 
 type partyKey struct{}

@@ -177,11 +177,13 @@ func newCert(t testing.TB, isCA bool, uris ...string) *x509.Certificate {
 }
 
 func TestFromCertificate(t *testing.T) {
-	p, err := FromCertificate(newCert(t, false, "taxrefund://desk/D1/C1"))
+	cert := newCert(t, false, "taxrefund://desk/D1/C1")
+	p, err := FromCertificate(cert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Party{Role: RoleDesk, Desk: "D1", Cashier: "C1", URI: "taxrefund://desk/D1/C1"}); p != want {
+	want := Party{Role: RoleDesk, Desk: "D1", Cashier: "C1", URI: "taxrefund://desk/D1/C1", Serial: cert.SerialNumber.Text(16)}
+	if p != want || p.Serial == "" {
 		t.Fatalf("FromCertificate = %+v, want %+v", p, want)
 	}
 

@@ -23,6 +23,7 @@ import (
 	"taxrefund/internal/money"
 	"taxrefund/internal/registry"
 	"taxrefund/internal/report"
+	"taxrefund/internal/seal"
 	"taxrefund/internal/settlement"
 	"taxrefund/internal/wire"
 )
@@ -458,7 +459,11 @@ func (h *Handler) MonthlyReport(ctx context.Context, req *authorityv1.MonthlyRep
 	if err != nil {
 		return nil, err
 	}
-	resp := &authorityv1.MonthlyReportResponse{Month: settlement.FormatMonth(month)}
+	seq, head, err := seal.Head(ctx, h.pool, seal.Journal)
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.MonthlyReportResponse{Month: settlement.FormatMonth(month), JournalHead: &authorityv1.ChainHead{Seq: seq, Hash: head}}
 	for _, r := range rows {
 		resp.Rows = append(resp.Rows, wire.ReportRow(r))
 	}
@@ -563,4 +568,42 @@ func (h *Handler) ListAcquirerInstructions(ctx context.Context, _ *authorityv1.L
 		})
 	}
 	return resp, nil
+}
+
+// VerifyChains recomputes the journal's and the audit log's hash chains.
+func (h *Handler) VerifyChains(ctx context.Context, _ *authorityv1.VerifyChainsRequest) (*authorityv1.VerifyChainsResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.VerifyChainsResponse{}
+	for _, chain := range seal.Chains {
+		r, err := seal.Verify(ctx, h.pool, chain)
+		if err != nil {
+			return nil, err
+		}
+		v := &authorityv1.ChainVerification{Chain: chain, Verified: r.Verified, Head: &authorityv1.ChainHead{Seq: r.Seq, Hash: r.Head}, Ok: r.Broken == nil}
+		if b := r.Broken; b != nil {
+			v.BrokenSeq, v.BrokenRow, v.BrokenReason = b.Seq, b.RowID, b.Reason
+		}
+		resp.Chains = append(resp.Chains, v)
+	}
+	return resp, nil
+}
+
+// RevokeCertificate revokes a client certificate.
+func (h *Handler) RevokeCertificate(ctx context.Context, req *authorityv1.RevokeCertificateRequest) (*authorityv1.RevokeCertificateResponse, error) {
+	f := wire.NewFields()
+	key, err := keyOf(ctx, f, req)
+	if err != nil {
+		return nil, err
+	}
+	reason := f.Reason("reason", req.GetReason())
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	r, err := h.registry.RevokeCertificate(ctx, key, req.GetSerial(), reason)
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.RevokeCertificateResponse{Serial: r.Serial, RevokedAt: timestamppb.New(r.RevokedAt)}, nil
 }

@@ -20,8 +20,19 @@ import (
 	"taxrefund/seeds"
 )
 
-// Open connects a pool to url, with numeric columns decoded as decimal.Decimal.
+// AppRole is the database role the service acts as: it owns nothing and may not update
+// or delete journal, audit or payout rows (migrations/00006_app_role.sql).
+const AppRole = "taxrefund_app"
+
+// Open connects a pool to url, with numeric columns decoded as decimal.Decimal, as the
+// URL's user (the owner: migrations, seeds, tests' fixtures).
 func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	return OpenAs(ctx, url, maxConns, "")
+}
+
+// OpenAs is Open with every connection switched to role (SET ROLE) when role is not
+// empty: the service's pool runs as AppRole.
+func OpenAs(ctx context.Context, url string, maxConns int32, role string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
@@ -29,8 +40,13 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
-	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		decimalcodec.Register(conn.TypeMap())
+		if role != "" {
+			if _, err := conn.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
+				return fmt.Errorf("set role %s: %w", role, err)
+			}
+		}
 		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -55,14 +55,24 @@ func NewURL(t testing.TB) string {
 		Options:    "sslmode=disable",
 		// Tests that kill connections (or leak them on failure) still clean up.
 		ForceTerminateConnections: true,
+		// The migrations create the service's role (taxrefund_app), which needs CREATEROLE.
+		TestRole: &pgtestdb.Role{Username: "taxrefund_test", Password: "taxrefund_test", Capabilities: "NOSUPERUSER NOCREATEDB CREATEROLE"},
 	}
 	return pgtestdb.Custom(t, conf, migrator{}).URL()
 }
 
-// NewPool returns a pool on a fresh, migrated database of this test's own.
+// NewPool returns a pool on a fresh, migrated database of this test's own, connected as
+// the database's owner (fixtures insert reference data, tests may corrupt rows).
 func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := db.Open(context.Background(), NewURL(t), 32)
+	return OpenPool(t, NewURL(t), "")
+}
+
+// OpenPool opens a pool on url as role ("" for the URL's user, db.AppRole for what the
+// service runs as), closed when the test ends.
+func OpenPool(t testing.TB, url, role string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := db.OpenAs(context.Background(), url, 32, role)
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -214,15 +215,16 @@ func (s *Service) SetParameter(ctx context.Context, key idempotency.Key, in NewP
 	if err := checkParameter(in); err != nil {
 		return Parameter{}, err
 	}
-	today := refund.LocalDate(s.now())
-	if !in.ValidFrom.After(today) {
-		return Parameter{}, fault.Field(fault.Precondition, "PAST_NOT_REWRITTEN", "parameter.valid_from",
-			fmt.Sprintf("a new value must start after today (%s): the past is never rewritten", refund.FormatDate(today)))
-	}
 	var out Parameter
 	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		// The record first: a retry after midnight gets its first answer, not a refusal.
 		if err := idempotency.Begin(ctx, tx, key, "SetParameter"); err != nil {
 			return err
+		}
+		today := refund.LocalDate(s.now())
+		if !in.ValidFrom.After(today) {
+			return fault.Field(fault.Precondition, "PAST_NOT_REWRITTEN", "parameter.valid_from",
+				fmt.Sprintf("a new value must start after today (%s): the past is never rewritten", refund.FormatDate(today)))
 		}
 		if err := s.checkScope(ctx, tx, in); err != nil {
 			return err
@@ -312,4 +314,37 @@ func (s *Service) checkScope(ctx context.Context, tx pgx.Tx, in NewParameter) er
 			fmt.Sprintf("scope %q does not fit %s (a VAT rate for refund_rate, an agency for agency_fee_rate, a region for regional values, empty otherwise)", in.Scope, in.Name))
 	}
 	return nil
+}
+
+var serialPattern = regexp.MustCompile(`^[0-9a-f]{1,64}$`)
+
+// Revocation is a revoked certificate.
+type Revocation struct {
+	Serial    string
+	RevokedAt time.Time
+}
+
+// RevokeCertificate adds a certificate's serial (lower-case hex) to the revocation list;
+// revoking a revoked certificate is a no-op.
+func (s *Service) RevokeCertificate(ctx context.Context, key idempotency.Key, serial, reason string) (Revocation, error) {
+	serial = strings.TrimLeft(strings.ToLower(strings.ReplaceAll(serial, ":", "")), "0")
+	if !serialPattern.MatchString(serial) {
+		return Revocation{}, fault.Field(fault.Invalid, "INVALID_REQUEST", "serial", "must be the certificate's serial number in hex")
+	}
+	var out Revocation
+	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := idempotency.Begin(ctx, tx, key, "RevokeCertificate"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO revoked_certificates (serial, revoked_at, revoked_by, reason) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (serial) DO NOTHING`, serial, s.now(), key.Caller, reason); err != nil {
+			return err
+		}
+		out.Serial = serial
+		if err := tx.QueryRow(ctx, `SELECT revoked_at FROM revoked_certificates WHERE serial = $1`, serial).Scan(&out.RevokedAt); err != nil {
+			return err
+		}
+		return s.finish(ctx, tx, key, "CERTIFICATE_REVOKED", serial, map[string]any{"reason": reason}, out)
+	})
+	return idempotency.Result(ctx, s.pool, key, "RevokeCertificate", err, out)
 }

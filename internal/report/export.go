@@ -97,7 +97,7 @@ func XLSX(month time.Time, rows []Row) ([]byte, error) {
 			return nil, err
 		}
 		for n, r := range byDim[dim] {
-			cells := neutralize(r.cells())[1:]
+			cells := r.cells()[1:] // string cells: a formula-looking key stays text
 			for c, v := range cells {
 				cell, _ := excelize.CoordinatesToCellName(c+1, n+2)
 				if c == 0 {

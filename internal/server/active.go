@@ -33,11 +33,12 @@ func NewRegistry(pool *pgxpool.Pool, ttl time.Duration) *Registry {
 	return &Registry{pool: pool, ttl: ttl, cache: map[string]cached{}}
 }
 
-// Active is an auth.Authorizer hook: an unknown store, desk or port, or an exited store,
-// is refused. A suspended store may still read and void its forms; it issues nothing
-// (the database refuses its new forms).
+// Active is an auth.Authorizer hook: a revoked certificate, an unknown store, desk, port
+// or agency, and an exited store are refused. A suspended store keeps its identity so
+// that it can still read its forms and void them when goods come back; it issues nothing
+// (the database refuses new forms of a store that is not active, whatever this cache says).
 func (r *Registry) Active(ctx context.Context, p auth.Party) error {
-	key := p.String()
+	key := p.String() + "#" + p.Serial
 	r.mu.Lock()
 	c, ok := r.cache[key]
 	r.mu.Unlock()
@@ -55,6 +56,15 @@ func (r *Registry) Active(ctx context.Context, p auth.Party) error {
 }
 
 func (r *Registry) check(ctx context.Context, p auth.Party) error {
+	if p.Serial != "" {
+		var revoked bool
+		if err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE serial = $1)`, p.Serial).Scan(&revoked); err != nil {
+			return fmt.Errorf("registry: %w", err)
+		}
+		if revoked {
+			return fmt.Errorf("certificate revoked: %w", auth.ErrInactive)
+		}
+	}
 	var sql string
 	var arg string
 	switch p.Role {

@@ -28,6 +28,7 @@ import (
 	storev1 "taxrefund/api/taxrefund/store/v1"
 	"taxrefund/internal/agency"
 	"taxrefund/internal/authority"
+	"taxrefund/internal/db"
 	"taxrefund/internal/dbtest"
 	"taxrefund/internal/desk"
 	"taxrefund/internal/forms"
@@ -93,8 +94,12 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	pool := dbtest.NewPool(t)
+	url := dbtest.NewURL(t)
+	pool := dbtest.OpenPool(t, url, "")
 	dbtest.Registry(t, pool)
+	// The services run as the application role, as `taxrefund serve` does; the harness
+	// keeps the owner's pool to count and corrupt rows.
+	app := dbtest.OpenPool(t, url, db.AppRole)
 	h := &harness{
 		pool:    pool,
 		clock:   dbtest.NewClock(t0),
@@ -119,21 +124,21 @@ func newHarness(t *testing.T) *harness {
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	keys := dbtest.Keyring(t)
 	led := ledger.NewStore()
-	par := params.NewCache(pool, 0)
-	f := forms.New(forms.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Now: h.clock.Now, Log: log})
-	p := payouts.New(payouts.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Forms: f, Now: h.clock.Now, Log: log})
+	par := params.NewCache(app, 0)
+	f := forms.New(forms.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Now: h.clock.Now, Log: log})
+	p := payouts.New(payouts.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Forms: f, Now: h.clock.Now, Log: log})
 	tlsConf, err := pki.ServerTLSConfig(filepath.Join(h.certDir, pki.CACertFile),
 		filepath.Join(h.certDir, "server.pem"), filepath.Join(h.certDir, "server-key.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	imm := immediate.New(immediate.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Forms: f, Now: h.clock.Now, Log: log})
-	reg := registry.New(pool, h.clock.Now)
-	settle := settlement.New(pool, led, h.clock.Now)
-	srv, _, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: server.NewRegistry(pool, 0).Active}, server.Services{
+	imm := immediate.New(immediate.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Forms: f, Now: h.clock.Now, Log: log})
+	reg := registry.New(app, h.clock.Now)
+	settle := settlement.New(app, led, h.clock.Now)
+	srv, _, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: server.NewRegistry(app, 0).Active}, server.Services{
 		Store:     store.New(f),
 		Desk:      desk.New(f, p, imm),
-		Authority: authority.New(authority.Deps{Expirer: f, Pool: pool, Registry: reg, Settlement: settle, Immediate: imm, Now: h.clock.Now}),
+		Authority: authority.New(authority.Deps{Expirer: f, Pool: app, Registry: reg, Settlement: settle, Immediate: imm, Now: h.clock.Now}),
 		Agency:    agency.New(settle),
 	})
 	if err != nil {

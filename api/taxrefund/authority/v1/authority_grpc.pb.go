@@ -41,6 +41,8 @@ const (
 	AuthorityService_SetCalendarDay_FullMethodName           = "/taxrefund.authority.v1.AuthorityService/SetCalendarDay"
 	AuthorityService_RunCaptures_FullMethodName              = "/taxrefund.authority.v1.AuthorityService/RunCaptures"
 	AuthorityService_ListAcquirerInstructions_FullMethodName = "/taxrefund.authority.v1.AuthorityService/ListAcquirerInstructions"
+	AuthorityService_VerifyChains_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/VerifyChains"
+	AuthorityService_RevokeCertificate_FullMethodName        = "/taxrefund.authority.v1.AuthorityService/RevokeCertificate"
 )
 
 // AuthorityServiceClient is the client API for AuthorityService service.
@@ -94,6 +96,12 @@ type AuthorityServiceClient interface {
 	// ListAcquirerInstructions lists card acquirer instructions not yet delivered, the
 	// stuck ones (delivery failing) first.
 	ListAcquirerInstructions(ctx context.Context, in *ListAcquirerInstructionsRequest, opts ...grpc.CallOption) (*ListAcquirerInstructionsResponse, error)
+	// VerifyChains recomputes the hash chains of the journal and the audit log and reports
+	// the first broken link of each.
+	VerifyChains(ctx context.Context, in *VerifyChainsRequest, opts ...grpc.CallOption) (*VerifyChainsResponse, error)
+	// RevokeCertificate revokes a client certificate by serial number: it stops working at
+	// once (within the registry cache's lifetime on other servers).
+	RevokeCertificate(ctx context.Context, in *RevokeCertificateRequest, opts ...grpc.CallOption) (*RevokeCertificateResponse, error)
 }
 
 type authorityServiceClient struct {
@@ -333,6 +341,26 @@ func (c *authorityServiceClient) ListAcquirerInstructions(ctx context.Context, i
 	return out, nil
 }
 
+func (c *authorityServiceClient) VerifyChains(ctx context.Context, in *VerifyChainsRequest, opts ...grpc.CallOption) (*VerifyChainsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyChainsResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_VerifyChains_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) RevokeCertificate(ctx context.Context, in *RevokeCertificateRequest, opts ...grpc.CallOption) (*RevokeCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeCertificateResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_RevokeCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthorityServiceServer is the server API for AuthorityService service.
 // All implementations must embed UnimplementedAuthorityServiceServer
 // for forward compatibility.
@@ -384,6 +412,12 @@ type AuthorityServiceServer interface {
 	// ListAcquirerInstructions lists card acquirer instructions not yet delivered, the
 	// stuck ones (delivery failing) first.
 	ListAcquirerInstructions(context.Context, *ListAcquirerInstructionsRequest) (*ListAcquirerInstructionsResponse, error)
+	// VerifyChains recomputes the hash chains of the journal and the audit log and reports
+	// the first broken link of each.
+	VerifyChains(context.Context, *VerifyChainsRequest) (*VerifyChainsResponse, error)
+	// RevokeCertificate revokes a client certificate by serial number: it stops working at
+	// once (within the registry cache's lifetime on other servers).
+	RevokeCertificate(context.Context, *RevokeCertificateRequest) (*RevokeCertificateResponse, error)
 	mustEmbedUnimplementedAuthorityServiceServer()
 }
 
@@ -459,6 +493,12 @@ func (UnimplementedAuthorityServiceServer) RunCaptures(context.Context, *RunCapt
 }
 func (UnimplementedAuthorityServiceServer) ListAcquirerInstructions(context.Context, *ListAcquirerInstructionsRequest) (*ListAcquirerInstructionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAcquirerInstructions not implemented")
+}
+func (UnimplementedAuthorityServiceServer) VerifyChains(context.Context, *VerifyChainsRequest) (*VerifyChainsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyChains not implemented")
+}
+func (UnimplementedAuthorityServiceServer) RevokeCertificate(context.Context, *RevokeCertificateRequest) (*RevokeCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeCertificate not implemented")
 }
 func (UnimplementedAuthorityServiceServer) mustEmbedUnimplementedAuthorityServiceServer() {}
 func (UnimplementedAuthorityServiceServer) testEmbeddedByValue()                          {}
@@ -870,6 +910,42 @@ func _AuthorityService_ListAcquirerInstructions_Handler(srv interface{}, ctx con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthorityService_VerifyChains_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyChainsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).VerifyChains(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_VerifyChains_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).VerifyChains(ctx, req.(*VerifyChainsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_RevokeCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).RevokeCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_RevokeCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).RevokeCertificate(ctx, req.(*RevokeCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthorityService_ServiceDesc is the grpc.ServiceDesc for AuthorityService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -960,6 +1036,14 @@ var AuthorityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAcquirerInstructions",
 			Handler:    _AuthorityService_ListAcquirerInstructions_Handler,
+		},
+		{
+			MethodName: "VerifyChains",
+			Handler:    _AuthorityService_VerifyChains_Handler,
+		},
+		{
+			MethodName: "RevokeCertificate",
+			Handler:    _AuthorityService_RevokeCertificate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
