@@ -219,3 +219,47 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	return nil
 }
+
+// rekey re-encrypts document numbers sealed with an older PII key.
+func rekey(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.pool.Close()
+	n, err := a.forms.Rekey(ctx, func(done int) { fmt.Fprintf(stdout, "\rre-encrypted %d", done) })
+	if n > 0 {
+		fmt.Fprintln(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d document numbers re-encrypted with the current key\n", n)
+	return nil
+}
+
+// verifyChains recomputes the hash chains and exits non-zero on a broken link.
+func verifyChains(ctx context.Context, cfg config, stdout io.Writer) error {
+	pool, err := db.Open(ctx, cfg.databaseURL, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	broken := false
+	for _, chain := range seal.Chains {
+		r, err := seal.Verify(ctx, pool, chain)
+		if err != nil {
+			return err
+		}
+		if b := r.Broken; b != nil {
+			broken = true
+			fmt.Fprintf(stdout, "%s: BROKEN at seal %d (row %s): %s; %d seals verified before it\n", chain, b.Seq, b.RowID, b.Reason, r.Verified)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: %d seals verified, head %d %s\n", chain, r.Verified, r.Seq, r.Head)
+	}
+	if broken {
+		return errors.New("a hash chain is broken")
+	}
+	return nil
+}

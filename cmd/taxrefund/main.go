@@ -4,6 +4,9 @@
 //	taxrefund seed      load the demo data (idempotent)
 //	taxrefund certs     create a development CA, server and party certificates, and a PII key file
 //	taxrefund serve     serve gRPC
+//	taxrefund expire    expire overdue forms once, now
+//	taxrefund rekey     re-encrypt document numbers with the current PII key
+//	taxrefund verify    verify the journal's and the audit log's hash chains
 package main
 
 import (
@@ -34,6 +37,8 @@ commands:
   certs     create a development CA, server and party certificates and a PII key file
   serve     serve gRPC
   expire    expire overdue forms once, now
+  rekey     re-encrypt document numbers with the current PII key (after adding a key)
+  verify    verify the journal's and the audit log's hash chains
 
 Run "taxrefund <command> -h" for the flags.`
 
@@ -44,7 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cmd, rest := args[1], args[2:]
 	switch cmd {
-	case "migrate", "seed", "certs", "serve", "expire":
+	case "migrate", "seed", "certs", "serve", "expire", "rekey", "verify":
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -64,6 +69,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return certs(ctx, cfg, log, stdout)
 	case "expire":
 		return expireOnce(ctx, cfg, log, stdout)
+	case "rekey":
+		return rekey(ctx, cfg, log, stdout)
+	case "verify":
+		return verifyChains(ctx, cfg, stdout)
 	default:
 		return serve(ctx, cfg, log)
 	}

@@ -295,6 +295,28 @@ type Region struct {
 	Name string
 }
 
+type RevokedCertificate struct {
+	Serial    string
+	RevokedAt time.Time
+	RevokedBy string
+	Reason    string
+}
+
+type Seal struct {
+	Chain    string
+	Seq      int64
+	RowID    string
+	PrevHash []byte
+	Hash     []byte
+	SealedAt time.Time
+}
+
+type SealQueue struct {
+	Queued int64
+	Chain  string
+	RowID  string
+}
+
 type Store struct {
 	Code            string
 	CreditCode      string

@@ -43,6 +43,8 @@ type Options struct {
 	// Active says whether a party named in a valid certificate may act now (e.g. the store
 	// exists and has not exited). Nil allows every party.
 	Active func(ctx context.Context, p auth.Party) error
+	// Limits bound each caller; nil means DefaultLimits().
+	Limits *Limits
 }
 
 // New returns a server with every service registered, and its health server (SERVING).
@@ -52,12 +54,17 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 		return nil, nil, err
 	}
 	a := &auth.Authorizer{Matrix: m, Active: o.Active, Logger: o.Log}
+	limits := DefaultLimits()
+	if o.Limits != nil {
+		limits = *o.Limits
+	}
+	lim := newLimiter(limits)
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(o.TLS)),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxConcurrentStreams(256),
-		grpc.ChainUnaryInterceptor(recoverUnary(o.Log), a.Unary(), errorInterceptor(o.Log)),
-		grpc.ChainStreamInterceptor(recoverStream(o.Log), a.Stream()),
+		grpc.ChainUnaryInterceptor(recoverUnary(o.Log), a.Unary(), lim.unary(), errorInterceptor(o.Log)),
+		grpc.ChainStreamInterceptor(recoverStream(o.Log), a.Stream(), lim.stream()),
 	)
 	if s.Store != nil {
 		storev1.RegisterStoreServiceServer(srv, s.Store)

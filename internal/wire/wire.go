@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
+	"golang.org/x/text/unicode/norm"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -76,9 +77,13 @@ func (f *Fields) Amount(field, s string) decimal.Decimal {
 	return d
 }
 
-// Text checks a free-text field: valid UTF-8, no control or bidi-override characters,
-// at most max characters; required unless optional.
+// Text checks a free-text field — valid UTF-8, no control or bidi-override characters,
+// at most max characters, required unless optional — and returns it in Unicode NFC, so
+// that the same text is stored and compared one way.
 func (f *Fields) Text(field, s string, max int, optional bool) string {
+	if utf8.ValidString(s) {
+		s = norm.NFC.String(s)
+	}
 	switch {
 	case s == "" && !optional:
 		f.Add(field, "is required")

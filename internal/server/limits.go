@@ -1,0 +1,85 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"taxrefund/internal/auth"
+)
+
+// Limits bound what one caller can ask of the server.
+type Limits struct {
+	// Deadline is applied to a unary call that arrives without one, or with a longer one.
+	Deadline time.Duration
+	// Rate and Burst bound each caller's calls per second (token bucket); 0 disables.
+	Rate  float64
+	Burst int
+}
+
+// DefaultLimits suit a store POS, a desk and an official: well above a busy counter, far
+// below what would starve other callers.
+func DefaultLimits() Limits {
+	return Limits{Deadline: 30 * time.Second, Rate: 500, Burst: 1000}
+}
+
+// limiter keeps one token bucket per caller identity.
+type limiter struct {
+	limits  Limits
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter
+}
+
+func newLimiter(l Limits) *limiter {
+	return &limiter{limits: l, buckets: map[string]*rate.Limiter{}}
+}
+
+func (l *limiter) allow(ctx context.Context) bool {
+	if l.limits.Rate <= 0 {
+		return true
+	}
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return true
+	}
+	l.mu.Lock()
+	b, ok := l.buckets[p.URI]
+	if !ok {
+		b = rate.NewLimiter(rate.Limit(l.limits.Rate), l.limits.Burst)
+		l.buckets[p.URI] = b
+	}
+	l.mu.Unlock()
+	return b.Allow()
+}
+
+// unary applies the per-call deadline and the caller's rate limit. It runs after the
+// authorizer, so the bucket is the authenticated caller's.
+func (l *limiter) unary() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !l.allow(ctx) {
+			return nil, status.Error(codes.ResourceExhausted, "too many calls from this caller; slow down and retry with the same request_id")
+		}
+		if d := l.limits.Deadline; d > 0 {
+			if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, d)
+				defer cancel()
+			}
+		}
+		return handler(ctx, req)
+	}
+}
+
+func (l *limiter) stream() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if !l.allow(ss.Context()) {
+			return status.Error(codes.ResourceExhausted, "too many calls from this caller; slow down")
+		}
+		return handler(srv, ss)
+	}
+}
