@@ -30,9 +30,38 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	return OpenAs(ctx, url, maxConns, "")
 }
 
-// OpenAs is Open with every connection switched to role (SET ROLE) when role is not
-// empty: the service's pool runs as AppRole.
+// OpenAs is Open acting as role when role is not empty (the service's pool runs as
+// AppRole). It logs in as role itself when the server lets it (the URL's password, or
+// trust), so that no statement of the service can RESET ROLE to a privileged user;
+// otherwise it logs in as the URL's user and switches every connection with SET ROLE.
 func OpenAs(ctx context.Context, url string, maxConns int32, role string) (*pgxpool.Pool, error) {
+	if role != "" {
+		pool, err := open(ctx, url, maxConns, func(cfg *pgxpool.Config) { cfg.ConnConfig.User = role })
+		if err == nil {
+			return pool, nil
+		}
+		return open(ctx, url, maxConns, func(cfg *pgxpool.Config) {
+			cfg.AfterConnect = chain(cfg.AfterConnect, func(ctx context.Context, conn *pgx.Conn) error {
+				if _, err := conn.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
+					return fmt.Errorf("set role %s: %w", role, err)
+				}
+				return nil
+			})
+		})
+	}
+	return open(ctx, url, maxConns, nil)
+}
+
+func chain(a, b func(context.Context, *pgx.Conn) error) func(context.Context, *pgx.Conn) error {
+	return func(ctx context.Context, c *pgx.Conn) error {
+		if err := a(ctx, c); err != nil {
+			return err
+		}
+		return b(ctx, c)
+	}
+}
+
+func open(ctx context.Context, url string, maxConns int32, adjust func(*pgxpool.Config)) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
@@ -40,14 +69,12 @@ func OpenAs(ctx context.Context, url string, maxConns int32, role string) (*pgxp
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
-	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
 		decimalcodec.Register(conn.TypeMap())
-		if role != "" {
-			if _, err := conn.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
-				return fmt.Errorf("set role %s: %w", role, err)
-			}
-		}
 		return nil
+	}
+	if adjust != nil {
+		adjust(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

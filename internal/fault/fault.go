@@ -111,11 +111,20 @@ type List struct {
 	Reason     string
 	Message    string
 	Violations []Violation
+	dropped    int
 }
 
-// Add records a violation.
+// MaxViolations bounds the violations one error reports, so that a hostile request with
+// thousands of bad fields gets a short answer.
+const MaxViolations = 20
+
+// Add records a violation (the first MaxViolations; later ones are counted).
 func (l *List) Add(field, format string, args ...any) {
-	l.Violations = append(l.Violations, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
+	l.dropped++
+	if len(l.Violations) < MaxViolations {
+		l.dropped--
+		l.Violations = append(l.Violations, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
+	}
 }
 
 // Err returns the collected violations as one *Error, or nil.
@@ -123,5 +132,9 @@ func (l *List) Err() error {
 	if len(l.Violations) == 0 {
 		return nil
 	}
-	return &Error{Kind: l.Kind, Reason: l.Reason, Message: l.Message, Violations: l.Violations}
+	msg := l.Message
+	if l.dropped > 0 {
+		msg = fmt.Sprintf("%s (%d more not listed)", msg, l.dropped)
+	}
+	return &Error{Kind: l.Kind, Reason: l.Reason, Message: msg, Violations: l.Violations}
 }

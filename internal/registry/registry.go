@@ -49,6 +49,7 @@ func New(pool *pgxpool.Pool, now func() time.Time) *Service {
 var (
 	codePattern  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 	gradePattern = regexp.MustCompile(`^[ABM]$`)
+	namePattern  = regexp.MustCompile(`^[a-z_]{1,40}$`)
 	// A VAT rate scope in canonical form: "0.13", not "0.130".
 	vatPattern = regexp.MustCompile(`^0\.[0-9]{0,3}[1-9]$`)
 )
@@ -73,6 +74,9 @@ func (s *Service) RegisterStore(ctx context.Context, key idempotency.Key, in New
 	}
 	if !gradePattern.MatchString(in.CreditGrade) {
 		l.Add("credit_grade", "must be A, B or M")
+	}
+	if !codePattern.MatchString(in.BlockCode) {
+		l.Add("block_code", "must be a block code")
 	}
 	if err := l.Err(); err != nil {
 		return Store{}, err
@@ -268,6 +272,12 @@ func (s *Service) ListParameters(ctx context.Context, name string) ([]Parameter,
 
 // checkParameter checks a value's range for its parameter.
 func checkParameter(in NewParameter) error {
+	if !namePattern.MatchString(in.Name) {
+		return fault.Field(fault.Invalid, "INVALID_PARAMETER", "parameter.name", "not a parameter name")
+	}
+	if !codePattern.MatchString(in.Scope) && in.Scope != "" {
+		return fault.Field(fault.Invalid, "INVALID_SCOPE", "parameter.scope", "not a scope (a VAT rate, an agency or a region code)")
+	}
 	one := decimal.NewFromInt(1)
 	field := "parameter.value"
 	bad := func(why string) error { return fault.Field(fault.Invalid, "INVALID_PARAMETER", field, why) }

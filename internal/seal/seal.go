@@ -263,7 +263,7 @@ func Verify(ctx context.Context, q db.DBTX, chain string) (Result, error) {
 			return r, err
 		}
 		if len(list) == 0 {
-			return r, nil
+			return r, unsealed(ctx, q, &r)
 		}
 		ids := make([]string, len(list))
 		for i, x := range list {
@@ -297,6 +297,31 @@ func Verify(ctx context.Context, q db.DBTX, chain string) (Result, error) {
 			r.Seq, r.Head = x.seq, hex.EncodeToString(x.hash)
 		}
 	}
+}
+
+// unsealedSQL finds a chain's rows that are neither sealed nor waiting in the queue: a
+// row inserted with triggers off, or whose queue entry was deleted, would otherwise go
+// unnoticed by a chain that only checks what it sealed.
+var unsealedSQL = map[string]string{
+	Journal: `SELECT count(*), coalesce(min(t.id::text), '') FROM journal_txns t
+		WHERE NOT EXISTS (SELECT 1 FROM seals s WHERE s.chain = 'journal' AND s.row_id = t.id::text)
+		  AND NOT EXISTS (SELECT 1 FROM seal_queue q WHERE q.chain = 'journal' AND q.row_id = t.id::text)`,
+	Audit: `SELECT count(*), coalesce(min(e.id::text), '') FROM audit_events e
+		WHERE NOT EXISTS (SELECT 1 FROM seals s WHERE s.chain = 'audit' AND s.row_id = e.id::text)
+		  AND NOT EXISTS (SELECT 1 FROM seal_queue q WHERE q.chain = 'audit' AND q.row_id = e.id::text)`,
+}
+
+func unsealed(ctx context.Context, q db.DBTX, r *Result) error {
+	var n int64
+	var first string
+	if err := q.QueryRow(ctx, unsealedSQL[r.Chain]).Scan(&n, &first); err != nil {
+		return err
+	}
+	if n > 0 {
+		r.Broken = &Broken{Chain: r.Chain, Seq: r.Seq + 1, RowID: first,
+			Reason: fmt.Sprintf("%d rows are neither sealed nor queued for sealing", n)}
+	}
+	return nil
 }
 
 // Head returns a chain's current head: the last seal's number and hash (hex).

@@ -91,3 +91,18 @@ func errorInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 		return nil, st.Err()
 	}
 }
+
+// errorStreamInterceptor maps a streaming handler's error like errorInterceptor does.
+func errorStreamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		err := handler(srv, ss)
+		if err == nil {
+			return nil
+		}
+		st := Status(err)
+		if st.Code() == codes.Internal || st.Code() == codes.Unavailable {
+			log.ErrorContext(ss.Context(), "request failed", "method", info.FullMethod, "error", err)
+		}
+		return st.Err()
+	}
+}

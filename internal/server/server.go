@@ -64,7 +64,7 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxConcurrentStreams(256),
 		grpc.ChainUnaryInterceptor(recoverUnary(o.Log), a.Unary(), lim.unary(), errorInterceptor(o.Log)),
-		grpc.ChainStreamInterceptor(recoverStream(o.Log), a.Stream(), lim.stream()),
+		grpc.ChainStreamInterceptor(recoverStream(o.Log), a.Stream(), lim.stream(), errorStreamInterceptor(o.Log)),
 	)
 	if s.Store != nil {
 		storev1.RegisterStoreServiceServer(srv, s.Store)

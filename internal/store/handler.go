@@ -97,8 +97,11 @@ func (h *Handler) IssueForm(ctx context.Context, req *storev1.IssueFormRequest) 
 			app.Lines = append(app.Lines, line)
 		}
 		for i, inv := range req.GetInvoices() {
+			if len(req.GetInvoices()) > wire.MaxInvoices {
+				break // already refused as too many
+			}
 			if !used[inv.GetNumber()] {
-				f.Add(fmt.Sprintf("invoices[%d]", i), "no line is on invoice %s", inv.GetNumber())
+				f.Add(fmt.Sprintf("invoices[%d]", i), "no line is on this invoice")
 			}
 		}
 	}

@@ -160,7 +160,7 @@ func (f *Fields) Invoices(field string, in []*formv1.Invoice) []refund.Invoice {
 		if !invoicePattern.MatchString(inv.GetNumber()) {
 			f.Add(name+".number", "must be 1 to 32 letters, digits or hyphens")
 		} else if seen[inv.GetNumber()] {
-			f.Add(name+".number", "invoice %s is listed twice", inv.GetNumber())
+			f.Add(name+".number", "invoice %s is listed twice", inv.GetNumber()) // a valid number: safe to echo
 		}
 		seen[inv.GetNumber()] = true
 		out[i] = refund.Invoice{Number: inv.GetNumber(), Date: f.Date(name+".date", inv.GetDate())}
