@@ -79,6 +79,9 @@ type Dispatcher struct {
 // RunOnce claims due instructions, delivers them and records the outcome. It returns how
 // many were delivered. Several dispatchers may run at once: a claim is a lease.
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
 	batch, lease := d.Batch, d.Lease
 	if batch <= 0 {
 		batch = 50

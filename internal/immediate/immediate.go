@@ -110,18 +110,25 @@ type PayRequest struct {
 var (
 	tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{8,128}$`)
 	last4Pattern = regexp.MustCompile(`^[0-9]{4}$`)
-	digitsOnly   = regexp.MustCompile(`^[0-9 -]+$`)
 )
 
-// LooksLikeCardNumber reports whether s could be a card number (12 to 19 digits, spaces
-// and hyphens ignored): such a value must never be accepted or stored as a token.
+// LooksLikeCardNumber reports whether s could be a card number: 12 to 19 digits once
+// separators (space - . _ : /) are dropped. Such a value is never accepted or stored as a
+// token. (Digits inside a longer token are not judged: acquirers' tokens may hold them.)
 func LooksLikeCardNumber(s string) bool {
-	if !digitsOnly.MatchString(s) {
+	stripped := separators.Replace(s)
+	if len(stripped) < 12 || len(stripped) > 19 {
 		return false
 	}
-	n := len(strings.NewReplacer(" ", "", "-", "").Replace(s))
-	return n >= 12 && n <= 19
+	for i := 0; i < len(stripped); i++ {
+		if stripped[i] < '0' || stripped[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
+
+var separators = strings.NewReplacer(" ", "", "-", "", ".", "", "_", "", ":", "", "/", "")
 
 // CheckPreAuth checks the shape of a pre-authorization.
 func CheckPreAuth(p PreAuth, l *fault.List) {

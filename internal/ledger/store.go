@@ -68,9 +68,15 @@ func (s *Store) Accounts(ctx context.Context, q Querier, codes ...string) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("ensure accounts: %w", err)
 	}
+	// Inside a transaction the new rows may still roll back: cache only what a
+	// committed statement created, or the cache would hand out ids of accounts that
+	// never came to be.
+	_, inTx := q.(pgx.Tx)
 	s.mu.Lock()
 	for _, v := range found {
-		s.ids[v.code] = v.id
+		if !inTx {
+			s.ids[v.code] = v.id
+		}
 		out[v.code] = v.id
 	}
 	s.mu.Unlock()
