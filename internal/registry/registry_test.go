@@ -146,8 +146,12 @@ func TestRegisterStoreRefusals(t *testing.T) {
 			fault.Invalid, "INVALID_REQUEST", []string{"credit_grade"}},
 		{"unknown block", with(func(s *registry.NewStore) { s.BlockCode = "XYZ" }),
 			fault.Precondition, "UNKNOWN_BLOCK", []string{"block_code"}},
+		// A malformed block code is refused with the other fields; a well-formed one that
+		// names no block, against the registry.
 		{"empty block", with(func(s *registry.NewStore) { s.BlockCode = "" }),
-			fault.Precondition, "UNKNOWN_BLOCK", []string{"block_code"}},
+			fault.Invalid, "INVALID_REQUEST", []string{"block_code"}},
+		{"block code with a space", with(func(s *registry.NewStore) { s.BlockCode = "J FB" }),
+			fault.Invalid, "INVALID_REQUEST", []string{"block_code"}},
 		{"code of an existing store", with(func(s *registry.NewStore) { s.Code = "S-JFB-1" }),
 			fault.Precondition, "STORE_EXISTS", []string{"code"}},
 		{"code of an exited store (codes are never reused)", with(func(s *registry.NewStore) { s.Code = "S-EXIT" }),
