@@ -133,6 +133,13 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.dbRole != "" {
+		var user string
+		if err := pool.QueryRow(ctx, `SELECT session_user`).Scan(&user); err == nil && user != cfg.dbRole {
+			log.Warn("the service could not log in as its role and uses SET ROLE: a statement could RESET ROLE to "+user+"; give the role a password or trust and log in as it",
+				"role", cfg.dbRole)
+		}
+	}
 	led := ledger.NewStore()
 	par := params.NewCache(pool, cfg.paramsTTL)
 	f := forms.New(forms.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Log: log})

@@ -92,7 +92,7 @@ func (f *Fields) Text(field, s string, max int, optional bool) string {
 	case utf8.RuneCountInString(s) > max:
 		f.Add(field, "must be at most %d characters", max)
 	case hasControl(s):
-		f.Add(field, "must not contain control or bidirectional-override characters")
+		f.Add(field, "must not contain control, bidirectional-override, zero-width or line-separator characters")
 	}
 	return s
 }
@@ -100,7 +100,8 @@ func (f *Fields) Text(field, s string, max int, optional bool) string {
 func hasControl(s string) bool {
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) ||
-			(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c {
+			(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c ||
+			(r >= 0x200b && r <= 0x200d) || r == 0x2028 || r == 0x2029 || r == 0xfeff {
 			return true
 		}
 	}
