@@ -8,7 +8,7 @@ TAXREFUND := $(BIN)/taxrefund
 # Generated code and the sources `make generate` rewrites.
 GENERATED := api internal/db proto
 
-.PHONY: run test generate check-generate bench lint clean-data pgenv
+.PHONY: run test generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz
 
 run: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
@@ -41,9 +41,72 @@ check-generate:
 		exit 1; \
 	fi
 
-# Placeholder: the benchmark suite replaces this.
-bench: pgenv
-	$(PGENV) -db taxrefund_bench -- go test -run '^$$' -bench . -benchmem ./...
+# Benchmarks (BENCH.md): `make bench` measures IssueForm and the desk mix against pgbench
+# baselines taken in the same run; `make bench-growth` measures IssueForm at growing
+# numbers of existing forms. Each starts from a fresh database (dropped and created by
+# `loadgen reset-db`, which touches only taxrefund_bench* databases) and keeps its files in
+# $(BENCH_DIR). Override e.g. `make bench BENCH_DURATION=60s`; BENCH_ROUNDS=3 alternates
+# baseline and service three times and reports the median round, steadier on a busy machine.
+LOADGEN := $(BIN)/loadgen
+BENCH_DIR := .data/bench
+BENCH_DB ?= taxrefund_bench
+BENCH_ADDR ?= 127.0.0.1:50151
+BENCH_CONCURRENCY ?= 64
+BENCH_WARMUP ?= 5s
+BENCH_DURATION ?= 20s
+BENCH_STORES ?= 500
+BENCH_ROUNDS ?= 1
+BENCH_GROWTH ?= 0 1000000 5000000
+BENCH_CERTS = -cert-dir $(BENCH_DIR)/certs
+BENCH_KEYS = -pii-keys $(BENCH_DIR)/pii.keys
+BENCH_LOAD = -concurrency $(BENCH_CONCURRENCY) -warmup $(BENCH_WARMUP) -duration $(BENCH_DURATION)
+BENCH_BASELINE = $(LOADGEN) baseline -work-dir $(BENCH_DIR) -stores $(BENCH_STORES) $(BENCH_LOAD)
+BENCH_RUN = $(LOADGEN) run -addr $(BENCH_ADDR) $(BENCH_CERTS) -stores $(BENCH_STORES) $(BENCH_LOAD) -server-pid $$pid
+# The common start (shell): a fresh database with the schema, demo data, certificates and
+# bench stores; then the server in the background, stopped when the shell exits, whether
+# the benchmark finished, failed or was interrupted.
+BENCH_START = $(LOADGEN) reset-db; \
+	$(TAXREFUND) migrate; $(TAXREFUND) seed; \
+	$(TAXREFUND) certs $(BENCH_CERTS) $(BENCH_KEYS) >/dev/null; \
+	$(LOADGEN) setup $(BENCH_CERTS) -stores $(BENCH_STORES); \
+	$(TAXREFUND) serve -addr $(BENCH_ADDR) $(BENCH_CERTS) $(BENCH_KEYS) 2>$(BENCH_DIR)/server.log & pid=$$!; \
+	trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; trap "exit 130" INT TERM; \
+	echo "bench: server pid $$pid on $(BENCH_ADDR), log in $(BENCH_DIR)/server.log"
+
+bench: bench-build
+	@rm -f $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json
+	$(PGENV) -db $(BENCH_DB) -- sh -ec '$(BENCH_START); \
+		r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
+			$(BENCH_BASELINE) -scenario issue -json $(BENCH_DIR)/issue-$$r-baseline.json; \
+			$(BENCH_RUN) -scenario issue -json $(BENCH_DIR)/issue-$$r-service.json; \
+			r=$$((r + 1)); \
+		done; \
+		r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
+			$(BENCH_BASELINE) -scenario desk -hint $(BENCH_DIR)/issue-1-baseline.json -json $(BENCH_DIR)/desk-$$r-baseline.json; \
+			$(BENCH_RUN) -scenario desk -hint $(BENCH_DIR)/issue-1-service.json -json $(BENCH_DIR)/desk-$$r-service.json; \
+			r=$$((r + 1)); \
+		done; \
+		$(LOADGEN) check; \
+		echo; $(LOADGEN) report $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json'
+
+bench-growth: bench-build
+	@rm -f $(BENCH_DIR)/growth-*.json
+	$(PGENV) -db $(BENCH_DB)_growth -- sh -ec '$(BENCH_START); \
+		for n in $(BENCH_GROWTH); do \
+			$(LOADGEN) fill -total $$n -stores $(BENCH_STORES) $(BENCH_KEYS); \
+			r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
+				$(BENCH_BASELINE) -scenario issue -label $$n -json $(BENCH_DIR)/growth-$$n-$$r-baseline.json; \
+				$(BENCH_RUN) -scenario issue -label $$n -json $(BENCH_DIR)/growth-$$n-$$r-service.json; \
+				r=$$((r + 1)); \
+			done; \
+		done; \
+		$(LOADGEN) check; \
+		echo; $(LOADGEN) report $(foreach n,$(BENCH_GROWTH),$(BENCH_DIR)/growth-$(n)-*.json)'
+
+bench-build: pgenv
+	go build -o $(TAXREFUND) ./cmd/taxrefund
+	go build -o $(LOADGEN) ./cmd/loadgen
+	@mkdir -p $(BENCH_DIR)
 
 lint:
 	go vet ./...
@@ -59,3 +122,15 @@ clean-data:
 # SIGTERM on nor keeps the command's exit code.
 pgenv:
 	go build -o $(PGENV) ./cmd/pgenv
+
+# fuzz runs every fuzz target for FUZZTIME each (default 30s); CI runs them briefly
+# through `make test` (their seed corpora run as ordinary tests).
+FUZZTIME ?= 30s
+fuzz:
+	go test -run '^$$' -fuzz '^FuzzParsePositive$$' -fuzztime $(FUZZTIME) ./internal/money
+	go test -run '^$$' -fuzz '^FuzzNormalizeNumber$$' -fuzztime $(FUZZTIME) ./internal/pii
+	go test -run '^$$' -fuzz '^FuzzParseURI$$' -fuzztime $(FUZZTIME) ./internal/auth
+	go test -run '^$$' -fuzz '^FuzzIssueFormValidation$$' -fuzztime $(FUZZTIME) ./internal/wire
+	go test -run '^$$' -fuzz '^FuzzIssueFormDecode$$' -fuzztime $(FUZZTIME) ./internal/wire
+	go test -run '^$$' -fuzz '^FuzzIssueFormRefusalText$$' -fuzztime $(FUZZTIME) ./internal/wire
+	go test -run '^$$' -fuzz '^FuzzAmountField$$' -fuzztime $(FUZZTIME) ./internal/wire

@@ -1,0 +1,97 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// prepareVerified makes sure the desk baseline's forms exist and are VERIFIED: for each
+// client c, TRBD<epoch·10^8 + c·10^6 + i> for i in 1..perWarm (the warm-up) and
+// 500000 + 1..perRun (the measured run). Each is written as the service leaves a verified form: issued
+// (pending transfer of G, its journal transaction), confirmed by customs at CKG (the
+// transfer posted in full, its resolution) with its line and invoice, so that every
+// invariant holds before and after the baseline pays them. Returns how many were new.
+func prepareVerified(ctx context.Context, pool *pgxpool.Pool, epoch int64, clients, perWarm, perRun int) (int64, error) {
+	var keys []int64
+	for c := range clients {
+		for i := 1; i <= perWarm; i++ {
+			keys = append(keys, epoch*100_000_000+int64(c)*1_000_000+int64(i))
+		}
+		for i := 1; i <= perRun; i++ {
+			keys = append(keys, epoch*100_000_000+int64(c)*1_000_000+500_000+int64(i))
+		}
+	}
+	var total int64
+	const chunk = 20_000
+	for len(keys) > 0 {
+		n := min(chunk, len(keys))
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, `
+				CREATE TEMP TABLE bench_desk_src ON COMMIT DROP AS
+				SELECT k, 'TRBD' || lpad(k::text, 15, '0') AS number, gen_random_uuid() AS form_id,
+				       gen_random_uuid() AS issue_txn, gen_random_uuid() AS verify_txn,
+				       round((200 + random() * 1800)::numeric, 2) AS amount,
+				       sha256(convert_to('bench-desk-traveller:' || k, 'UTF8')) AS doc_index,
+				       (now() AT TIME ZONE 'Asia/Shanghai')::date AS today
+				  FROM unnest($1::bigint[]) AS k
+				 WHERE NOT EXISTS (SELECT 1 FROM forms f WHERE f.number = 'TRBD' || lpad(k::text, 15, '0'))`, keys[:n])
+			if err != nil {
+				return err
+			}
+			total += tag.RowsAffected()
+			for _, sql := range prepareSQL {
+				if _, err := tx.Exec(ctx, sql); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("prepare verified forms: %w", err)
+		}
+		keys = keys[n:]
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE forms`); err != nil {
+		return total, fmt.Errorf("analyze forms: %w", err)
+	}
+	return total, nil
+}
+
+var prepareSQL = []string{
+	`ALTER TABLE bench_desk_src ADD COLUMN gross numeric`,
+	`UPDATE bench_desk_src SET gross = round(amount * 0.11, 2)`,
+	`INSERT INTO journal_txns (id, idem_key, kind, ref, effective_date)
+	 SELECT issue_txn, 'form:' || number || ':issue', 'FORM_ISSUED', number, today FROM bench_desk_src
+	 UNION ALL
+	 SELECT verify_txn, 'form:' || number || ':verify', 'EXPORT_CONFIRMED', number, today FROM bench_desk_src`,
+	// The issue's pending entries; the confirmation releases the pending layer and posts G.
+	`WITH a AS (SELECT (SELECT id FROM accounts WHERE code = 'authority:refund_expense') AS expense,
+	                   (SELECT id FROM accounts WHERE code = 'travellers:refund_payable') AS payable)
+	 INSERT INTO journal_entries (txn_id, account_id, pending, side, amount)
+	 SELECT e.txn, e.account, e.pending, e.side::"char", s.gross
+	   FROM bench_desk_src s, a, LATERAL (VALUES
+	        (s.issue_txn, a.expense, true, 'D'), (s.issue_txn, a.payable, true, 'C'),
+	        (s.verify_txn, a.expense, true, 'C'), (s.verify_txn, a.payable, true, 'D'),
+	        (s.verify_txn, a.expense, false, 'D'), (s.verify_txn, a.payable, false, 'C')) AS e(txn, account, pending, side)`,
+	`INSERT INTO pending_transfers (id, debit_account, credit_account, amount)
+	 SELECT issue_txn, (SELECT id FROM accounts WHERE code = 'authority:refund_expense'),
+	        (SELECT id FROM accounts WHERE code = 'travellers:refund_payable'), gross
+	   FROM bench_desk_src`,
+	`INSERT INTO forms (id, number, store_code, block_code, state, doc_type, doc_country, doc_index, doc_key_id,
+	                    doc_cipher, doc_masked, doc_expiry, nationality, last_entry_date, purchase_date, issued_at,
+	                    export_deadline, eligible_amount, gross_refund, pending_id, verified_port, verified_officer,
+	                    verified_at, confirmed_eligible, confirmed_gross)
+	 SELECT form_id, number, 'BENCH-0001', '', 'VERIFIED', 'PASSPORT', 'FR', doc_index, 'k1',
+	        substring(sha512(doc_index) FROM 1 FOR 37), '*****' || lpad((k % 10000)::text, 4, '0'), today + 730, 'FR',
+	        today - 10, today, now(), today + 90, amount, gross, issue_txn, 'CKG', 'officer-01', now(), amount, gross
+	   FROM bench_desk_src`,
+	`INSERT INTO form_lines (form_id, line_no, description, category, vat_rate, refund_rate, quantity, amount, invoice_number, confirmed_qty)
+	 SELECT form_id, 1, 'bench item', 'GENERAL', 0.13, 0.11, 1, amount, 'BD' || k, 1 FROM bench_desk_src`,
+	`INSERT INTO form_invoices (form_id, invoice_number, invoice_date, store_code)
+	 SELECT form_id, 'BD' || k, today, 'BENCH-0001' FROM bench_desk_src`,
+	`INSERT INTO pending_resolutions (pending_id, outcome, posted_amount, txn_id)
+	 SELECT issue_txn, 'POSTED', gross, verify_txn FROM bench_desk_src`,
+}

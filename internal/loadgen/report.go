@@ -1,0 +1,185 @@
+package loadgen
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report prints one table of the results in files (written by run and baseline with
+// -json): per scenario and label, the baseline's tx/s, the service's ops/s and their
+// ratio, the service's latency, errors, CPU and memory; then the CPU split of every
+// measurement and the issue's targets. Several rounds of a scenario (baseline, service,
+// baseline, service...) are paired in order, one row each, and summed up by a median row:
+// on a noisy machine the median of alternating rounds is the figure to trust.
+func Report(w io.Writer, files []string) error {
+	type round struct{ baseline, service *Result }
+	type group struct {
+		key    string
+		rounds []*round
+	}
+	var groups []*group
+	byKey := map[string]*group{}
+	for _, name := range files {
+		r, err := ReadResult(name)
+		if err != nil {
+			return err
+		}
+		key := r.Scenario
+		if r.Label != "" {
+			key += " @ " + r.Label
+		}
+		g, ok := byKey[key]
+		if !ok {
+			g = &group{key: key}
+			byKey[key] = g
+			groups = append(groups, g)
+		}
+		// A round takes one baseline and one service result, in the order given.
+		var cur *round
+		for _, rd := range g.rounds {
+			if r.Kind == "baseline" && rd.baseline == nil || r.Kind != "baseline" && rd.service == nil {
+				cur = rd
+				break
+			}
+		}
+		if cur == nil {
+			cur = &round{}
+			g.rounds = append(g.rounds, cur)
+		}
+		if r.Kind == "baseline" {
+			cur.baseline = &r
+		} else {
+			cur.service = &r
+		}
+	}
+	type pair struct {
+		key               string
+		baseline, service *Result
+	}
+	var pairs, summary []*pair
+	for _, g := range groups {
+		for i, rd := range g.rounds {
+			key := g.key
+			if len(g.rounds) > 1 {
+				key = fmt.Sprintf("%s #%d", g.key, i+1)
+			}
+			pairs = append(pairs, &pair{key: key, baseline: rd.baseline, service: rd.service})
+		}
+		if len(g.rounds) == 1 {
+			summary = append(summary, pairs[len(pairs)-1])
+			continue
+		}
+		// The median round by ratio.
+		var complete []*round
+		for _, rd := range g.rounds {
+			if rd.baseline != nil && rd.service != nil && rd.baseline.OpsPerSec > 0 {
+				complete = append(complete, rd)
+			}
+		}
+		if len(complete) == 0 {
+			continue
+		}
+		ratio := func(rd *round) float64 { return rd.service.OpsPerSec / rd.baseline.OpsPerSec }
+		sort.SliceStable(complete, func(i, j int) bool { return ratio(complete[i]) < ratio(complete[j]) })
+		med := complete[(len(complete)-1)/2]
+		p := &pair{key: g.key + " median", baseline: med.baseline, service: med.service}
+		pairs = append(pairs, p)
+		summary = append(summary, p)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\texisting forms\tcallers\tbaseline tx/s\tservice ops/s\tratio\tp50\tp95\tp99\tp99.9\terrors\tserver CPU s\tpeak RSS MiB\t")
+	for _, p := range pairs {
+		var base, svc, ratio, lat, errs, cpu, rss, existing, callers string
+		lat = "-\t-\t-\t-"
+		base, svc, ratio, errs, cpu, rss, existing, callers = "-", "-", "-", "-", "-", "-", "-", "-"
+		if b := p.baseline; b != nil {
+			base = fmt.Sprintf("%.0f", b.OpsPerSec)
+			existing, callers = fmt.Sprint(b.ExistingForms), fmt.Sprint(b.Concurrency)
+		}
+		if s := p.service; s != nil {
+			svc = fmt.Sprintf("%.0f", s.OpsPerSec)
+			l := s.Latency
+			lat = fmt.Sprintf("%s\t%s\t%s\t%s", ms(l.P50), ms(l.P95), ms(l.P99), ms(l.P999))
+			errs = fmt.Sprint(totalErrors(s.Errors))
+			cpu = fmt.Sprintf("%.1f", s.CPU.Server)
+			rss = fmt.Sprintf("%.0f", s.ServerPeakRSSMiB)
+			existing, callers = fmt.Sprint(s.ExistingForms), fmt.Sprint(s.Concurrency)
+		}
+		if p.baseline != nil && p.service != nil && p.baseline.OpsPerSec > 0 {
+			ratio = fmt.Sprintf("%.1f%%", 100*p.service.OpsPerSec/p.baseline.OpsPerSec)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.key, existing, callers, base, svc, ratio, lat, errs, cpu, rss)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\nlatency of the baselines (pgbench transactions) and CPU split (shares of all cores over each measured window):")
+	for _, p := range pairs {
+		if strings.HasSuffix(p.key, " median") {
+			continue
+		}
+		if b := p.baseline; b != nil {
+			fmt.Fprintf(w, "  %-16s baseline  p50 %s p95 %s p99 %s p99.9 %s; %s\n", p.key, ms(b.Latency.P50), ms(b.Latency.P95),
+				ms(b.Latency.P99), ms(b.Latency.P999), b.CPU.String("baseline"))
+		}
+		if s := p.service; s != nil {
+			fmt.Fprintf(w, "  %-16s service   %s\n", p.key, s.CPU.String("service"))
+			if len(s.Errors) > 0 {
+				fmt.Fprintf(w, "  %-16s errors    %s\n", p.key, formatErrors(s.Errors))
+			}
+			for _, n := range s.Notes {
+				fmt.Fprintf(w, "  %-16s note      %s\n", p.key, n)
+			}
+		}
+	}
+
+	// The targets of issue #4 (for a 2-core machine running server, PostgreSQL and load
+	// generator).
+	var lines []string
+	mark := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	var first, last *pair
+	for _, p := range summary {
+		if p.baseline == nil || p.service == nil || p.baseline.OpsPerSec == 0 {
+			continue
+		}
+		ratio := p.service.OpsPerSec / p.baseline.OpsPerSec
+		s := p.service
+		switch {
+		case strings.HasPrefix(p.key, "issue"):
+			if first == nil {
+				first = p
+			}
+			last = p
+			lines = append(lines,
+				fmt.Sprintf("%s: ratio %.1f%% ≥ 45%%: %s; %.0f forms/s ≥ 3000: %s; p99 %s ≤ 50ms: %s; peak RSS %.0f MiB ≤ 150: %s",
+					p.key, 100*ratio, mark(ratio >= 0.45), s.OpsPerSec, mark(s.OpsPerSec >= 3000),
+					ms(s.Latency.P99), mark(s.Latency.P99 <= 50), s.ServerPeakRSSMiB, mark(s.ServerPeakRSSMiB <= 150)))
+		case strings.HasPrefix(p.key, "desk"):
+			lines = append(lines, fmt.Sprintf("%s: settlements ratio %.1f%% ≥ 40%%: %s", p.key, 100*ratio, mark(ratio >= 0.40)))
+		}
+	}
+	if first != nil && last != first {
+		r0 := first.service.OpsPerSec / first.baseline.OpsPerSec
+		r1 := last.service.OpsPerSec / last.baseline.OpsPerSec
+		change := (r1 - r0) / r0
+		lines = append(lines, fmt.Sprintf("growth: ratio %.1f%% at %d forms vs %.1f%% at %d (%+.1f%%), within 10%%: %s; forms/s %.0f vs %.0f (%+.1f%%)",
+			100*r1, last.service.ExistingForms, 100*r0, first.service.ExistingForms, 100*change, mark(change > -0.10 && change < 0.10),
+			last.service.OpsPerSec, first.service.OpsPerSec, 100*(last.service.OpsPerSec-first.service.OpsPerSec)/first.service.OpsPerSec))
+	}
+	if len(lines) > 0 {
+		fmt.Fprintln(w, "\ntargets (issue #4, 2-core machine):")
+		for _, l := range lines {
+			fmt.Fprintln(w, "  "+l)
+		}
+	}
+	return nil
+}
