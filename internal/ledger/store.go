@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
+
+	"taxrefund/internal/db"
 )
 
 // Querier is what the store needs of a pool, a connection or a transaction.
@@ -47,31 +49,41 @@ func (s *Store) Accounts(ctx context.Context, q Querier, codes ...string) (map[s
 	sort.Strings(missing)
 	// DO UPDATE (a no-op) rather than DO NOTHING: it waits for a concurrent creator of the
 	// same code to commit and then returns that row, which DO NOTHING would skip.
-	rows, err := q.Query(ctx, `
-		INSERT INTO accounts (code) SELECT unnest($1::text[]) ORDER BY 1
-		ON CONFLICT (code) DO UPDATE SET code = excluded.code
-		RETURNING id, code`, missing)
-	if err != nil {
-		return nil, fmt.Errorf("ensure accounts: %w", err)
-	}
-	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct {
+	type account struct {
 		id   int32
 		code string
-	}, error) {
-		var v struct {
-			id   int32
-			code string
+	}
+	var found []account
+	upsert := func() error {
+		rows, err := q.Query(ctx, `
+			INSERT INTO accounts (code) SELECT unnest($1::text[]) ORDER BY 1
+			ON CONFLICT (code) DO UPDATE SET code = excluded.code
+			RETURNING id, code`, missing)
+		if err != nil {
+			return err
 		}
-		err := r.Scan(&v.id, &v.code)
-		return v, err
-	})
+		found, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (account, error) {
+			var v account
+			err := r.Scan(&v.id, &v.code)
+			return v, err
+		})
+		return err
+	}
+	_, inTx := q.(pgx.Tx)
+	var err error
+	if inTx {
+		err = upsert() // the caller's transaction retries as a whole
+	} else {
+		// Two first uses of the same new accounts can deadlock on each other's
+		// speculative inserts: the statement stands alone, so run it again.
+		err = db.Retry(ctx, upsert)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ensure accounts: %w", err)
 	}
 	// Inside a transaction the new rows may still roll back: cache only what a
 	// committed statement created, or the cache would hand out ids of accounts that
 	// never came to be.
-	_, inTx := q.(pgx.Tx)
 	s.mu.Lock()
 	for _, v := range found {
 		if !inTx {

@@ -14,7 +14,7 @@ import (
 func TestText(t *testing.T) {
 	t.Parallel()
 	const (
-		control  = "must not contain control or bidirectional-override characters"
+		control  = "must not contain control, bidirectional-override, zero-width or line-separator characters"
 		tooLong  = "must be at most 10 characters"
 		required = "is required"
 		badUTF8  = "must be valid UTF-8"
@@ -36,6 +36,11 @@ func TestText(t *testing.T) {
 		{"10 characters after NFC (20 before)", strings.Repeat("e\u0301", 10), false, strings.Repeat("\u00e9", 10), ""},
 		{"11 characters", strings.Repeat("é", 11), false, strings.Repeat("é", 11), tooLong},
 		{"RIGHT-TO-LEFT OVERRIDE U+202E", "abc\u202edef", false, "", control},
+		{"ZERO WIDTH SPACE U+200B", "a\u200bb", false, "", control},
+		{"ZERO WIDTH JOINER U+200D", "a\u200db", false, "", control},
+		{"BYTE ORDER MARK U+FEFF", "\ufeffabc", false, "", control},
+		{"LINE SEPARATOR U+2028", "a\u2028b", false, "", control},
+		{"PARAGRAPH SEPARATOR U+2029", "a\u2029b", false, "", control},
 		{"LEFT-TO-RIGHT EMBEDDING U+202A", "\u202aabc", false, "", control},
 		{"LEFT-TO-RIGHT ISOLATE U+2066", "a\u2066b", false, "", control},
 		{"POP DIRECTIONAL ISOLATE U+2069", "a\u2069", false, "", control},
