@@ -123,8 +123,9 @@ clean-data:
 pgenv:
 	go build -o $(PGENV) ./cmd/pgenv
 
-# fuzz runs every fuzz target for FUZZTIME each (default 30s); CI runs them briefly
-# through `make test` (their seed corpora run as ordinary tests).
+# fuzz runs every fuzz target for FUZZTIME each (default 30s). CI runs them briefly with
+# a count (FUZZTIME=20000x): a time limit sometimes ends a run with a spurious "context
+# deadline exceeded". Their seed corpora also run as ordinary tests in `make test`.
 FUZZTIME ?= 30s
 fuzz:
 	go test -run '^$$' -fuzz '^FuzzParsePositive$$' -fuzztime $(FUZZTIME) ./internal/money
