@@ -26,6 +26,7 @@ import (
 	"taxrefund/internal/pii"
 	"taxrefund/internal/pki"
 	"taxrefund/internal/registry"
+	"taxrefund/internal/schedule"
 	"taxrefund/internal/seal"
 	"taxrefund/internal/server"
 	"taxrefund/internal/settlement"
@@ -192,17 +193,21 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	jobCtx, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
 	if cfg.expiryInterval > 0 {
-		go a.forms.RunExpiry(jobCtx, cfg.expiryInterval)
-		go a.immediate.RunCaptures(jobCtx, cfg.expiryInterval)
+		go schedule.Every(jobCtx, cfg.expiryInterval, log, "expiry", func(ctx context.Context) (int, error) {
+			return a.forms.Expire(ctx, "expiry job")
+		})
+		go schedule.Every(jobCtx, cfg.expiryInterval, log, "captures", func(ctx context.Context) (int, error) {
+			return a.immediate.Captures(ctx, "capture job")
+		})
 	}
 	if cfg.sealInterval > 0 {
 		sealer := &seal.Sealer{Pool: a.pool, Log: log}
-		go sealer.Run(jobCtx, cfg.sealInterval)
+		go schedule.Every(jobCtx, cfg.sealInterval, log, "sealer", sealer.SealAll)
 	}
 	if cfg.dispatchInterval > 0 {
 		// The development acquirer: no card network is reachable from here.
 		d := &acquirer.Dispatcher{Pool: a.pool, Acquirer: acquirer.DevAcquirer{Pool: a.pool}, Log: log}
-		go d.Run(jobCtx, cfg.dispatchInterval)
+		go schedule.Every(jobCtx, cfg.dispatchInterval, log, "acquirer dispatcher", d.RunOnce)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(lis) }()

@@ -139,22 +139,6 @@ func (d *Dispatcher) backoff(attempts int32) time.Duration {
 	return wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
 }
 
-// Run delivers every interval until ctx ends.
-func (d *Dispatcher) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := d.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			d.Log.Error("acquirer dispatcher", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // Pending lists the instructions not yet delivered, most attempted first.
 func Pending(ctx context.Context, pool *pgxpool.Pool) ([]Instruction, error) {
 	rows, err := pool.Query(ctx, `

@@ -3,7 +3,6 @@ package forms
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -83,26 +82,6 @@ func (s *Service) Expire(ctx context.Context, actor string) (int, error) {
 		total += n
 		if n < expireBatch {
 			return total, nil
-		}
-	}
-}
-
-// RunExpiry runs Expire every interval until ctx ends.
-func (s *Service) RunExpiry(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		n, err := s.Expire(ctx, "expiry job")
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.log.Error("expiry job failed", "error", err)
-		case n > 0:
-			s.log.Info("expired forms", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
 		}
 	}
 }

@@ -551,26 +551,6 @@ func (s *Service) Captures(ctx context.Context, actor string) (int, error) {
 	}
 }
 
-// RunCaptures runs Captures every interval until ctx ends.
-func (s *Service) RunCaptures(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		n, err := s.Captures(ctx, "capture job")
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.log.Error("capture job failed", "error", err)
-		case n > 0:
-			s.log.Info("captured pre-authorizations", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // SetCalendarDay marks a date working or not.
 func (s *Service) SetCalendarDay(ctx context.Context, key idempotency.Key, day time.Time, working bool, note string) error {
 	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {

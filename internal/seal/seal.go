@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -122,24 +121,15 @@ func link(prev, content []byte) []byte {
 	return h.Sum(nil)
 }
 
-// Run seals every interval until ctx ends.
-func (s *Sealer) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// SealAll seals rounds until the queue is empty (or another sealer holds the lock) and
+// returns how many rows it sealed.
+func (s *Sealer) SealAll(ctx context.Context) (int, error) {
+	total := 0
 	for {
-		for {
-			n, err := s.SealOnce(ctx)
-			if err != nil && ctx.Err() == nil {
-				s.Log.Error("sealer", "error", err)
-			}
-			if err != nil || n == 0 {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		n, err := s.SealOnce(ctx)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
 		}
 	}
 }
