@@ -201,8 +201,8 @@ var (
 //
 // The sessions use generic plans: with the default plan_cache_mode PostgreSQL replans
 // the scripts' many-CTE statement on every execution (its custom plans look cheaper than
-// the generic one), which cost it a third of its throughput, measured. The baseline is
-// PostgreSQL's ceiling for the work, so it gets the cheaper way.
+// the generic one), which cost it a fifth to a third of its throughput, measured. The
+// baseline is PostgreSQL's ceiling for the work, so it gets the cheaper way.
 func pgbench(ctx context.Context, bin string, args []string) (pgbenchRun, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, args...)
