@@ -46,7 +46,7 @@ type BaselineConfig struct {
 	// RateHint is the desk baseline's expected transactions per second. Each client pays
 	// a fixed number of forms (pgbench -t), enough for Duration at that rate: the run is
 	// longer or shorter if the hint is off, never short of forms.
-	RateHint float64
+	RateHint float64 // throughput metric (calls/s), not money
 	// WorkDir holds the scripts and pgbench's transaction logs.
 	WorkDir string
 	Log     io.Writer
@@ -184,7 +184,7 @@ func ReadResult(path string) (Result, error) {
 }
 
 type pgbenchRun struct {
-	tps          float64
+	tps          float64 // throughput metric, not money
 	transactions int64
 	failed       int64
 	cpu          time.Duration

@@ -31,7 +31,7 @@ type Load struct {
 	Mode        Mode
 	Concurrency int
 	// Rate is arrivals per second (open loop).
-	Rate float64
+	Rate float64 // arrival rate metric (calls/s), not money
 	// Queue bounds the arrivals waiting for a caller (open loop); 0 means Concurrency.
 	Queue int
 	// LateAfter is how long an arrival may wait for a caller before it counts as late.
