@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -92,7 +93,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.month == "" {
 		return errors.New("-month is required (YYYY-MM)")
 	}
-	tlsConf, err := pki.ClientTLSConfig(o.ca, o.cert, o.key, "")
+	host, _, err := net.SplitHostPort(o.addr)
+	if err != nil {
+		return fmt.Errorf("-addr %q: %w", o.addr, err)
+	}
+	tlsConf, err := pki.ClientTLSConfig(o.ca, o.cert, o.key, host)
 	if err != nil {
 		return err
 	}
