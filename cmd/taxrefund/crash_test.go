@@ -265,7 +265,9 @@ func TestSettlementSurvivesKill(t *testing.T) {
 				t.Fatalf("form %d desk %d: no final answer after 50 attempts", r.form, r.desk)
 			}
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			resp, err := clients.desks[r.desk].SettleRefund(cctx, proto.Clone(r.req).(*deskv1.SettleRefundRequest))
+			// WaitForReady: right after the restart a client connection may still be in
+			// its reconnect back-off; a retrying POS waits for it rather than failing fast.
+			resp, err := clients.desks[r.desk].SettleRefund(cctx, proto.Clone(r.req).(*deskv1.SettleRefundRequest), grpc.WaitForReady(true))
 			cancel()
 			retries++
 			if err == nil {
