@@ -560,12 +560,7 @@ func (s *Service) SetCalendarDay(ctx context.Context, key idempotency.Key, day t
 		if err := s.q.SetCalendarDay(ctx, tx, db.SetCalendarDayParams{Day: day, Working: working, Note: note}); err != nil {
 			return err
 		}
-		b := &pgx.Batch{}
-		audit.Queue(b, key.Caller, "CALENDAR_DAY_SET", refund.FormatDate(day), key.RequestID, map[string]any{"working": working, "note": note})
-		if err := idempotency.Finish(b, key, map[string]any{}); err != nil {
-			return err
-		}
-		return db.SendBatch(ctx, tx, b)
+		return audit.Close(ctx, tx, key, "CALENDAR_DAY_SET", refund.FormatDate(day), map[string]any{"working": working, "note": note}, map[string]any{})
 	})
 	_, err = idempotency.Result(ctx, s.pool, key, "SetCalendarDay", err, struct{}{})
 	return err

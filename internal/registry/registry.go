@@ -106,7 +106,7 @@ func (s *Service) RegisterStore(ctx context.Context, key idempotency.Key, in New
 			return err
 		}
 		out = st
-		return s.finish(ctx, tx, key, "STORE_REGISTERED", st.Code, map[string]any{"block": st.BlockCode, "grade": st.CreditGrade}, st)
+		return audit.Close(ctx, tx, key, "STORE_REGISTERED", st.Code, map[string]any{"block": st.BlockCode, "grade": st.CreditGrade}, st)
 	})
 	return idempotency.Result(ctx, s.pool, key, "RegisterStore", err, out)
 }
@@ -141,19 +141,9 @@ func (s *Service) SetStatus(ctx context.Context, key idempotency.Key, code, stat
 			return err
 		}
 		out = st
-		return s.finish(ctx, tx, key, "STORE_"+status, code, map[string]any{"reason": reason}, st)
+		return audit.Close(ctx, tx, key, "STORE_"+status, code, map[string]any{"reason": reason}, st)
 	})
 	return idempotency.Result(ctx, s.pool, key, method, err, out)
-}
-
-// finish records the audit event and the idempotent answer.
-func (s *Service) finish(ctx context.Context, tx pgx.Tx, key idempotency.Key, action, object string, detail map[string]any, answer any) error {
-	b := &pgx.Batch{}
-	audit.Queue(b, key.Caller, action, object, key.RequestID, detail)
-	if err := idempotency.Finish(b, key, answer); err != nil {
-		return err
-	}
-	return db.SendBatch(ctx, tx, b)
 }
 
 // GetStore returns a store.
@@ -354,7 +344,7 @@ func (s *Service) RevokeCertificate(ctx context.Context, key idempotency.Key, se
 		if err := tx.QueryRow(ctx, `SELECT revoked_at FROM revoked_certificates WHERE serial = $1`, serial).Scan(&out.RevokedAt); err != nil {
 			return err
 		}
-		return s.finish(ctx, tx, key, "CERTIFICATE_REVOKED", serial, map[string]any{"reason": reason}, out)
+		return audit.Close(ctx, tx, key, "CERTIFICATE_REVOKED", serial, map[string]any{"reason": reason}, out)
 	})
 	return idempotency.Result(ctx, s.pool, key, "RevokeCertificate", err, out)
 }

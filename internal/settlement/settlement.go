@@ -132,7 +132,7 @@ func (s *Service) Declare(ctx context.Context, key idempotency.Key, agency strin
 			return err
 		}
 		out = d
-		return finish(ctx, tx, key, "MONTH_DECLARED", d.ID.String(),
+		return audit.Close(ctx, tx, key, "MONTH_DECLARED", d.ID.String(),
 			map[string]any{"agency": agency, "month": FormatMonth(month), "forms": d.Forms, "gross": d.GrossRefund}, d)
 	})
 	return idempotency.Result(ctx, s.pool, key, "DeclareMonth", err, out)
@@ -221,7 +221,7 @@ func (s *Service) review(ctx context.Context, key idempotency.Key, id uuid.UUID,
 			return err
 		}
 		out = d
-		return finish(ctx, tx, key, "DECLARATION_"+d.Status, d.ID.String(),
+		return audit.Close(ctx, tx, key, "DECLARATION_"+d.Status, d.ID.String(),
 			map[string]any{"agency": d.AgencyCode, "month": FormatMonth(d.Month), "reasons": d.ReturnReasons}, d)
 	})
 	return idempotency.Result(ctx, s.pool, key, method, err, out)
@@ -261,7 +261,7 @@ func (s *Service) CloseMonth(ctx context.Context, key idempotency.Key, month tim
 			return err
 		}
 		out = cm
-		return finish(ctx, tx, key, "MONTH_CLOSED", FormatMonth(month), map[string]any{}, cm)
+		return audit.Close(ctx, tx, key, "MONTH_CLOSED", FormatMonth(month), map[string]any{}, cm)
 	})
 	return idempotency.Result(ctx, s.pool, key, "CloseMonth", err, out)
 }
@@ -330,13 +330,4 @@ func lineOf(payout uuid.UUID, paidAt time.Time, receipt, number, store string, p
 		l.VerifiedAt = *verifiedAt
 	}
 	return l
-}
-
-func finish(ctx context.Context, tx pgx.Tx, key idempotency.Key, action, object string, detail map[string]any, answer any) error {
-	b := &pgx.Batch{}
-	audit.Queue(b, key.Caller, action, object, key.RequestID, detail)
-	if err := idempotency.Finish(b, key, answer); err != nil {
-		return err
-	}
-	return db.SendBatch(ctx, tx, b)
 }
