@@ -155,7 +155,7 @@ func expireOnce(ctx context.Context, cfg config, log *slog.Logger, stdout io.Wri
 		return err
 	}
 	defer a.pool.Close()
-	n, err := a.forms.Expire(ctx, "taxrefund expire")
+	n, err := a.forms.Expire(db.WithParty(ctx, "system", "expire"), "taxrefund expire")
 	if err != nil {
 		return err
 	}
@@ -194,20 +194,20 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer stopJobs()
 	if cfg.expiryInterval > 0 {
 		go schedule.Every(jobCtx, cfg.expiryInterval, log, "expiry", func(ctx context.Context) (int, error) {
-			return a.forms.Expire(ctx, "expiry job")
+			return a.forms.Expire(db.WithParty(ctx, "system", "expiry"), "expiry job")
 		})
 		go schedule.Every(jobCtx, cfg.expiryInterval, log, "captures", func(ctx context.Context) (int, error) {
-			return a.immediate.Captures(ctx, "capture job")
+			return a.immediate.Captures(db.WithParty(ctx, "system", "captures"), "capture job")
 		})
 	}
 	if cfg.sealInterval > 0 {
 		sealer := &seal.Sealer{Pool: a.pool, Log: log}
-		go schedule.Every(jobCtx, cfg.sealInterval, log, "sealer", sealer.SealAll)
+		go schedule.Every(db.WithParty(jobCtx, "system", "sealer"), cfg.sealInterval, log, "sealer", sealer.SealAll)
 	}
 	if cfg.dispatchInterval > 0 {
 		// The development acquirer: no card network is reachable from here.
 		d := &acquirer.Dispatcher{Pool: a.pool, Acquirer: acquirer.DevAcquirer{Pool: a.pool}, Log: log}
-		go schedule.Every(jobCtx, cfg.dispatchInterval, log, "acquirer dispatcher", d.RunOnce)
+		go schedule.Every(db.WithParty(jobCtx, "system", "dispatcher"), cfg.dispatchInterval, log, "acquirer dispatcher", d.RunOnce)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(lis) }()
@@ -239,7 +239,7 @@ func rekey(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	defer a.pool.Close()
-	n, err := a.forms.Rekey(ctx, func(done int) { fmt.Fprintf(stdout, "\rre-encrypted %d", done) })
+	n, err := a.forms.Rekey(db.WithParty(ctx, "system", "rekey"), func(done int) { fmt.Fprintf(stdout, "\rre-encrypted %d", done) })
 	if n > 0 {
 		fmt.Fprintln(stdout)
 	}

@@ -81,6 +81,24 @@ func (p Party) String() string {
 	return p.URI
 }
 
+// Code names the party within its role: the store, port, desk, office or agency code —
+// what the database's row-level security checks rows against.
+func (p Party) Code() string {
+	switch p.Role {
+	case RoleStore:
+		return p.Store
+	case RoleCustoms:
+		return p.Port
+	case RoleDesk:
+		return p.Desk
+	case RoleAuthority:
+		return p.Office
+	case RoleAgency:
+		return p.Agency
+	}
+	return ""
+}
+
 const maxSegment = 64
 
 // ParseURI parses a party identity URI. Anything but the six accepted forms

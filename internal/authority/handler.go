@@ -16,6 +16,7 @@ import (
 	settlementv1 "taxrefund/api/taxrefund/settlement/v1"
 	"taxrefund/internal/acquirer"
 	"taxrefund/internal/auth"
+	"taxrefund/internal/db"
 	"taxrefund/internal/fault"
 	"taxrefund/internal/idempotency"
 	"taxrefund/internal/immediate"
@@ -107,7 +108,7 @@ func (h *Handler) CheckInvariants(ctx context.Context, _ *authorityv1.CheckInvar
 	if _, err := caller(ctx); err != nil {
 		return nil, err
 	}
-	found, err := invariants.Check(ctx, h.pool)
+	found, err := invariants.Check(ctx, db.Scope(h.pool))
 	if err != nil {
 		return nil, err
 	}
@@ -423,7 +424,7 @@ func (h *Handler) Reconcile(ctx context.Context, req *authorityv1.ReconcileReque
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
-	r, err := report.Reconcile(ctx, h.pool, month, days, h.now())
+	r, err := report.Reconcile(ctx, db.Scope(h.pool), month, days, h.now())
 	if err != nil {
 		return nil, err
 	}
@@ -455,7 +456,7 @@ func (h *Handler) MonthlyReport(ctx context.Context, req *authorityv1.MonthlyRep
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
-	rows, err := report.Monthly(ctx, h.pool, month)
+	rows, err := report.Monthly(ctx, db.Scope(h.pool), month)
 	if err != nil {
 		return nil, err
 	}
@@ -489,7 +490,7 @@ func (h *Handler) ExportReport(req *authorityv1.ExportReportRequest, stream auth
 	if err := f.Err(); err != nil {
 		return err
 	}
-	rows, err := report.Monthly(ctx, h.pool, month)
+	rows, err := report.Monthly(ctx, db.Scope(h.pool), month)
 	if err != nil {
 		return err
 	}

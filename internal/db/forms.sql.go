@@ -14,9 +14,7 @@ import (
 )
 
 const cashPaidOnDay = `-- name: CashPaidOnDay :one
-SELECT coalesce(sum(net_refund), 0)::numeric AS total
-  FROM payouts
- WHERE doc_index = $1 AND paid_date = $2 AND method = 'CASH'
+SELECT cash_paid_on_day($1::bytea, $2::date)::numeric AS total
 `
 
 type CashPaidOnDayParams struct {
@@ -24,6 +22,8 @@ type CashPaidOnDayParams struct {
 	PaidDate time.Time
 }
 
+// Through the function: the cash cap counts every agency's payouts, which row-level
+// security hides from a desk (migrations/00008_row_security.sql).
 func (q *Queries) CashPaidOnDay(ctx context.Context, db DBTX, arg CashPaidOnDayParams) (decimal.Decimal, error) {
 	row := db.QueryRow(ctx, cashPaidOnDay, arg.DocIndex, arg.PaidDate)
 	var total decimal.Decimal

@@ -15,9 +15,11 @@ const maxAttempts = 8
 
 // InTx runs fn in a transaction and commits it. After a serialization failure or a
 // deadlock it runs fn again (with a short, jittered back-off), so fn must be safe to
-// repeat: it recomputes from what it reads and reuses the caller's idempotency key.
+// repeat: it recomputes from what it reads and reuses the caller's idempotency key. The
+// transaction runs as ctx's party (WithParty), set by the same round trip as BEGIN.
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
-	return Retry(ctx, func() error { return pgx.BeginFunc(ctx, pool, fn) })
+	opts := beginOptions(ctx)
+	return Retry(ctx, func() error { return pgx.BeginTxFunc(ctx, pool, opts, fn) })
 }
 
 // Retry runs op until it succeeds, fails with an error that is not retryable, or has
@@ -44,8 +46,10 @@ type Batcher interface {
 }
 
 // SendBatch sends b in one round trip and reads every result. On the pool the batch runs
-// as one implicit transaction: the first error aborts it, and nothing is written.
+// as one implicit transaction: the first error aborts it, and nothing is written; it
+// runs as ctx's party (WithParty), set by a statement queued first.
 func SendBatch(ctx context.Context, q Batcher, b *pgx.Batch) error {
+	b = withParty(ctx, q, b)
 	res := q.SendBatch(ctx, b)
 	for range b.Len() {
 		if _, err := res.Exec(); err != nil {

@@ -200,7 +200,7 @@ func queueForm(b *pgx.Batch, f Form, t refund.Traveller, pendingID any, index []
 func (s *Service) invoiceClaimed(ctx context.Context, store string, invoices []refund.Invoice) error {
 	l := fault.List{Kind: fault.Precondition, Reason: "INVOICE_ALREADY_CLAIMED", Message: "an invoice is already on a live form"}
 	for i, inv := range invoices {
-		holder, err := s.q.InvoiceHolder(ctx, s.pool, db.InvoiceHolderParams{StoreCode: store, InvoiceNumber: inv.Number})
+		holder, err := s.q.InvoiceHolder(ctx, db.Scope(s.pool), db.InvoiceHolderParams{StoreCode: store, InvoiceNumber: inv.Number})
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}

@@ -20,14 +20,14 @@ func (s *Service) Get(ctx context.Context, store, number string) (Form, error) {
 	if !refund.ValidFormNumber(number) {
 		return Form{}, fault.Field(fault.Invalid, "FORM_NUMBER", "form_number", "not a form number (check the barcode or the typing)")
 	}
-	row, err := s.q.FormByNumber(ctx, s.pool, number)
+	row, err := s.q.FormByNumber(ctx, db.Scope(s.pool), number)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && row.StoreCode != store) {
 		return Form{}, notFound(number)
 	}
 	if err != nil {
 		return Form{}, fmt.Errorf("get form: %w", err)
 	}
-	out, err := s.assemble(ctx, s.pool, []db.Form{row})
+	out, err := s.assemble(ctx, db.Scope(s.pool), []db.Form{row})
 	if err != nil {
 		return Form{}, err
 	}
@@ -53,7 +53,7 @@ func (s *Service) List(ctx context.Context, lq ListQuery) ([]Form, bool, error) 
 		st := string(lq.State)
 		state = &st
 	}
-	rows, err := s.q.ListStoreForms(ctx, s.pool, db.ListStoreFormsParams{
+	rows, err := s.q.ListStoreForms(ctx, db.Scope(s.pool), db.ListStoreFormsParams{
 		StoreCode: lq.StoreCode, FromDate: lq.From, ToDate: lq.To, State: state,
 		AfterDate: lq.AfterDate, AfterID: lq.AfterID, PageSize: int32(lq.PageSize + 1),
 	})
@@ -64,18 +64,18 @@ func (s *Service) List(ctx context.Context, lq ListQuery) ([]Form, bool, error) 
 	if more {
 		rows = rows[:lq.PageSize]
 	}
-	out, err := s.assemble(ctx, s.pool, rows)
+	out, err := s.assemble(ctx, db.Scope(s.pool), rows)
 	return out, more, err
 }
 
 // FindByDocument returns every form of a traveller's document, from every store.
 func (s *Service) FindByDocument(ctx context.Context, doc refund.Document) ([]Form, error) {
 	index := s.keys.BlindIndex(string(doc.Type), doc.IssuingCountry, doc.Number)
-	rows, err := s.q.FormsByDocument(ctx, s.pool, index)
+	rows, err := s.q.FormsByDocument(ctx, db.Scope(s.pool), index)
 	if err != nil {
 		return nil, fmt.Errorf("find forms: %w", err)
 	}
-	return s.assemble(ctx, s.pool, rows)
+	return s.assemble(ctx, db.Scope(s.pool), rows)
 }
 
 // FindByNumber returns one form by its number, whichever store issued it.
@@ -83,14 +83,14 @@ func (s *Service) FindByNumber(ctx context.Context, number string) (Form, error)
 	if !refund.ValidFormNumber(number) {
 		return Form{}, fault.Field(fault.Invalid, "FORM_NUMBER", "form_number", "not a form number (check the barcode or the typing)")
 	}
-	row, err := s.q.FormByNumber(ctx, s.pool, number)
+	row, err := s.q.FormByNumber(ctx, db.Scope(s.pool), number)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Form{}, notFound(number)
 	}
 	if err != nil {
 		return Form{}, fmt.Errorf("find form: %w", err)
 	}
-	out, err := s.assemble(ctx, s.pool, []db.Form{row})
+	out, err := s.assemble(ctx, db.Scope(s.pool), []db.Form{row})
 	if err != nil {
 		return Form{}, err
 	}

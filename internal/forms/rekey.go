@@ -84,7 +84,7 @@ func (s *Service) Document(ctx context.Context, number string) (string, error) {
 	var id uuid.UUID
 	var keyID string
 	var cipher []byte
-	if err := s.pool.QueryRow(ctx, `SELECT id, doc_key_id, doc_cipher FROM forms WHERE number = $1`, number).Scan(&id, &keyID, &cipher); err != nil {
+	if err := db.Scope(s.pool).QueryRow(ctx, `SELECT id, doc_key_id, doc_cipher FROM forms WHERE number = $1`, number).Scan(&id, &keyID, &cipher); err != nil {
 		return "", err
 	}
 	plain, err := s.keys.Open(keyID, cipher, id[:])

@@ -91,7 +91,7 @@ func rekeyDoc(i int) refund.Document {
 // rekeyIssue issues traveller i's form (300.00 of 13% goods) with svc.
 func rekeyIssue(ctx context.Context, svc *forms.Service, i int) (forms.Form, error) {
 	inv := fmt.Sprintf("INV-RK-%05d", i)
-	return svc.Issue(ctx, forms.IssueRequest{
+	return svc.Issue(db.WithParty(ctx, "store", "S-JFB-1"), forms.IssueRequest{
 		Idem:      forms.Idempotency{Caller: "taxrefund://store/S-JFB-1", RequestID: uuid.New(), Hash: []byte(inv)},
 		StoreCode: "S-JFB-1",
 		Application: refund.Application{
@@ -144,6 +144,9 @@ func TestRekeyAfterRotation(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// The service's rekey command runs as the system party; the forms are issued as their
+	// store (rekeyIssue).
+	ctx = db.WithParty(ctx, "system", "rekey")
 	url := dbtest.NewURL(t)
 	dbtest.Registry(t, dbtest.OpenPool(t, url, ""))
 	owner := dbtest.OpenPool(t, url, "")

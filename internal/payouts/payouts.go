@@ -376,14 +376,14 @@ func (s *Service) Get(ctx context.Context, deskCode string, id uuid.UUID) (Payou
 	if err != nil {
 		return Payout{}, fault.New(fault.Denied, "UNKNOWN_DESK", "this desk is not registered")
 	}
-	row, err := s.q.PayoutByID(ctx, s.pool, id)
+	row, err := s.q.PayoutByID(ctx, db.Scope(s.pool), id)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && row.AgencyCode != desk.AgencyCode) {
 		return Payout{}, fault.Field(fault.NotFound, "PAYOUT_NOT_FOUND", "payout_id", "no such payout of this agency")
 	}
 	if err != nil {
 		return Payout{}, fmt.Errorf("get payout: %w", err)
 	}
-	shares, err := s.q.PayoutForms(ctx, s.pool, id)
+	shares, err := s.q.PayoutForms(ctx, db.Scope(s.pool), id)
 	if err != nil {
 		return Payout{}, fmt.Errorf("payout forms: %w", err)
 	}

@@ -63,8 +63,8 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 		grpc.Creds(credentials.NewTLS(o.TLS)),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxConcurrentStreams(256),
-		grpc.ChainUnaryInterceptor(recoverUnary(o.Log), a.Unary(), lim.unary(), errorInterceptor(o.Log)),
-		grpc.ChainStreamInterceptor(recoverStream(o.Log), a.Stream(), lim.stream(), errorStreamInterceptor(o.Log)),
+		grpc.ChainUnaryInterceptor(recoverUnary(o.Log), a.Unary(), scopeUnary, lim.unary(), errorInterceptor(o.Log)),
+		grpc.ChainStreamInterceptor(recoverStream(o.Log), a.Stream(), scopeStream, lim.stream(), errorStreamInterceptor(o.Log)),
 	)
 	if s.Store != nil {
 		storev1.RegisterStoreServiceServer(srv, s.Store)

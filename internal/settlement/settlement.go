@@ -268,7 +268,7 @@ func (s *Service) CloseMonth(ctx context.Context, key idempotency.Key, month tim
 
 // Get returns a declaration with its lines; agency, when not empty, must own it.
 func (s *Service) Get(ctx context.Context, id uuid.UUID, agency string) (Declaration, error) {
-	row, err := s.q.GetDeclaration(ctx, s.pool, id)
+	row, err := s.q.GetDeclaration(ctx, db.Scope(s.pool), id)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && agency != "" && row.AgencyCode != agency) {
 		return Declaration{}, fault.Field(fault.NotFound, "DECLARATION_NOT_FOUND", "declaration_id", "no such declaration")
 	}
@@ -276,7 +276,7 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID, agency string) (Declara
 		return Declaration{}, err
 	}
 	d := Declaration{Declaration: row}
-	d.Lines, err = s.lines(ctx, s.pool, id)
+	d.Lines, err = s.lines(ctx, db.Scope(s.pool), id)
 	return d, err
 }
 

@@ -59,9 +59,9 @@ SELECT * FROM desks WHERE code = $1;
 SELECT * FROM forms WHERE number = ANY(@numbers::text[]) ORDER BY id FOR UPDATE;
 
 -- name: CashPaidOnDay :one
-SELECT coalesce(sum(net_refund), 0)::numeric AS total
-  FROM payouts
- WHERE doc_index = $1 AND paid_date = $2 AND method = 'CASH';
+-- Through the function: the cash cap counts every agency's payouts, which row-level
+-- security hides from a desk (migrations/00008_row_security.sql).
+SELECT cash_paid_on_day(@doc_index::bytea, @paid_date::date)::numeric AS total;
 
 -- name: PayoutByID :one
 SELECT * FROM payouts WHERE id = $1;

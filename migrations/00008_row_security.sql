@@ -1,0 +1,94 @@
+-- +goose Up
+
+-- Row-level security on forms and payouts: the database's own check of who may see and
+-- write which row, behind the Go code's, so that a check missed in Go still leaks
+-- nothing. The service runs as taxrefund_app (no tables, no BYPASSRLS) and names its
+-- caller in the setting taxrefund.party, "<role>/<code>", for each transaction
+-- (internal/db/party.go). Without it the application role sees no form and no payout.
+--
+--   store/<store>      its own forms: read, issue, void
+--   customs/<port>     every form (travellers leave from any port); confirms export only
+--                      at its port; records an immediate refund's completion at its port
+--   desk/<desk>        every form (a cashier finds them by document); its agency's payouts;
+--                      pays only at itself, for its agency
+--   agency/<agency>    its own payouts and the forms they paid
+--   authority/<office> and system/<job> (the service's background jobs): everything
+--
+-- FORCE binds the tables' owner too; the migrating role (the owner) keeps a policy of its
+-- own, for migrations, maintenance and the SECURITY DEFINER functions below.
+
+-- +goose StatementBegin
+CREATE FUNCTION party_role() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT split_part(coalesce(current_setting('taxrefund.party', true), ''), '/', 1)
+$$;
+CREATE FUNCTION party_code() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT split_part(coalesce(current_setting('taxrefund.party', true), ''), '/', 2)
+$$;
+-- The agency of the calling desk (NULL for any other party).
+CREATE FUNCTION party_desk_agency() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT agency_code FROM desks WHERE party_role() = 'desk' AND code = party_code()
+$$;
+-- +goose StatementEnd
+
+ALTER TABLE forms ENABLE ROW LEVEL SECURITY;
+ALTER TABLE forms FORCE ROW LEVEL SECURITY;
+ALTER TABLE payouts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE payouts FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY forms_owner ON forms TO CURRENT_USER USING (true) WITH CHECK (true);
+CREATE POLICY payouts_owner ON payouts TO CURRENT_USER USING (true) WITH CHECK (true);
+
+CREATE POLICY forms_read ON forms FOR SELECT TO taxrefund_app USING (
+    party_role() IN ('customs', 'desk', 'authority', 'system')
+    OR (party_role() = 'store' AND store_code = party_code())
+    OR (party_role() = 'agency' AND payout_id IN (SELECT id FROM payouts WHERE agency_code = party_code()))
+);
+CREATE POLICY forms_issue ON forms FOR INSERT TO taxrefund_app WITH CHECK (
+    party_role() = 'store' AND store_code = party_code()
+);
+CREATE POLICY forms_change ON forms FOR UPDATE TO taxrefund_app USING (
+    party_role() IN ('customs', 'desk', 'authority', 'system')
+    OR (party_role() = 'store' AND store_code = party_code())
+) WITH CHECK (
+    party_role() IN ('desk', 'authority', 'system')
+    OR (party_role() = 'store' AND store_code = party_code())
+    OR (party_role() = 'customs' AND verified_port = party_code())
+);
+
+CREATE POLICY payouts_read ON payouts FOR SELECT TO taxrefund_app USING (
+    party_role() IN ('authority', 'system')
+    OR (party_role() = 'agency' AND agency_code = party_code())
+    OR agency_code = party_desk_agency()
+);
+CREATE POLICY payouts_pay ON payouts FOR INSERT TO taxrefund_app WITH CHECK (
+    (desk_code = party_code() AND agency_code = party_desk_agency())
+    OR (party_role() = 'customs' AND method = 'PREPAYMENT' AND port_code = party_code())
+);
+
+-- The cash cap counts a traveller's cash across every agency's desks, payouts a desk may
+-- not read: this function, with its owner's rights, gives the sum and nothing else.
+-- +goose StatementBegin
+CREATE FUNCTION cash_paid_on_day(doc bytea, day date) RETURNS numeric
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT coalesce(sum(net_refund), 0) FROM payouts WHERE doc_index = doc AND paid_date = day AND method = 'CASH'
+$$;
+-- +goose StatementEnd
+REVOKE ALL ON FUNCTION cash_paid_on_day(bytea, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION cash_paid_on_day(bytea, date) TO taxrefund_app;
+
+-- +goose Down
+DROP FUNCTION cash_paid_on_day(bytea, date);
+DROP POLICY payouts_pay ON payouts;
+DROP POLICY payouts_read ON payouts;
+DROP POLICY forms_change ON forms;
+DROP POLICY forms_issue ON forms;
+DROP POLICY forms_read ON forms;
+DROP POLICY payouts_owner ON payouts;
+DROP POLICY forms_owner ON forms;
+ALTER TABLE payouts NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE payouts DISABLE ROW LEVEL SECURITY;
+ALTER TABLE forms NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE forms DISABLE ROW LEVEL SECURITY;
+DROP FUNCTION party_desk_agency();
+DROP FUNCTION party_code();
+DROP FUNCTION party_role();
