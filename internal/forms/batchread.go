@@ -81,7 +81,9 @@ type LockRead struct {
 // numbered numbers (FOR UPDATE, in id order, so that two payouts over the same forms lock
 // them in the same order) and read their lines, their invoices when withInvoices, and
 // which of them have an immediate-refund prepayment outstanding. Each statement runs
-// after the lock, so it reads what the previous holder of the lock committed.
+// after the lock with a snapshot of its own, so it reads what the previous holder of the
+// lock committed (a subquery of the locking statement would read that statement's
+// snapshot, taken before it waited for the lock).
 func (s *Service) QueueLock(b *pgx.Batch, numbers []string, withInvoices bool) *LockRead {
 	r := &LockRead{numbers: numbers}
 	invoices := ""
