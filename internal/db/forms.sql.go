@@ -13,24 +13,6 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-const cashPaidOnDay = `-- name: CashPaidOnDay :one
-SELECT cash_paid_on_day($1::bytea, $2::date)::numeric AS total
-`
-
-type CashPaidOnDayParams struct {
-	DocIndex []byte
-	PaidDate time.Time
-}
-
-// Through the function: the cash cap counts every agency's payouts, which row-level
-// security hides from a desk (migrations/00008_row_security.sql).
-func (q *Queries) CashPaidOnDay(ctx context.Context, db DBTX, arg CashPaidOnDayParams) (decimal.Decimal, error) {
-	row := db.QueryRow(ctx, cashPaidOnDay, arg.DocIndex, arg.PaidDate)
-	var total decimal.Decimal
-	err := row.Scan(&total)
-	return total, err
-}
-
 const closeForm = `-- name: CloseForm :exec
 UPDATE forms SET state = $1, closed_at = $2, close_reason = $3 WHERE id = $4
 `
@@ -215,59 +197,6 @@ func (q *Queries) FormLines(ctx context.Context, db DBTX, formIds []uuid.UUID) (
 	return items, nil
 }
 
-const formsByDocument = `-- name: FormsByDocument :many
-SELECT id, number, store_code, block_code, state, doc_type, doc_country, doc_index, doc_key_id, doc_cipher, doc_masked, doc_expiry, nationality, last_entry_date, purchase_date, issued_at, export_deadline, eligible_amount, gross_refund, pending_id, verified_port, verified_officer, verified_at, confirmed_eligible, confirmed_gross, payout_id, closed_at, close_reason FROM forms WHERE doc_index = $1 ORDER BY purchase_date DESC, id DESC LIMIT 200
-`
-
-func (q *Queries) FormsByDocument(ctx context.Context, db DBTX, docIndex []byte) ([]Form, error) {
-	rows, err := db.Query(ctx, formsByDocument, docIndex)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []Form
-	for rows.Next() {
-		var i Form
-		if err := rows.Scan(
-			&i.ID,
-			&i.Number,
-			&i.StoreCode,
-			&i.BlockCode,
-			&i.State,
-			&i.DocType,
-			&i.DocCountry,
-			&i.DocIndex,
-			&i.DocKeyID,
-			&i.DocCipher,
-			&i.DocMasked,
-			&i.DocExpiry,
-			&i.Nationality,
-			&i.LastEntryDate,
-			&i.PurchaseDate,
-			&i.IssuedAt,
-			&i.ExportDeadline,
-			&i.EligibleAmount,
-			&i.GrossRefund,
-			&i.PendingID,
-			&i.VerifiedPort,
-			&i.VerifiedOfficer,
-			&i.VerifiedAt,
-			&i.ConfirmedEligible,
-			&i.ConfirmedGross,
-			&i.PayoutID,
-			&i.ClosedAt,
-			&i.CloseReason,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const formsWithOutstandingPrepayment = `-- name: FormsWithOutstandingPrepayment :many
 SELECT form_id FROM prepayments WHERE form_id = ANY($1::uuid[]) AND state = 'PREPAID'
 `
@@ -409,60 +338,6 @@ func (q *Queries) ListStoreForms(ctx context.Context, db DBTX, arg ListStoreForm
 		arg.AfterID,
 		arg.PageSize,
 	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []Form
-	for rows.Next() {
-		var i Form
-		if err := rows.Scan(
-			&i.ID,
-			&i.Number,
-			&i.StoreCode,
-			&i.BlockCode,
-			&i.State,
-			&i.DocType,
-			&i.DocCountry,
-			&i.DocIndex,
-			&i.DocKeyID,
-			&i.DocCipher,
-			&i.DocMasked,
-			&i.DocExpiry,
-			&i.Nationality,
-			&i.LastEntryDate,
-			&i.PurchaseDate,
-			&i.IssuedAt,
-			&i.ExportDeadline,
-			&i.EligibleAmount,
-			&i.GrossRefund,
-			&i.PendingID,
-			&i.VerifiedPort,
-			&i.VerifiedOfficer,
-			&i.VerifiedAt,
-			&i.ConfirmedEligible,
-			&i.ConfirmedGross,
-			&i.PayoutID,
-			&i.ClosedAt,
-			&i.CloseReason,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const lockFormsByNumber = `-- name: LockFormsByNumber :many
-SELECT id, number, store_code, block_code, state, doc_type, doc_country, doc_index, doc_key_id, doc_cipher, doc_masked, doc_expiry, nationality, last_entry_date, purchase_date, issued_at, export_deadline, eligible_amount, gross_refund, pending_id, verified_port, verified_officer, verified_at, confirmed_eligible, confirmed_gross, payout_id, closed_at, close_reason FROM forms WHERE number = ANY($1::text[]) ORDER BY id FOR UPDATE
-`
-
-// In id order, so that two payouts over the same forms lock them in the same order.
-func (q *Queries) LockFormsByNumber(ctx context.Context, db DBTX, numbers []string) ([]Form, error) {
-	rows, err := db.Query(ctx, lockFormsByNumber, numbers)
 	if err != nil {
 		return nil, err
 	}

@@ -71,11 +71,7 @@ func (s *Service) List(ctx context.Context, lq ListQuery) ([]Form, bool, error) 
 // FindByDocument returns every form of a traveller's document, from every store.
 func (s *Service) FindByDocument(ctx context.Context, doc refund.Document) ([]Form, error) {
 	index := s.keys.BlindIndex(string(doc.Type), doc.IssuingCountry, doc.Number)
-	rows, err := s.q.FormsByDocument(ctx, db.Scope(s.pool), index)
-	if err != nil {
-		return nil, fmt.Errorf("find forms: %w", err)
-	}
-	return s.assemble(ctx, db.Scope(s.pool), rows)
+	return s.findByDocument(ctx, s.pool, index)
 }
 
 // FindByNumber returns one form by its number, whichever store issued it.
@@ -104,36 +100,18 @@ func (s *Service) assemble(ctx context.Context, q db.DBTX, rows []db.Form) ([]Fo
 		return nil, nil
 	}
 	ids := make([]uuid.UUID, len(rows))
-	byID := make(map[uuid.UUID]*Form, len(rows))
-	out := make([]Form, len(rows))
 	for i, r := range rows {
 		ids[i] = r.ID
-		out[i] = fromRow(r)
-		byID[r.ID] = &out[i]
 	}
 	lines, err := s.q.FormLines(ctx, q, ids)
 	if err != nil {
 		return nil, fmt.Errorf("form lines: %w", err)
 	}
-	for _, l := range lines {
-		f := byID[l.FormID]
-		f.Lines = append(f.Lines, Line{
-			No: int(l.LineNo), ConfirmedQty: l.ConfirmedQty,
-			Line: refund.Line{
-				Description: l.Description, Category: refund.Category(l.Category), VATRate: l.VatRate,
-				Quantity: l.Quantity, Amount: l.Amount, InvoiceNumber: l.InvoiceNumber, RefundRate: l.RefundRate,
-			},
-		})
-	}
 	invoices, err := s.q.FormInvoices(ctx, q, ids)
 	if err != nil {
 		return nil, fmt.Errorf("form invoices: %w", err)
 	}
-	for _, inv := range invoices {
-		f := byID[inv.FormID]
-		f.Invoices = append(f.Invoices, refund.Invoice{Number: inv.InvoiceNumber, Date: inv.InvoiceDate})
-	}
-	return out, nil
+	return assembleRows(rows, lines, invoices), nil
 }
 
 func fromRow(r db.Form) Form {

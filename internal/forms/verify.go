@@ -46,14 +46,21 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Form, error) {
 	}
 	var out Form
 	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := idempotency.Begin(ctx, tx, req.Idem, methodVerify); err != nil {
+		// One round trip for the idempotency record, the form under its row lock, its lines,
+		// invoices and prepayment; one more for every write. A concurrent duplicate waits
+		// on the record and aborts the batch before the lock is taken.
+		read := &pgx.Batch{}
+		idempotency.QueueBegin(read, req.Idem, methodVerify)
+		lock := s.QueueLock(read, []string{req.Number}, true)
+		if err := tx.SendBatch(ctx, read).Close(); err != nil {
 			return err
 		}
-		f, err := s.lockForm(ctx, tx, req.Number)
-		if err != nil {
-			return err
+		found, _ := lock.Result()
+		if len(found) == 0 {
+			return notFound(req.Number)
 		}
-		if !bytes.Equal(f.docIndex, presented) {
+		f := found[0]
+		if !bytes.Equal(f.DocIndex, presented) {
 			return fault.Field(fault.Precondition, "DOCUMENT_MISMATCH", "presented_document",
 				"the presented document is not the one the form was issued to")
 		}
@@ -101,7 +108,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Form, error) {
 			return err
 		}
 		s.ledger.QueueResolution(b, res)
-		if s.exportHook != nil {
+		if s.exportHook != nil && lock.Outstanding(f.ID) {
 			paid, err := s.exportHook.OnExport(ctx, tx, b, Export{
 				Form: f.Form, Port: req.Port, At: f.Verification.At, Today: today, Totals: tot, AnyUnits: anyUnits, Caller: req.Idem.Caller,
 			})
@@ -157,9 +164,12 @@ type Export struct {
 	Caller   string
 }
 
-// ExportHook takes part in a verification's transaction, after the form's pending
-// transfer is resolved: it may queue its own writes on b, and may settle the form at once
-// by returning the id of the payout that paid it (an immediate refund completing).
+// ExportHook takes part in the verification of a form with an immediate-refund
+// prepayment outstanding, in its transaction, after the form's pending transfer is
+// resolved: it may queue its own writes on b, and may settle the form at once by
+// returning the id of the payout that paid it (an immediate refund completing). A form
+// without an outstanding prepayment (nearly every form) does not call it, which saves the
+// hook's read.
 type ExportHook interface {
 	OnExport(ctx context.Context, tx pgx.Tx, b *pgx.Batch, e Export) (payoutID *uuid.UUID, err error)
 }

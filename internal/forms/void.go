@@ -127,31 +127,24 @@ func (s *Service) lockForm(ctx context.Context, tx pgx.Tx, number string) (locke
 // Locked is a form read under a row lock inside a caller's transaction.
 type Locked struct {
 	Form
-	DocIndex []byte
+	DocIndex  []byte
+	pendingID uuid.UUID
 }
 
-// LockMany reads the forms numbered numbers FOR UPDATE, in id order, inside tx. Numbers
-// that match no form are returned in missing.
+// LockMany reads the forms numbered numbers FOR UPDATE, in id order, inside tx, in one
+// round trip (see QueueLock). Numbers that match no form are returned in missing.
 func (s *Service) LockMany(ctx context.Context, tx pgx.Tx, numbers []string) (found []Locked, missing []string, err error) {
-	rows, err := s.q.LockFormsByNumber(ctx, tx, numbers)
-	if err != nil {
+	b := &pgx.Batch{}
+	r := s.QueueLock(b, numbers, true)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, nil, fmt.Errorf("lock forms: %w", err)
 	}
-	all, err := s.assemble(ctx, tx, rows)
-	if err != nil {
-		return nil, nil, err
-	}
-	have := map[string]bool{}
-	for i, f := range all {
-		found = append(found, Locked{Form: f, DocIndex: rows[i].DocIndex})
-		have[f.Number] = true
-	}
-	for _, n := range numbers {
-		if !have[n] {
-			missing = append(missing, n)
-		}
-	}
+	found, missing = r.Result()
 	return found, missing, nil
+}
+
+func (f Locked) pending() ledger.Pending {
+	return ledger.Pending{ID: f.pendingID, Debit: ledger.RefundExpense, Credit: ledger.RefundPayable, Amount: f.Gross}
 }
 
 // RequireNoPrepayment refuses a form whose immediate-refund prepayment is outstanding: the
@@ -169,10 +162,14 @@ func (s *Service) RequireNoPrepayment(ctx context.Context, q db.DBTX, forms ...F
 	for _, f := range forms {
 		for _, id := range open {
 			if id == f.ID {
-				return fault.Field(fault.Precondition, "PREPAYMENT_OUTSTANDING", "form_number",
-					fmt.Sprintf("form %s has an immediate-refund prepayment outstanding: it must be handed back at the refund point (or captured) first", f.Number)).With("form_number", f.Number)
+				return prepaymentOutstanding(f.Number)
 			}
 		}
 	}
 	return nil
+}
+
+func prepaymentOutstanding(number string) error {
+	return fault.Field(fault.Precondition, "PREPAYMENT_OUTSTANDING", "form_number",
+		fmt.Sprintf("form %s has an immediate-refund prepayment outstanding: it must be handed back at the refund point (or captured) first", number)).With("form_number", number)
 }

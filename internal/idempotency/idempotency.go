@@ -40,6 +40,13 @@ func Begin(ctx context.Context, tx pgx.Tx, k Key, method string) error {
 	})
 }
 
+// QueueBegin queues Begin's statement as the first of b, for a call that reads what it
+// needs in the same round trip as it takes its record.
+func QueueBegin(b *pgx.Batch, k Key, method string) {
+	b.Queue(`INSERT INTO idempotency_keys (caller, request_id, method, request_hash, response) VALUES ($1, $2, $3, $4, '{}')`,
+		k.Caller, k.RequestID, method, k.Hash)
+}
+
 // Finish queues the statement storing the call's answer.
 func Finish(b *pgx.Batch, k Key, answer any) error {
 	data, err := json.Marshal(answer)

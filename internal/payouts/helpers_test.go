@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
+	"taxrefund/internal/db"
 	"taxrefund/internal/dbtest"
 	"taxrefund/internal/fault"
 	"taxrefund/internal/forms"
@@ -69,7 +70,22 @@ func newRaceEnv(t *testing.T) *env {
 
 func newEnvWith(t *testing.T, pool *pgxpool.Pool, paramsTTL time.Duration) *env {
 	t.Helper()
-	dbtest.Registry(t, pool)
+	return newEnvWithPools(t, pool, pool, paramsTTL)
+}
+
+// newAppEnv is newEnv with the services on the application role's pool, as in
+// production, where row-level security applies; the test itself looks at the database
+// through the owner's pool (e.pool).
+func newAppEnv(t *testing.T) *env {
+	t.Helper()
+	url := dbtest.NewURL(t)
+	return newEnvWithPools(t, dbtest.OpenPool(t, url, ""), dbtest.OpenPool(t, url, db.AppRole), 0)
+}
+
+// newEnvWithPools sets up the registry through owner and the services on pool.
+func newEnvWithPools(t *testing.T, owner, pool *pgxpool.Pool, paramsTTL time.Duration) *env {
+	t.Helper()
+	dbtest.Registry(t, owner)
 	clock := dbtest.NewClock(t0)
 	led := ledger.NewStore()
 	keys := dbtest.Keyring(t)
@@ -80,7 +96,7 @@ func newEnvWith(t *testing.T, pool *pgxpool.Pool, paramsTTL time.Duration) *env 
 	// A deadlock fails the test in two minutes instead of hanging the package.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	return &env{t: t, ctx: ctx, pool: pool, clock: clock, ledger: led, params: par, forms: f, payouts: p}
+	return &env{t: t, ctx: ctx, pool: owner, clock: clock, ledger: led, params: par, forms: f, payouts: p}
 }
 
 func passport(number, country string) refund.Document {
@@ -110,7 +126,7 @@ func (e *env) tryIssue(store string, doc refund.Document, lines ...line) (forms.
 			Quantity: l.qty, Amount: decimal.RequireFromString(l.amount), InvoiceNumber: inv,
 		})
 	}
-	return e.forms.Issue(e.ctx, forms.IssueRequest{
+	return e.forms.Issue(db.WithParty(e.ctx, "store", store), forms.IssueRequest{
 		Idem:        forms.Idempotency{Caller: "store/" + store, RequestID: uuid.New(), Hash: forms.HashOf([]byte(inv))},
 		StoreCode:   store,
 		Application: app,
@@ -128,7 +144,7 @@ func (e *env) issue(store string, doc refund.Document, lines ...line) forms.Form
 }
 
 func (e *env) tryVerify(port, number string, doc refund.Document, confirmed map[int]int32) (forms.Form, error) {
-	return e.forms.Verify(e.ctx, forms.VerifyRequest{
+	return e.forms.Verify(db.WithParty(e.ctx, "customs", port), forms.VerifyRequest{
 		Idem: forms.Idempotency{Caller: "customs/" + port + "/officer-9", RequestID: uuid.New(), Hash: forms.HashOf(fmt.Appendf(nil, "%s|%v", number, confirmed))},
 		Port: port, Officer: "officer-9", Number: number, Presented: doc, Confirmed: confirmed,
 	})
@@ -174,7 +190,7 @@ func rehash(r *payouts.SettleRequest) {
 }
 
 func (e *env) settle(r payouts.SettleRequest) (payouts.Payout, error) {
-	return e.payouts.Settle(e.ctx, r)
+	return e.payouts.Settle(db.WithParty(e.ctx, "desk", r.DeskCode), r)
 }
 
 // mustSettle pays, failing the test on error.

@@ -78,6 +78,7 @@ type Service struct {
 	forms  *forms.Service
 	now    func() time.Time
 	log    *slog.Logger
+	desks  deskCache
 }
 
 // Deps are what a Service needs.
@@ -124,7 +125,7 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 	if err := checkShape(req); err != nil {
 		return Payout{}, err
 	}
-	desk, err := s.q.DeskByCode(ctx, s.pool, req.DeskCode)
+	desk, err := s.desks.get(ctx, s.pool, req.DeskCode)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Payout{}, fault.New(fault.Denied, "UNKNOWN_DESK", "this desk is not registered")
 	}
@@ -154,18 +155,26 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 
 	var out Payout
 	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := idempotency.Begin(ctx, tx, req.Idem, methodSettle); err != nil {
+		now := s.now()
+		today := refund.LocalDate(now)
+		// One round trip takes the idempotency record (a concurrent duplicate waits on it
+		// and aborts the batch), locks and reads the forms and their prepayments and, for
+		// cash, takes the traveller's cash lock for the day and reads what was paid under
+		// it; everything is then decided here, and written in one more round trip.
+		read := &pgx.Batch{}
+		idempotency.QueueBegin(read, req.Idem, methodSettle)
+		lock := s.forms.QueueLock(read, req.Numbers, false)
+		var cashPaid decimal.Decimal
+		if req.Method == Cash {
+			queueCashPaid(read, presented, today, &cashPaid)
+		}
+		if err := tx.SendBatch(ctx, read).Close(); err != nil {
 			return err
 		}
-		locked, missing, err := s.forms.LockMany(ctx, tx, req.Numbers)
-		if err != nil {
-			return err
-		}
+		locked, missing := lock.Result()
 		if len(missing) > 0 {
 			return fault.Field(fault.NotFound, "FORM_NOT_FOUND", "form_numbers", fmt.Sprintf("no form %s", missing[0]))
 		}
-		now := s.now()
-		today := refund.LocalDate(now)
 		if err := checkForms(locked, presented); err != nil {
 			return err
 		}
@@ -173,7 +182,7 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 		for i, f := range locked {
 			plain[i] = f.Form
 		}
-		if err := s.forms.RequireNoPrepayment(ctx, tx, plain...); err != nil {
+		if err := lock.RequireNoPrepayment(plain...); err != nil {
 			return err
 		}
 		feeRate, err := table.Require(params.AgencyFeeRate, agency, today)
@@ -191,7 +200,7 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 			p.Gross, p.Fee, p.Net = p.Gross.Add(share.Gross), p.Fee.Add(share.Fee), p.Net.Add(share.Net)
 		}
 		if req.Method == Cash {
-			if err := s.checkCashCap(ctx, tx, table, presented, today, p.Net); err != nil {
+			if err := checkCashCap(table, today, cashPaid, p.Net); err != nil {
 				return err
 			}
 		}
@@ -327,21 +336,26 @@ func shareOf(f forms.Form, feeRate decimal.Decimal) FormShare {
 	return FormShare{Number: f.Number, Eligible: tot.Eligible, Gross: tot.Gross, Fee: fee, Net: tot.Gross.Sub(fee)}
 }
 
+// queueCashPaid queues the traveller's cash lock for the local day and the read of the
+// cash paid to them that day, at every desk, into *paid. The advisory lock, held to the
+// end of the transaction, serializes cash payouts to one document on one day, so two
+// desks cannot both slip under the cap; the sum runs after it is granted.
+func queueCashPaid(b *pgx.Batch, index []byte, today time.Time, paid *decimal.Decimal) {
+	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 1))`,
+		fmt.Sprintf("cash:%x:%s", index, refund.FormatDate(today)))
+	// Through the function: row-level security hides other agencies' payouts from a desk
+	// (migrations/00008_row_security.sql), and the cap counts them all.
+	b.Queue(`SELECT cash_paid_on_day($1, $2)`, index, today).QueryRow(func(r pgx.Row) error {
+		return r.Scan(paid)
+	})
+}
+
 // checkCashCap refuses cash that would take the traveller's cash for the local day, at
-// every desk, past the cap. The advisory lock serializes cash payouts to one document on
-// one day, so two desks cannot both slip under the cap.
-func (s *Service) checkCashCap(ctx context.Context, tx pgx.Tx, table *params.Table, index []byte, today time.Time, net decimal.Decimal) error {
+// every desk (paid, read under the cash lock), past the cap.
+func checkCashCap(table *params.Table, today time.Time, paid, net decimal.Decimal) error {
 	limit, err := table.Require(params.CashCap, "", today)
 	if err != nil {
 		return err
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 1))`,
-		fmt.Sprintf("cash:%x:%s", index, refund.FormatDate(today))); err != nil {
-		return err
-	}
-	paid, err := s.q.CashPaidOnDay(ctx, tx, db.CashPaidOnDayParams{DocIndex: index, PaidDate: today})
-	if err != nil {
-		return fmt.Errorf("cash paid today: %w", err)
 	}
 	if paid.Add(net).GreaterThan(limit) {
 		return fault.Field(fault.Precondition, "CASH_CAP_EXCEEDED", "method",
@@ -372,7 +386,7 @@ func maskAccount(s string) string {
 
 // Get returns a payout made by the cashier's agency.
 func (s *Service) Get(ctx context.Context, deskCode string, id uuid.UUID) (Payout, error) {
-	desk, err := s.q.DeskByCode(ctx, s.pool, deskCode)
+	desk, err := s.desks.get(ctx, s.pool, deskCode)
 	if err != nil {
 		return Payout{}, fault.New(fault.Denied, "UNKNOWN_DESK", "this desk is not registered")
 	}

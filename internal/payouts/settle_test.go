@@ -310,10 +310,12 @@ func withReceipt(r payouts.SettleRequest, receipt string) payouts.SettleRequest 
 
 // TestSettleCashCapAcrossDesksOneLocalDay: the cash paid to one document on one local
 // day, at every desk of every agency, may reach the 20,000.00 cap but not pass it; bank
-// card is not counted; the next local day starts again at 0.
+// card is not counted; the next local day starts again at 0. The services run as the
+// application role: row-level security hides AG-CQ's payouts from TFU-01 (AG-CD), and
+// the cap must count them all the same.
 func TestSettleCashCapAcrossDesksOneLocalDay(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newAppEnv(t)
 	doc := passport("E12345678", "GB")
 	// N 15,000.00: A = 200,000.00; G = 100,000.00 × 0.11 + 100,000.00 × 0.08 = 19,000.00;
 	// F = 4,000.00; N = 15,000.00.

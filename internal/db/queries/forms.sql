@@ -23,9 +23,6 @@ SELECT * FROM forms
  ORDER BY purchase_date DESC, id DESC
  LIMIT @page_size;
 
--- name: FormsByDocument :many
-SELECT * FROM forms WHERE doc_index = $1 ORDER BY purchase_date DESC, id DESC LIMIT 200;
-
 -- name: SameDayEligible :one
 -- The traveller's live forms at this store on this day (DOMAIN.md §3 threshold aggregation).
 SELECT coalesce(sum(eligible_amount), 0)::numeric AS total
@@ -53,15 +50,6 @@ INSERT INTO idempotency_keys (caller, request_id, method, request_hash, response
 
 -- name: DeskByCode :one
 SELECT * FROM desks WHERE code = $1;
-
--- name: LockFormsByNumber :many
--- In id order, so that two payouts over the same forms lock them in the same order.
-SELECT * FROM forms WHERE number = ANY(@numbers::text[]) ORDER BY id FOR UPDATE;
-
--- name: CashPaidOnDay :one
--- Through the function: the cash cap counts every agency's payouts, which row-level
--- security hides from a desk (migrations/00008_row_security.sql).
-SELECT cash_paid_on_day(@doc_index::bytea, @paid_date::date)::numeric AS total;
 
 -- name: PayoutByID :one
 SELECT * FROM payouts WHERE id = $1;
