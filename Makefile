@@ -2,13 +2,20 @@
 # else a server on 127.0.0.1:5432, else a private cluster in .data/pg (see
 # README.md, "Where the database comes from").
 
+# Go 1.27.3: the standard library of the machines' Go 1.26.8 has known vulnerabilities
+# (crypto/x509, crypto/tls, net/http; `make vulncheck` lists them with GOTOOLCHAIN=local).
+# The go command fetches this toolchain from the module proxy once (about 76 MB).
+# `make GOTOOLCHAIN=local ...` overrides it.
+GOTOOLCHAIN := go1.27.3
+export GOTOOLCHAIN
+
 BIN := .data/bin
 PGENV := $(BIN)/pgenv
 TAXREFUND := $(BIN)/taxrefund
 # Generated code and the sources `make generate` rewrites.
 GENERATED := api internal/db proto
 
-.PHONY: run test generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz
+.PHONY: run test generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
 
 run: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
@@ -111,6 +118,22 @@ bench-build: pgenv
 lint:
 	go vet ./...
 	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt needed:" >&2; echo "$$files" >&2; exit 1; fi
+
+# vulncheck runs govulncheck on every package, against the Go vulnerability database
+# pinned in internal/vulncheck/go.mod (golang.org/x/vulndb, indexed into $(VULNDB) once per
+# version), so it needs no access to vuln.go.dev; `make vulncheck VULNDB_URL=https://vuln.go.dev`
+# asks the live database instead. It fails when a vulnerability reaches our code.
+VULNDB := .data/vulndb
+VULNDB_URL ?= file://$(CURDIR)/$(VULNDB)
+vulncheck:
+	@cd internal/vulncheck && ver=$$(go list -m -f '{{.Version}}' golang.org/x/vulndb) && \
+	if [ "$$(cat $(CURDIR)/$(VULNDB).version 2>/dev/null)" != "$$ver" ]; then \
+		echo "vulncheck: indexing golang.org/x/vulndb $$ver into $(VULNDB)"; \
+		rm -rf $(CURDIR)/$(VULNDB) && \
+		go tool indexdb -vulns "$$(go list -m -f '{{.Dir}}' golang.org/x/vulndb)/data/osv" -out $(CURDIR)/$(VULNDB) && \
+		echo "$$ver" >$(CURDIR)/$(VULNDB).version; \
+	fi
+	cd internal/vulncheck && go tool govulncheck -C $(CURDIR) -db $(VULNDB_URL) ./...
 
 # clean-data stops the private cluster, if running, and deletes .data/: the
 # cluster and its databases, dev certificates and built binaries.

@@ -2,6 +2,8 @@ module taxrefund
 
 go 1.26.8
 
+toolchain go1.27.3
+
 require (
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx-shopspring-decimal v0.0.0-20220624020537-1d36b5a1853e
