@@ -36,6 +36,13 @@ import (
 // the five forms-only GROUP BYs (groupby5-ms, ratio5) and the fill time, and fails when a
 // bound is missed. The filled database takes about 1.6 GB; like every dbtest database it
 // is dropped when the run passes and kept (its URL logged) when it fails.
+//
+// report.Monthly joins the month's forms to their payouts once and aggregates them in one
+// pass, in a transaction of its own with monthlySettings (no JIT, 64 MB work_mem, a
+// parallel join); the GROUP BYs run as written, one statement per dimension and source,
+// each scanning the forms again, with the server's defaults. The 2 s bound is the one
+// that binds: at a million forms the GROUP BYs take 3-4 times as long as the report
+// (figures, and the machine's load while they were taken, in BENCH.md).
 func BenchmarkMonthlyReport1M(b *testing.B) {
 	n := 1_000_000
 	if s := os.Getenv("TAXREFUND_BENCH_FORMS"); s != "" {
