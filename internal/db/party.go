@@ -126,6 +126,11 @@ func (s Scoped) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	return row{rows: rows, err: err}
 }
 
+// Begin begins a transaction as ctx's party (set in the same round trip as BEGIN).
+func (s Scoped) Begin(ctx context.Context) (pgx.Tx, error) {
+	return s.Pool.BeginTx(ctx, beginOptions(ctx))
+}
+
 // SendBatch sends b as ctx's party.
 func (s Scoped) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	return s.Pool.SendBatch(ctx, withParty(ctx, s.Pool, b))

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	authorityv1 "taxrefund/api/taxrefund/authority/v1"
 	"taxrefund/internal/db"
 )
 
@@ -160,6 +161,22 @@ func TestRowSecurityKeysFormsAndPayoutsToTheParty(t *testing.T) {
 	}
 	if direct != "0" || viaFunction != net {
 		t.Errorf("TFU-01 reads %s of the traveller's cash directly and %s through cash_paid_on_day; want 0 and %s", direct, viaFunction, net)
+	}
+
+	// The authority's report runs in a transaction of its own (report.Monthly): it too must
+	// carry the party, or it would count no form at all.
+	r, err := env.authority(t, sat).MonthlyReport(ctx, &authorityv1.MonthlyReportRequest{Month: "2025-07"})
+	if err != nil {
+		t.Fatalf("MonthlyReport: %v", err)
+	}
+	issued := int64(0)
+	for _, row := range r.GetRows() {
+		if row.GetDimension() == "block" {
+			issued += row.GetFormsIssued()
+		}
+	}
+	if issued != 4 {
+		t.Errorf("the authority's monthly report counts %d forms issued in 2025-07, want 4", issued)
 	}
 
 	// The broken control.
