@@ -36,11 +36,15 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 // otherwise it logs in as the URL's user and switches every connection with SET ROLE.
 func OpenAs(ctx context.Context, url string, maxConns int32, role string) (*pgxpool.Pool, error) {
 	if role != "" {
-		pool, err := open(ctx, url, maxConns, func(cfg *pgxpool.Config) { cfg.ConnConfig.User = role })
+		pool, err := open(ctx, url, maxConns, func(cfg *pgxpool.Config) {
+			cfg.ConnConfig.User = role
+			genericPlans(cfg)
+		})
 		if err == nil {
 			return pool, nil
 		}
 		return open(ctx, url, maxConns, func(cfg *pgxpool.Config) {
+			genericPlans(cfg)
 			cfg.AfterConnect = chain(cfg.AfterConnect, func(ctx context.Context, conn *pgx.Conn) error {
 				if _, err := conn.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
 					return fmt.Errorf("set role %s: %w", role, err)
@@ -50,6 +54,18 @@ func OpenAs(ctx context.Context, url string, maxConns int32, role string) (*pgxp
 		})
 	}
 	return open(ctx, url, maxConns, nil)
+}
+
+// genericPlans makes the service's connections keep one plan per prepared statement
+// (plan_cache_mode = force_generic_plan). By default PostgreSQL plans a statement afresh
+// at every execution when its custom plans look cheaper than the generic one, which the
+// desk's statements (number = ANY($1), id = ANY($1)) always did; and under row-level
+// security each planning of a statement on forms or payouts also plans the policies, with
+// their sub-selects and functions: about a third of PostgreSQL's time in the desk mix went
+// to planning (BENCH.md). The service's statements are key look-ups and small range
+// scans, whose generic plans use the same indexes. The pgbench baselines run the same way.
+func genericPlans(cfg *pgxpool.Config) {
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 }
 
 func chain(a, b func(context.Context, *pgx.Conn) error) func(context.Context, *pgx.Conn) error {

@@ -229,6 +229,43 @@ func TestDBRefusesUnbalancedEntries(t *testing.T) {
 	b.requireUnchanged(before, "the rolled-back inserts")
 }
 
+// Entries name an existing transaction and existing accounts: the balance trigger checks
+// the transaction, and account_balances' foreign key the accounts
+// (migrations/00010_write_cost.sql dropped journal_entries' own foreign keys).
+func TestDBRefusesEntriesOfUnknownTransactionOrAccount(t *testing.T) {
+	t.Parallel()
+	b := newBook(t)
+	before := b.counts()
+	exec := func(sql string, args ...any) error {
+		tx, err := b.pool.Begin(b.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(b.ctx)
+		_, err = tx.Exec(b.ctx, sql, args...)
+		return err
+	}
+	t.Run("no header", func(t *testing.T) {
+		err := exec(`INSERT INTO journal_entries (txn_id, account_id, pending, side, amount)
+			VALUES ($1, $2, false, 'D', 10.00), ($1, $3, false, 'C', 10.00)`, ledger.NewID(), b.ids[accA], b.ids[accB])
+		requireCode(t, err, "23503", "")
+	})
+	t.Run("unknown account", func(t *testing.T) {
+		id := ledger.NewID()
+		err := exec(`WITH t AS (INSERT INTO journal_txns (id, idem_key, kind, ref, effective_date)
+			VALUES ($1, $2, 'RAW', 'raw', '2026-03-10') RETURNING id)
+			INSERT INTO journal_entries (txn_id, account_id, pending, side, amount)
+			SELECT t.id, a, false, s::"char", 10.00 FROM t, (VALUES ($3::int, 'D'), (-1, 'C')) AS e(a, s)`, id, id.String(), b.ids[accA])
+		requireCode(t, err, "23503", "account_balances_account_id_fkey")
+	})
+	b.requireUnchanged(before, "the refused entries")
+	t.Run("an account with entries cannot be deleted", func(t *testing.T) {
+		b.post(b.txn(entry(accA, ledger.Debit, "1.00", false), entry(accB, ledger.Credit, "1.00", false)))
+		err := exec(`DELETE FROM accounts WHERE id = $1`, b.ids[accA])
+		requireCode(t, err, "23503", "account_balances_account_id_fkey")
+	})
+}
+
 // Amounts are positive numbers of fen up to 10^12: NaN (which sorts above every number),
 // zero, negatives, 10^13 and a thousandth are refused by the CHECK constraints.
 func TestDBAmountChecks(t *testing.T) {
@@ -420,7 +457,7 @@ func TestStoreBalancesMaintained(t *testing.T) {
 	b.requireBalance(accA, "120.01", "0")
 	b.requireBalance(accC, "-50.00", "0")
 
-	// 16 concurrent transactions, each on its own connection (and so its own shard).
+	// 16 concurrent transactions, each on its own connection (each takes a shard no other holds).
 	const n = 16
 	var wg sync.WaitGroup
 	start := make(chan struct{})
