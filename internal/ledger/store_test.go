@@ -231,7 +231,7 @@ func TestDBRefusesUnbalancedEntries(t *testing.T) {
 
 // Entries name an existing transaction and existing accounts: the balance trigger checks
 // the transaction, and account_balances' foreign key the accounts
-// (migrations/00010_write_cost.sql dropped journal_entries' own foreign keys).
+// (migrations/00009_write_cost.sql dropped journal_entries' own foreign keys).
 func TestDBRefusesEntriesOfUnknownTransactionOrAccount(t *testing.T) {
 	t.Parallel()
 	b := newBook(t)
