@@ -83,16 +83,13 @@ func (s Scoped) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comma
 	if p == "" {
 		return s.Pool.Exec(ctx, sql, args...)
 	}
-	b := &pgx.Batch{}
-	b.Queue(setPartySQL, p)
-	b.Queue(sql, args...)
-	res := s.Pool.SendBatch(ctx, b)
-	defer res.Close()
-	if _, err := res.Exec(); err != nil {
+	res, err := s.send(ctx, p, sql, args)
+	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	tag, err := res.Exec()
 	if err != nil {
+		_ = res.Close()
 		return tag, err
 	}
 	return tag, res.Close()
@@ -104,12 +101,8 @@ func (s Scoped) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, e
 	if p == "" {
 		return s.Pool.Query(ctx, sql, args...)
 	}
-	b := &pgx.Batch{}
-	b.Queue(setPartySQL, p)
-	b.Queue(sql, args...)
-	res := s.Pool.SendBatch(ctx, b)
-	if _, err := res.Exec(); err != nil {
-		_ = res.Close()
+	res, err := s.send(ctx, p, sql, args)
+	if err != nil {
 		return nil, err
 	}
 	rows, err := res.Query()
@@ -118,6 +111,19 @@ func (s Scoped) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, e
 		return nil, err
 	}
 	return &batchRows{Rows: rows, res: res}, nil
+}
+
+// send pipelines the setting of party and sql, and reads the setting's result.
+func (s Scoped) send(ctx context.Context, party, sql string, args []any) (pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	b.Queue(setPartySQL, party)
+	b.Queue(sql, args...)
+	res := s.Pool.SendBatch(ctx, b)
+	if _, err := res.Exec(); err != nil {
+		_ = res.Close()
+		return nil, err
+	}
+	return res, nil
 }
 
 // QueryRow runs sql as ctx's party; the row's Scan releases the connection.
