@@ -18,7 +18,6 @@ import (
 	"taxrefund/internal/forms"
 	"taxrefund/internal/idempotency"
 	"taxrefund/internal/immediate"
-	"taxrefund/internal/invariants"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/params"
 	"taxrefund/internal/refund"
@@ -216,13 +215,7 @@ func (e *env) sent() map[string]received {
 
 func (e *env) checkInvariants() {
 	e.t.Helper()
-	vs, err := invariants.Check(e.ctx, e.pool)
-	if err != nil {
-		e.t.Fatalf("invariants: %v", err)
-	}
-	for _, v := range vs {
-		e.t.Errorf("invariant %s violated: %s", v.Invariant, v.Detail)
-	}
+	dbtest.CheckInvariants(e.t, e.ctx, e.pool)
 }
 
 // failing is an acquirer that is down.

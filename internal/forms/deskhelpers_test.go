@@ -17,9 +17,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"taxrefund/internal/dbtest"
-	"taxrefund/internal/fault"
 	"taxrefund/internal/forms"
-	"taxrefund/internal/invariants"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/params"
 	"taxrefund/internal/refund"
@@ -238,40 +236,12 @@ func (e *deskEnv) balance(code string) (posted, pending string) {
 // checkInvariants fails on any DOMAIN.md §8 violation.
 func (e *deskEnv) checkInvariants() {
 	e.t.Helper()
-	vs, err := invariants.Check(e.ctx, e.pool)
-	if err != nil {
-		e.t.Fatalf("invariants: %v", err)
-	}
-	for _, v := range vs {
-		e.t.Errorf("invariant %s violated: %s", v.Invariant, v.Detail)
-	}
+	dbtest.CheckInvariants(e.t, e.ctx, e.pool)
 }
 
 // deskWantFault fails unless err is a *fault.Error of kind k and reason; when fields are
 // given, the violations must name exactly those fields, in order.
-func deskWantFault(t *testing.T, err error, k fault.Kind, reason string, fields ...string) *fault.Error {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("got no error, want %s %s %q", k, reason, fields)
-	}
-	fe, ok := fault.As(err)
-	if !ok {
-		t.Fatalf("got %T %v, want a *fault.Error %s %s", err, err, k, reason)
-	}
-	if fe.Kind != k || fe.Reason != reason {
-		t.Fatalf("got %s %s (%v), want %s %s", fe.Kind, fe.Reason, err, k, reason)
-	}
-	if len(fields) > 0 {
-		var got []string
-		for _, v := range fe.Violations {
-			got = append(got, v.Field)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(fields) {
-			t.Errorf("%s: violations name %q, want %q", reason, got, fields)
-		}
-	}
-	return fe
-}
+var deskWantFault = dbtest.WantFault
 
 // deskFixed renders a decimal with two fraction digits.
 func deskFixed(d decimal.Decimal) string { return d.StringFixed(2) }

@@ -17,9 +17,7 @@ import (
 
 	"taxrefund/internal/db"
 	"taxrefund/internal/dbtest"
-	"taxrefund/internal/fault"
 	"taxrefund/internal/forms"
-	"taxrefund/internal/invariants"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/params"
 	"taxrefund/internal/payouts"
@@ -300,40 +298,12 @@ func (e *env) entries(k string) []string {
 
 func (e *env) checkInvariants() {
 	e.t.Helper()
-	vs, err := invariants.Check(e.ctx, e.pool)
-	if err != nil {
-		e.t.Fatalf("invariants: %v", err)
-	}
-	for _, v := range vs {
-		e.t.Errorf("invariant %s violated: %s", v.Invariant, v.Detail)
-	}
+	dbtest.CheckInvariants(e.t, e.ctx, e.pool)
 }
 
 // wantFault fails unless err is a *fault.Error of kind k and reason; fields, when given,
 // must be exactly the violations' fields, in order.
-func wantFault(t *testing.T, err error, k fault.Kind, reason string, fields ...string) *fault.Error {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("got no error, want %s %s %q", k, reason, fields)
-	}
-	fe, ok := fault.As(err)
-	if !ok {
-		t.Fatalf("got %T %v, want a *fault.Error %s %s", err, err, k, reason)
-	}
-	if fe.Kind != k || fe.Reason != reason {
-		t.Fatalf("got %s %s (%v), want %s %s", fe.Kind, fe.Reason, err, k, reason)
-	}
-	if len(fields) > 0 {
-		var got []string
-		for _, v := range fe.Violations {
-			got = append(got, v.Field)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(fields) {
-			t.Errorf("%s: violations name %q, want %q", reason, got, fields)
-		}
-	}
-	return fe
-}
+var wantFault = dbtest.WantFault
 
 func fixed(d decimal.Decimal) string { return d.StringFixed(2) }
 

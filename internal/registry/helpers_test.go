@@ -2,7 +2,6 @@ package registry_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"taxrefund/internal/dbtest"
-	"taxrefund/internal/fault"
 	"taxrefund/internal/idempotency"
 	"taxrefund/internal/registry"
 )
@@ -107,29 +105,7 @@ func (e *env) audit(object string) []auditEvent {
 
 // wantFault fails unless err is a *fault.Error of kind k and reason; fields, when given,
 // must be exactly the violations' fields, in order.
-func wantFault(t *testing.T, err error, k fault.Kind, reason string, fields ...string) *fault.Error {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("got no error, want %s %s %q", k, reason, fields)
-	}
-	fe, ok := fault.As(err)
-	if !ok {
-		t.Fatalf("got %T %v, want a *fault.Error %s %s", err, err, k, reason)
-	}
-	if fe.Kind != k || fe.Reason != reason {
-		t.Fatalf("got %s %s (%v), want %s %s", fe.Kind, fe.Reason, err, k, reason)
-	}
-	if len(fields) > 0 {
-		var got []string
-		for _, v := range fe.Violations {
-			got = append(got, v.Field)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(fields) {
-			t.Errorf("%s: violations name %q, want %q", reason, got, fields)
-		}
-	}
-	return fe
-}
+var wantFault = dbtest.WantFault
 
 // date parses "YYYY-MM-DD" as a civil date (00:00 UTC).
 func date(t *testing.T, s string) time.Time {
