@@ -49,7 +49,8 @@ check-generate:
 	fi
 
 # Benchmarks (BENCH.md): `make bench` measures IssueForm and the desk mix against pgbench
-# baselines taken in the same run; `make bench-growth` measures IssueForm at growing
+# baselines taken in the same run (the desk mix against a whole visit, and for comparison
+# against a settlement alone); `make bench-growth` measures IssueForm at growing
 # numbers of existing forms. Each starts from a fresh database (dropped and created by
 # `loadgen reset-db`, which touches only taxrefund_bench* databases) and keeps its files in
 # $(BENCH_DIR). Override e.g. `make bench BENCH_DURATION=60s`; BENCH_ROUNDS=3 alternates
@@ -81,7 +82,7 @@ BENCH_START = $(LOADGEN) reset-db; \
 	echo "bench: server pid $$pid on $(BENCH_ADDR), log in $(BENCH_DIR)/server.log"
 
 bench: bench-build
-	@rm -f $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json
+	@rm -f $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json
 	$(PGENV) -db $(BENCH_DB) -- sh -ec '$(BENCH_START); \
 		r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
 			$(BENCH_BASELINE) -scenario issue -json $(BENCH_DIR)/issue-$$r-baseline.json; \
@@ -90,11 +91,12 @@ bench: bench-build
 		done; \
 		r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
 			$(BENCH_BASELINE) -scenario desk -hint $(BENCH_DIR)/issue-1-baseline.json -json $(BENCH_DIR)/desk-$$r-baseline.json; \
+			$(BENCH_BASELINE) -scenario settle -hint $(BENCH_DIR)/issue-1-baseline.json -json $(BENCH_DIR)/settle-$$r-baseline.json; \
 			$(BENCH_RUN) -scenario desk -hint $(BENCH_DIR)/issue-1-service.json -json $(BENCH_DIR)/desk-$$r-service.json; \
 			r=$$((r + 1)); \
 		done; \
 		$(LOADGEN) check; \
-		echo; $(LOADGEN) report $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json'
+		echo; $(LOADGEN) report $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json'
 
 bench-growth: bench-build
 	@rm -f $(BENCH_DIR)/growth-*.json

@@ -69,14 +69,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	case "baseline":
 		var c loadgen.BaselineConfig
-		fs.StringVar(&c.Scenario, "scenario", "issue", "issue or desk")
+		fs.StringVar(&c.Scenario, "scenario", "issue", "issue, desk (a whole desk visit: find, verify, settle) or settle (a settlement alone)")
 		fs.StringVar(&c.Label, "label", "", "label of this measurement in the report (e.g. the growth step)")
 		fs.IntVar(&c.Concurrency, "concurrency", 64, "pgbench clients")
 		fs.IntVar(&c.Threads, "threads", 2, "pgbench threads")
 		fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "warm-up, not measured (whole seconds)")
 		fs.DurationVar(&c.Duration, "duration", 20*time.Second, "measured time (whole seconds)")
-		fs.Float64Var(&c.RateHint, "rate-hint", 1000, "desk: expected tx/s, to size the run (pgbench -t) and the forms pre-verified for it")
-		hint := fs.String("hint", "", "desk: an issue baseline result (-json); 1.5× its tx/s is the -rate-hint")
+		fs.Float64Var(&c.RateHint, "rate-hint", 1000, "desk and settle: expected tx/s, to size the run (pgbench -t) and the forms prepared for it")
+		hint := fs.String("hint", "", "desk and settle: an issue baseline result (-json), from which the -rate-hint is estimated")
 		fs.StringVar(&c.WorkDir, "work-dir", ".data/bench", "directory for the pgbench script and logs")
 		fs.IntVar(&c.Stores, "stores", 500, "bench stores (issue)")
 		jsonPath := fs.String("json", "", "also write the result as JSON to this file")
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if err != nil {
 				return err
 			}
-			c.RateHint = 1.5 * h.OpsPerSec
+			c.RateHint = loadgen.RateHint(c.Scenario, h.OpsPerSec)
 		}
 		pool, err := open()
 		if err != nil {

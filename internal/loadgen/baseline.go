@@ -28,6 +28,9 @@ var issueScript string
 //go:embed desk.pgbench
 var deskScript string
 
+//go:embed settle.pgbench
+var settleScript string
+
 // respPerLine is about what the service stores per form line in an IssueForm's
 // idempotency record: the JSON of the form is ~540 bytes plus ~190 per line (1,112 bytes
 // on average, measured on the service). The issue baseline stores as much.
@@ -35,7 +38,7 @@ const respPerLine = 190
 
 // BaselineConfig is a pgbench baseline measurement.
 type BaselineConfig struct {
-	Scenario    string // "issue" or "desk"
+	Scenario    string // "issue", "desk" (a whole desk visit) or "settle" (a settlement alone)
 	Label       string
 	DatabaseURL string
 	Concurrency int
@@ -43,9 +46,10 @@ type BaselineConfig struct {
 	Warmup      time.Duration
 	Duration    time.Duration
 	Stores      int
-	// RateHint is the desk baseline's expected transactions per second. Each client pays
-	// a fixed number of forms (pgbench -t), enough for Duration at that rate: the run is
-	// longer or shorter if the hint is off, never short of forms.
+	// RateHint is a desk baseline's expected transactions per second. Each client runs a
+	// fixed number of transactions (pgbench -t) on forms prepared for them, enough for
+	// Duration at that rate: the run is longer or shorter if the hint is off, never short
+	// of forms.
 	RateHint float64 // throughput metric (calls/s), not money
 	// WorkDir holds the scripts and pgbench's transaction logs.
 	WorkDir string
@@ -67,7 +71,7 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 		return Result{}, err
 	}
 	var script string
-	var perWarm, perRun int // desk: transactions per client
+	var perWarm, perRun int // desk and settle: transactions per client
 	vars := []string{}
 	switch cfg.Scenario {
 	case "issue":
@@ -80,31 +84,37 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 		}
 		script = issueScript
 		vars = append(vars, "stores="+strconv.Itoa(cfg.Stores), "resp="+strconv.Itoa(respPerLine))
-	case "desk":
+	case "desk", "settle":
 		script = deskScript
+		forms := issuedForms
+		if cfg.Scenario == "settle" {
+			script, forms = settleScript, verifiedForms
+		}
 		if cfg.RateHint <= 0 {
-			return Result{}, errors.New("desk baseline: -rate-hint must be positive")
+			return Result{}, fmt.Errorf("%s baseline: -rate-hint must be positive", cfg.Scenario)
 		}
 		if cfg.Concurrency > 100 {
-			return Result{}, errors.New("desk baseline: at most 100 clients (form numbers hold two digits of client)")
+			return Result{}, fmt.Errorf("%s baseline: at most 100 clients (form numbers hold two digits of client)", cfg.Scenario)
 		}
-		perWarm = perClient(cfg.RateHint, cfg.Warmup, cfg.Concurrency)
+		if cfg.Warmup > 0 {
+			perWarm = perClient(cfg.RateHint, cfg.Warmup, cfg.Concurrency)
+		}
 		perRun = perClient(cfg.RateHint, cfg.Duration, cfg.Concurrency)
 		if perRun >= 500_000 {
-			return Result{}, errors.New("desk baseline: -rate-hint × -duration too large")
+			return Result{}, fmt.Errorf("%s baseline: -rate-hint × -duration too large", cfg.Scenario)
 		}
 		// Forms of this run's own: a baseline run again on the same database finds the
 		// forms of the last one paid.
 		epoch := time.Now().Unix() % 10_000_000
 		vars = append(vars, "epoch="+strconv.FormatInt(epoch, 10))
 		start := time.Now()
-		n, err := prepareVerified(ctx, pool, epoch, cfg.Concurrency, perWarm, perRun)
+		n, err := prepareForms(ctx, pool, deskKeys(epoch, cfg.Concurrency, perWarm, perRun), forms)
 		if err != nil {
 			return Result{}, err
 		}
-		fmt.Fprintf(cfg.Log, "loadgen: desk baseline: %d forms pre-verified in %.1fs\n", n, time.Since(start).Seconds())
+		fmt.Fprintf(cfg.Log, "loadgen: %s baseline: %d forms prepared in %.1fs\n", cfg.Scenario, n, time.Since(start).Seconds())
 	default:
-		return Result{}, fmt.Errorf("scenario %q: want issue or desk", cfg.Scenario)
+		return Result{}, fmt.Errorf("scenario %q: want issue, desk or settle", cfg.Scenario)
 	}
 	path := filepath.Join(cfg.WorkDir, cfg.Scenario+".pgbench")
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
@@ -165,6 +175,17 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 	return r, nil
 }
 
+// RateHint estimates a desk baseline's tx/s from the issue baseline's (issueTPS) on the
+// same machine, to size its run: a settlement alone costs PostgreSQL a little less than
+// an issue, a whole visit (a find, 1.2 verifications and a settlement) about twice as
+// much. Erring high makes the run longer, not short of forms.
+func RateHint(scenario string, issueTPS float64) float64 {
+	if scenario == "settle" {
+		return 1.5 * issueTPS
+	}
+	return 0.75 * issueTPS
+}
+
 // perClient is how many forms each desk baseline client pays to last d at rate in total.
 func perClient(rate float64, d time.Duration, clients int) int {
 	return max(1, int(math.Ceil(rate*d.Seconds()/float64(clients))))
@@ -215,7 +236,7 @@ func pgbench(ctx context.Context, bin string, args []string) (pgbenchRun, error)
 	}
 	out := stdout.String()
 	if strings.Contains(stderr.String(), "division by zero") {
-		return run, errors.New("pgbench: the desk baseline found a form missing or not VERIFIED")
+		return run, errors.New("pgbench: a desk baseline found its forms missing or not in the state it expects (ISSUED for desk, VERIFIED for settle)")
 	}
 	if err != nil || strings.Contains(stderr.String(), "aborted") {
 		return run, fmt.Errorf("pgbench %s: %v\n%s", strings.Join(args[:len(args)-1], " "), err, lastLines(stderr.String(), 8))

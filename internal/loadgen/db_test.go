@@ -68,27 +68,64 @@ func TestBaselinesKeepInvariants(t *testing.T) {
 		t.Errorf("issue baseline result %+v: want throughput and latency", r)
 	}
 
+	// The visit baseline verifies and pays every form it prepared, one payout per visit:
+	// 20 tx/s × 1s over 2 clients is 10 visits each, of which every fifth (i = 5, 10) has
+	// two forms. The warm-up is off, so these are all the visits.
 	cfg.Scenario = "desk"
 	r, err = Baseline(ctx, pool, cfg)
 	if err != nil {
 		t.Fatalf("desk baseline: %v", err)
 	}
-	var paid, payouts int64
+	var visitForms, paid, payouts, payoutForms, confirmedLines, lines3, verifyRecords, entries3 int64
+	if err := pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM forms WHERE number LIKE 'TRBV%'),
+		(SELECT count(*) FROM forms WHERE number LIKE 'TRBV%' AND state = 'REFUNDED' AND verified_port = 'CKG'
+		        AND confirmed_gross = gross_refund AND confirmed_gross > 0),
+		(SELECT count(*) FROM payouts),
+		(SELECT count(*) FROM payout_forms),
+		(SELECT count(*) FROM form_lines l JOIN forms f ON f.id = l.form_id WHERE f.number LIKE 'TRBV%' AND l.confirmed_qty = l.quantity),
+		(SELECT count(*) FROM form_lines l JOIN forms f ON f.id = l.form_id WHERE f.number LIKE 'TRBV%'),
+		(SELECT count(*) FROM idempotency_keys WHERE method = 'VerifyExport'),
+		(SELECT count(*) FROM journal_txns WHERE kind = 'EXPORT_CONFIRMED')`).Scan(
+		&visitForms, &paid, &payouts, &payoutForms, &confirmedLines, &lines3, &verifyRecords, &entries3); err != nil {
+		t.Fatal(err)
+	}
+	if r.Ops != 20 || visitForms != 24 || paid != 24 || payouts != 20 || payoutForms != 24 {
+		t.Errorf("desk baseline: %d tx, %d forms prepared, %d verified and paid, %d payouts of %d forms; want 20 tx, 24 forms paid by 20 payouts",
+			r.Ops, visitForms, paid, payouts, payoutForms)
+	}
+	if lines3 != 72 || confirmedLines != 72 || verifyRecords != 24 || entries3 != 24 {
+		t.Errorf("desk baseline: %d lines (%d confirmed), %d verification records, %d verification transactions; want 72, 72, 24, 24",
+			lines3, confirmedLines, verifyRecords, entries3)
+	}
+	var twoForms int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT payout_id FROM payout_forms GROUP BY payout_id HAVING count(*) = 2) p`).Scan(&twoForms); err != nil || twoForms != 4 {
+		t.Errorf("%d payouts of two forms (%v), want 4", twoForms, err)
+	}
+
+	// The settlement-only baseline pays pre-verified forms, one per transaction.
+	cfg.Scenario = "settle"
+	r, err = Baseline(ctx, pool, cfg)
+	if err != nil {
+		t.Fatalf("settle baseline: %v", err)
+	}
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM forms WHERE number LIKE 'TRBD%' AND state = 'REFUNDED'),
 		(SELECT count(*) FROM payouts)`).Scan(&paid, &payouts); err != nil {
 		t.Fatal(err)
 	}
-	// 20 tx/s × 1s over 2 clients: 10 forms each.
-	if r.Ops != 20 || paid != 20 || payouts != 20 {
-		t.Errorf("desk baseline: %d tx, %d forms paid, %d payouts; want 20 of each", r.Ops, paid, payouts)
+	if r.Ops != 20 || paid != 20 || payouts != 40 {
+		t.Errorf("settle baseline: %d tx, %d forms paid, %d payouts in all; want 20, 20, 40", r.Ops, paid, payouts)
 	}
-	// Again on the same database: it prepares forms of its own.
+	// Again on the same database: each prepares forms of its own.
 	time.Sleep(time.Second) // a new epoch
-	if _, err := Baseline(ctx, pool, cfg); err != nil {
-		t.Fatalf("desk baseline again: %v", err)
+	for _, sc := range []string{"desk", "settle"} {
+		cfg.Scenario = sc
+		if _, err := Baseline(ctx, pool, cfg); err != nil {
+			t.Fatalf("%s baseline again: %v", sc, err)
+		}
 	}
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM payouts`).Scan(&payouts); err != nil || payouts != 40 {
-		t.Errorf("%d payouts after two desk baselines (%v), want 40", payouts, err)
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM payouts`).Scan(&payouts); err != nil || payouts != 80 {
+		t.Errorf("%d payouts after the desk baselines twice (%v), want 80", payouts, err)
 	}
 	var out strings.Builder
 	if err := Check(ctx, pool, &out); err != nil {
