@@ -59,6 +59,7 @@ LOADGEN := $(BIN)/loadgen
 BENCH_DIR := .data/bench
 BENCH_DB ?= taxrefund_bench
 BENCH_ADDR ?= 127.0.0.1:50151
+BENCH_DEBUG_ADDR ?= 127.0.0.1:50152
 BENCH_CONCURRENCY ?= 64
 BENCH_WARMUP ?= 5s
 BENCH_DURATION ?= 20s
@@ -77,7 +78,7 @@ BENCH_START = $(LOADGEN) reset-db; \
 	$(TAXREFUND) migrate; $(TAXREFUND) seed; \
 	$(TAXREFUND) certs $(BENCH_CERTS) $(BENCH_KEYS) >/dev/null; \
 	$(LOADGEN) setup $(BENCH_CERTS) -stores $(BENCH_STORES); \
-	$(TAXREFUND) serve -addr $(BENCH_ADDR) $(BENCH_CERTS) $(BENCH_KEYS) 2>$(BENCH_DIR)/server.log & pid=$$!; \
+	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) $(BENCH_CERTS) $(BENCH_KEYS) 2>$(BENCH_DIR)/server.log & pid=$$!; \
 	trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; trap "exit 130" INT TERM; \
 	echo "bench: server pid $$pid on $(BENCH_ADDR), log in $(BENCH_DIR)/server.log"
 

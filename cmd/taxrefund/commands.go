@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -189,6 +190,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("serving", "addr", lis.Addr().String(), "cert_dir", cfg.certDir)
+	if cfg.debugAddr != "" {
+		dbg := &http.Server{Addr: cfg.debugAddr, Handler: server.DebugHandler(a.pool), ReadHeaderTimeout: 5 * time.Second}
+		dl, err := net.Listen("tcp", cfg.debugAddr)
+		if err != nil {
+			return fmt.Errorf("debug listener: %w", err)
+		}
+		log.Info("debug listener", "addr", dl.Addr().String(), "paths", "/debug/pprof/ /debug/pool")
+		go func() { _ = dbg.Serve(dl) }()
+		defer dbg.Close()
+	}
 
 	jobCtx, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()

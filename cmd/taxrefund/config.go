@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"taxrefund/internal/db"
 	"time"
+
+	"taxrefund/internal/db"
+	"taxrefund/internal/server"
 )
 
 // config is read once from flags, with environment variables as defaults.
@@ -24,6 +26,9 @@ type config struct {
 	dispatchInterval time.Duration
 	// sealInterval is how often the journal and audit hash chains are extended.
 	sealInterval time.Duration
+	// debugAddr is the loopback address of the debug listener (pprof, pool statistics);
+	// empty: none.
+	debugAddr string
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -46,6 +51,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.DurationVar(&c.registryTTL, "registry-ttl", 2*time.Second, "how long a party's registry status and revocations are cached")
 	fs.DurationVar(&c.expiryInterval, "expiry-interval", time.Minute, "how often the server expires overdue forms and captures due pre-authorizations (0: never)")
 	fs.DurationVar(&c.dispatchInterval, "dispatch-interval", 2*time.Second, "how often acquirer instructions are delivered, to the development acquirer (0: never)")
+	fs.StringVar(&c.debugAddr, "debug-addr", env("TAXREFUND_DEBUG_ADDR", ""), "loopback address for Go's profiles (/debug/pprof/) and the pool's statistics (/debug/pool); empty: off (env TAXREFUND_DEBUG_ADDR)")
 	fs.DurationVar(&c.sealInterval, "seal-interval", time.Second, "how often new journal and audit rows are sealed into their hash chains (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -55,6 +61,11 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if c.maxConns < 1 || c.maxConns > 1000 {
 		return config{}, fmt.Errorf("-max-conns %d: must be 1 to 1000", c.maxConns)
+	}
+	if c.debugAddr != "" {
+		if err := server.CheckDebugAddr(c.debugAddr); err != nil {
+			return config{}, err
+		}
 	}
 	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 {
 		return config{}, errors.New("durations must not be negative")
