@@ -65,6 +65,7 @@ BENCH_WARMUP ?= 5s
 BENCH_DURATION ?= 20s
 BENCH_STORES ?= 500
 BENCH_ROUNDS ?= 1
+BENCH_REPORT_CONCURRENCY ?= 4
 BENCH_GROWTH ?= 0 1000000 5000000
 BENCH_CERTS = -cert-dir $(BENCH_DIR)/certs
 BENCH_KEYS = -pii-keys $(BENCH_DIR)/pii.keys
@@ -83,7 +84,7 @@ BENCH_START = $(LOADGEN) reset-db; \
 	echo "bench: server pid $$pid on $(BENCH_ADDR), log in $(BENCH_DIR)/server.log"
 
 bench: bench-build
-	@rm -f $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json
+	@rm -f $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json $(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json
 	$(PGENV) -db $(BENCH_DB) -- sh -ec '$(BENCH_START); \
 		r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
 			$(BENCH_BASELINE) -scenario issue -json $(BENCH_DIR)/issue-$$r-baseline.json; \
@@ -96,8 +97,11 @@ bench: bench-build
 			$(BENCH_RUN) -scenario desk -hint $(BENCH_DIR)/issue-1-service.json -json $(BENCH_DIR)/desk-$$r-service.json; \
 			r=$$((r + 1)); \
 		done; \
+		$(BENCH_RUN) -scenario immediate -json $(BENCH_DIR)/immediate-service.json; \
+		$(BENCH_RUN) -scenario report -concurrency $(BENCH_REPORT_CONCURRENCY) -json $(BENCH_DIR)/report-service.json; \
 		$(LOADGEN) check; \
-		echo; $(LOADGEN) report $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json'
+		echo; $(LOADGEN) report $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json \
+			$(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json'
 
 bench-growth: bench-build
 	@rm -f $(BENCH_DIR)/growth-*.json

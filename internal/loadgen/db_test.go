@@ -190,3 +190,20 @@ func checkFilled(t *testing.T, pool *pgxpool.Pool, want int64) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 }
+
+// Setup enables the odd-numbered bench stores for immediate refund, and keeps them so on
+// a second run.
+func TestSetupEnablesOddStoresForImmediateRefund(t *testing.T) {
+	pool, _ := benchDB(t) // sets up three stores, twice
+	rows, err := pool.Query(context.Background(), `SELECT code FROM stores WHERE code LIKE 'BENCH-%' AND immediate_refund ORDER BY code`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enabled, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(enabled, ",") != "BENCH-0001,BENCH-0003" {
+		t.Errorf("bench stores enabled for immediate refund: %v, want BENCH-0001 and BENCH-0003", enabled)
+	}
+}

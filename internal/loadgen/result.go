@@ -105,6 +105,10 @@ func (r Result) unit() string {
 		return "tx"
 	case r.Scenario == "desk":
 		return "settlements"
+	case r.Scenario == "immediate":
+		return "immediate refunds"
+	case r.Scenario == "report":
+		return "reports"
 	default:
 		return "forms"
 	}

@@ -21,7 +21,7 @@ import (
 
 // RunConfig is a service measurement.
 type RunConfig struct {
-	Scenario  string // "issue" or "desk"
+	Scenario  string // "issue", "desk", "immediate" or "report"
 	Label     string
 	Addr      string
 	CertDir   string
@@ -74,8 +74,20 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig) (Result, error)
 		if err != nil {
 			return Result{}, err
 		}
+	case "immediate":
+		primary = "PayImmediateRefund"
+		visit, err = prepareImmediate(ctx, pool, c, stores)
+		if err != nil {
+			return Result{}, err
+		}
+	case "report":
+		primary = "MonthlyReport"
+		visit, err = prepareReport(c)
+		if err != nil {
+			return Result{}, err
+		}
 	default:
-		return Result{}, fmt.Errorf("scenario %q: want issue or desk", cfg.Scenario)
+		return Result{}, fmt.Errorf("scenario %q: want issue, desk, immediate or report", cfg.Scenario)
 	}
 	existing, err := countForms(ctx, pool)
 	if err != nil {
@@ -100,7 +112,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig) (Result, error)
 	if cfg.Load.Mode == Open {
 		r.Rate = cfg.Load.Rate
 	}
-	for _, name := range []string{"IssueForm", "FindForms", "VerifyExport", "SettleRefund"} {
+	for _, name := range []string{"IssueForm", "FindForms", "VerifyExport", "SettleRefund", "PayImmediateRefund", "MonthlyReport"} {
 		ms, ok := out.stats.methods[name]
 		if !ok {
 			continue

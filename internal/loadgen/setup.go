@@ -46,14 +46,20 @@ func Setup(ctx context.Context, pool *pgxpool.Pool, cfg SetupConfig) error {
 		names[i] = fmt.Sprintf("Bench store %04d (benchmark data)", i+1)
 		inBlock[i] = b
 	}
+	// Odd-numbered bench stores are enabled for immediate refund (the immediate scenario
+	// draws from them; issuing does not depend on it). A bench database set up before
+	// this rule gets it on the next setup.
 	tag, err := pool.Exec(ctx, `
-		INSERT INTO stores (code, credit_code, name, block_code, credit_grade, status)
-		SELECT c, cc, n, b, 'A', 'ACTIVE' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS s(c, cc, n, b)
-		ON CONFLICT DO NOTHING`, codes, credit, names, inBlock)
+		INSERT INTO stores (code, credit_code, name, block_code, credit_grade, immediate_refund, status)
+		SELECT c, cc, n, b, 'A', ord % 2 = 1, 'ACTIVE'
+		  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS s(c, cc, n, b, ord)
+		ON CONFLICT (code) DO UPDATE SET immediate_refund = EXCLUDED.immediate_refund
+		 WHERE stores.immediate_refund IS DISTINCT FROM EXCLUDED.immediate_refund`, codes, credit, names, inBlock)
 	if err != nil {
 		return fmt.Errorf("register bench stores: %w", err)
 	}
-	fmt.Fprintf(cfg.Log, "loadgen: %d bench stores (%d new) over blocks %s\n", cfg.Stores, tag.RowsAffected(), strings.Join(blocks, ", "))
+	fmt.Fprintf(cfg.Log, "loadgen: %d bench stores (%d new or changed) over blocks %s, odd-numbered ones enabled for immediate refund\n",
+		cfg.Stores, tag.RowsAffected(), strings.Join(blocks, ", "))
 
 	accounts := []string{ledger.RefundExpense, ledger.RefundPayable}
 	agencies, err := queryStrings(ctx, pool, `SELECT code FROM agencies ORDER BY code`)
