@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -37,7 +38,14 @@ func runPipelined(ctx context.Context, pool *pgxpool.Pool, party string, fn func
 	tx := &Tx{conn: c.Conn(), party: party}
 	defer func() {
 		// Also on a panic in fn: the connection goes back idle, or is destroyed.
-		tx.rollbackUnlessIdle(ctx)
+		tx.ended = true
+		if tx.closeConn {
+			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			_ = tx.conn.Close(closeCtx) // the server rolls back whatever is open
+			cancel()
+		} else {
+			tx.rollbackUnlessIdle(ctx)
+		}
 		c.Release()
 	}()
 	if err := fn(tx); err != nil {
@@ -68,6 +76,9 @@ type Tx struct {
 	ended     bool
 	committed bool
 	endErr    error
+	// closeConn: a cancel request was sent on the connection (SendFinal), which must not
+	// serve anyone after this transaction.
+	closeConn bool
 }
 
 var _ pgx.Tx = (*Tx)(nil)
@@ -131,6 +142,14 @@ var errFinalCallback = errors.New("db: Tx.SendFinal: a query of the final batch 
 // The COMMIT runs as soon as b's statements succeed on the server, before the service
 // reads their results, so b may hold no result callback (QueuedQuery.Query, .QueryRow,
 // .Exec): anything that must decide whether to commit is read in an earlier batch.
+//
+// For the same reason a caller that gives up (ctx cancelled, its deadline passed) cannot
+// just drop the connection, as pgx does: PostgreSQL would still run the queued COMMIT
+// once the statement before it finishes (say a lock wait ends). SendFinal then asks the
+// server to cancel the running statement instead, which makes it skip the COMMIT, and
+// waits for its answer (at most cancelGrace), so that the error it returns wraps
+// ctx.Err() only when nothing was committed; if the COMMIT won the race, it returns nil.
+// The connection is closed afterwards, so that no late cancel reaches its next user.
 func (tx *Tx) SendFinal(ctx context.Context, b *pgx.Batch) error {
 	if tx.ended {
 		return pgx.ErrTxClosed
@@ -140,14 +159,47 @@ func (tx *Tx) SendFinal(ctx context.Context, b *pgx.Batch) error {
 			return errFinalCallback
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	final := &pgx.Batch{QueuedQueries: slices.Clip(b.QueuedQueries)}
 	final.Queue("commit")
-	res := tx.SendBatch(ctx, final)
+
+	sendCtx, drop := context.WithCancel(context.WithoutCancel(ctx))
+	defer drop()
+	answered, cancelled := make(chan struct{}), make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(cancelled)
+		cctx, done := context.WithTimeout(sendCtx, cancelGrace)
+		defer done()
+		if err := tx.conn.PgConn().CancelRequest(cctx); err != nil {
+			drop() // the outcome is unknown: the connection goes, as pgx would have it
+			return
+		}
+		select {
+		case <-answered:
+		case <-cctx.Done():
+			drop()
+		}
+	})
+	res := tx.SendBatch(sendCtx, final)
 	tx.ended = true
-	tx.endErr = readFinal(res, b.Len())
-	tx.committed = tx.endErr == nil
-	return tx.endErr
+	err := readFinal(res, b.Len())
+	close(answered)
+	if !stop() {
+		<-cancelled
+		tx.closeConn = true
+		if err != nil {
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		}
+	}
+	tx.endErr, tx.committed = err, err == nil
+	return err
 }
+
+// cancelGrace bounds how long SendFinal waits for the server to answer the cancel of a
+// caller that gave up; past it, the connection is dropped and the outcome is unknown.
+const cancelGrace = 5 * time.Second
 
 // readFinal reads the results of n statements and the COMMIT behind them.
 func readFinal(res pgx.BatchResults, n int) error {
@@ -191,7 +243,6 @@ func (tx *Tx) finish(ctx context.Context) error {
 // that failed, or one that fn left (an error, a panic). A connection it cannot bring
 // back idle is destroyed by its release.
 func (tx *Tx) rollbackUnlessIdle(ctx context.Context) {
-	tx.ended = true
 	if tx.conn.IsClosed() || tx.conn.PgConn().TxStatus() == 'I' {
 		return
 	}

@@ -461,3 +461,60 @@ func TestPipelinedTxCancelledWhileWaiting(t *testing.T) {
 		t.Errorf("v = %d, want 1", v)
 	}
 }
+
+// TestPipelinedTxCancelledInFinalBatch: a caller that gives up while its final batch
+// waits on a lock must not have its writes committed after all. The COMMIT is already
+// queued on the server behind the waiting statement, so dropping the connection is not
+// enough: once the lock is released PostgreSQL would run it.
+func TestPipelinedTxCancelledInFinalBatch(t *testing.T) {
+	t.Parallel()
+	e := newPipeEnv(t, 1)
+	holder, err := e.owner.Begin(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(e.ctx)
+	if _, err := holder.Exec(e.ctx, `SELECT 1 FROM pt WHERE id = 2 FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- db.InPipelinedTx(ctx, e.pool, func(tx *db.Tx) error {
+			if err := tx.SendBatch(ctx, increment(0)).Close(); err != nil {
+				return err
+			}
+			b := &pgx.Batch{}
+			b.Queue(`UPDATE pt SET v = 5 WHERE id = 2`) // waits on the holder
+			b.Queue(`INSERT INTO parent VALUES (1)`)
+			return tx.SendFinal(ctx, b)
+		})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the final batch never waited on the lock")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	err = <-done
+	t.Logf("cancelled in the final batch: %v", err)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled transaction returned %v, want context.Canceled", err)
+	}
+	if err := holder.Rollback(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever the server still had queued has run by now.
+	time.Sleep(200 * time.Millisecond)
+	if v, n := e.count(`SELECT sum(v) FROM pt`), e.count(`SELECT count(*) FROM parent`); v != 0 || n != 0 {
+		t.Errorf("the cancelled transaction committed (sum %d, %d parents)", v, n)
+	}
+	if err := db.InPipelinedTx(e.ctx, e.pool, func(tx *db.Tx) error { return tx.SendFinal(e.ctx, increment(0)) }); err != nil {
+		t.Fatalf("the pool after a cancelled transaction: %v", err)
+	}
+	if v := e.count(`SELECT v FROM pt WHERE id = 1`); v != 1 {
+		t.Errorf("v = %d, want 1", v)
+	}
+}
