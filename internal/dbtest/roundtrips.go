@@ -24,7 +24,8 @@ type RoundTrips struct {
 }
 
 // OpenCountingPool opens a pool of at most maxConns connections on url, as the URL's
-// user, whose round trips trips counts; closed when the test ends. It decodes numeric as
+// user, and the RoundTrips that counts its round trips; the pool is closed when the test
+// ends. It decodes numeric as
 // decimal.Decimal like db.Open, and never pings a connection it hands out, so that an
 // idle second does not add a round trip of its own.
 func OpenCountingPool(t testing.TB, url string, maxConns int32) (*pgxpool.Pool, *RoundTrips) {
