@@ -7,9 +7,10 @@ import (
 	"sync"
 	"testing"
 
-	decimalcodec "github.com/jackc/pgx-shopspring-decimal"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"taxrefund/internal/db"
 )
 
 // RoundTrips counts the round trips a pool's connections make to PostgreSQL, two ways:
@@ -25,17 +26,18 @@ type RoundTrips struct {
 
 // OpenCountingPool opens a pool of at most maxConns connections on url, as the URL's
 // user, and the RoundTrips that counts its round trips; the pool is closed when the test
-// ends. It decodes numeric as
-// decimal.Decimal like db.Open, and never pings a connection it hands out, so that an
-// idle second does not add a round trip of its own.
+// ends. Its connections are set up as db.Open sets them up (the codecs its AfterConnect
+// registers, its runtime parameters); only, it never pings a connection it hands out, so
+// that an idle second does not add a round trip of its own.
 func OpenCountingPool(t testing.TB, url string, maxConns int32) (*pgxpool.Pool, *RoundTrips) {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(url)
+	base, err := db.Open(context.Background(), url, maxConns)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("open test database: %v", err)
 	}
+	cfg := base.Config()
+	base.Close()
 	trips := &RoundTrips{}
-	cfg.MaxConns = maxConns
 	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
 	cfg.ConnConfig.Tracer = trips
 	var d net.Dialer
@@ -45,10 +47,6 @@ func OpenCountingPool(t testing.TB, url string, maxConns int32) (*pgxpool.Pool, 
 			return nil, err
 		}
 		return &countingConn{Conn: c, trips: trips}, nil
-	}
-	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
-		decimalcodec.Register(conn.TypeMap())
-		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
