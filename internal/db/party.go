@@ -13,8 +13,8 @@ import (
 // The database's second layer of authorization (migrations/00008_row_security.sql):
 // row-level security on forms and payouts reads the caller's party from the setting
 // taxrefund.party ("<role>/<code>": store/S001, customs/CKG, desk/CKG-01, agency/AG-CQ,
-// authority/CQ, system/expiry). InTx, SendBatch and Scoped set it for their own
-// transaction only (set_config(..., true)), in the same round trip as the work, so a
+// authority/CQ, system/expiry). InTx, InPipelinedTx, SendBatch and Scoped set it for
+// their own transaction only (set_config(..., true)), in the same round trip as the work, so a
 // pooled connection never carries one caller's party into the next caller's statement.
 // Without a party the application role sees and writes no form or payout at all.
 
@@ -47,7 +47,11 @@ const setPartySQL = `SELECT set_config('taxrefund.party', $1, true)`
 
 // beginOptions begins a transaction that first sets ctx's party, in one round trip.
 func beginOptions(ctx context.Context) pgx.TxOptions {
-	p := PartyOf(ctx)
+	return beginOptionsFor(PartyOf(ctx))
+}
+
+// beginOptionsFor begins a transaction that first sets party (none when empty).
+func beginOptionsFor(p string) pgx.TxOptions {
 	if p == "" {
 		return pgx.TxOptions{}
 	}

@@ -17,6 +17,8 @@ const maxAttempts = 8
 // deadlock it runs fn again (with a short, jittered back-off), so fn must be safe to
 // repeat: it recomputes from what it reads and reuses the caller's idempotency key. The
 // transaction runs as ctx's party (WithParty), set by the same round trip as BEGIN.
+// A transaction made of batches saves the round trips of BEGIN and COMMIT with
+// InPipelinedTx.
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
 	opts := beginOptions(ctx)
 	return Retry(ctx, func() error { return pgx.BeginTxFunc(ctx, pool, opts, fn) })

@@ -45,10 +45,10 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Form, error) {
 		return Form{}, err
 	}
 	var out Form
-	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		// One round trip for the idempotency record, the form under its row lock, its lines,
-		// invoices and prepayment; one more for every write. A concurrent duplicate waits
-		// on the record and aborts the batch before the lock is taken.
+	err = db.InPipelinedTx(ctx, s.pool, func(tx *db.Tx) error {
+		// One round trip for BEGIN, the idempotency record, the form under its row lock, its
+		// lines, invoices and prepayment; one more for every write and COMMIT. A concurrent
+		// duplicate waits on the record and aborts the batch before the lock is taken.
 		read := &pgx.Batch{}
 		idempotency.QueueBegin(read, req.Idem, methodVerify)
 		lock := s.QueueLock(read, []string{req.Number}, true)
@@ -130,7 +130,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Form, error) {
 		if err := idempotency.Finish(b, req.Idem, f.Form); err != nil {
 			return err
 		}
-		if err := db.SendBatch(ctx, tx, b); err != nil {
+		if err := tx.SendFinal(ctx, b); err != nil {
 			return err
 		}
 		out = f.Form
@@ -169,7 +169,9 @@ type Export struct {
 // resolved: it may queue its own writes on b, and may settle the form at once by
 // returning the id of the payout that paid it (an immediate refund completing). A form
 // without an outstanding prepayment (nearly every form) does not call it, which saves the
-// hook's read.
+// hook's read. Its writes must go on b, which ends the transaction with its COMMIT: b
+// takes no result callback (db.Tx.SendFinal), and whatever decides whether to commit is
+// read through tx.
 type ExportHook interface {
 	OnExport(ctx context.Context, tx pgx.Tx, b *pgx.Batch, e Export) (payoutID *uuid.UUID, err error)
 }

@@ -41,7 +41,9 @@ func Begin(ctx context.Context, tx pgx.Tx, k Key, method string) error {
 }
 
 // QueueBegin queues Begin's statement as the first of b, for a call that reads what it
-// needs in the same round trip as it takes its record.
+// needs in the same round trip as it takes its record. (In db.InPipelinedTx, BEGIN and
+// the party's setting go in front of it; they take no lock, so the record is still the
+// first thing the transaction waits on.)
 func QueueBegin(b *pgx.Batch, k Key, method string) {
 	b.Queue(`INSERT INTO idempotency_keys (caller, request_id, method, request_hash, response) VALUES ($1, $2, $3, $4, '{}')`,
 		k.Caller, k.RequestID, method, k.Hash)

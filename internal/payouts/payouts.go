@@ -154,13 +154,14 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 	}
 
 	var out Payout
-	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err = db.InPipelinedTx(ctx, s.pool, func(tx *db.Tx) error {
 		now := s.now()
 		today := refund.LocalDate(now)
-		// One round trip takes the idempotency record (a concurrent duplicate waits on it
-		// and aborts the batch), locks and reads the forms and their prepayments and, for
-		// cash, takes the traveller's cash lock for the day and reads what was paid under
-		// it; everything is then decided here, and written in one more round trip.
+		// One round trip begins the transaction, takes the idempotency record (a concurrent
+		// duplicate waits on it and aborts the batch), locks and reads the forms and their
+		// prepayments and, for cash, takes the traveller's cash lock for the day and reads
+		// what was paid under it; everything is then decided here, and written and
+		// committed in one more round trip.
 		read := &pgx.Batch{}
 		idempotency.QueueBegin(read, req.Idem, methodSettle)
 		lock := s.forms.QueueLock(read, req.Numbers, false)
@@ -241,7 +242,7 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 		if err := idempotency.Finish(b, req.Idem, p); err != nil {
 			return err
 		}
-		if err := db.SendBatch(ctx, tx, b); err != nil {
+		if err := tx.SendFinal(ctx, b); err != nil {
 			return err
 		}
 		out = p
