@@ -99,10 +99,7 @@ var verifiedSteps = []string{
 	        (s.issue_txn, a.expense, true, 'D'), (s.issue_txn, a.payable, true, 'C'),
 	        (s.verify_txn, a.expense, true, 'C'), (s.verify_txn, a.payable, true, 'D'),
 	        (s.verify_txn, a.expense, false, 'D'), (s.verify_txn, a.payable, false, 'C')) AS e(txn, account, pending, side)`,
-	`INSERT INTO pending_transfers (id, debit_account, credit_account, amount)
-	 SELECT issue_txn, (SELECT id FROM accounts WHERE code = 'authority:refund_expense'),
-	        (SELECT id FROM accounts WHERE code = 'travellers:refund_payable'), gross
-	   FROM bench_desk_src`,
+	insertPendingSQL,
 	`INSERT INTO forms (id, number, store_code, block_code, state, doc_type, doc_country, doc_index, doc_key_id,
 	                    doc_cipher, doc_masked, doc_expiry, nationality, last_entry_date, purchase_date, issued_at,
 	                    export_deadline, eligible_amount, gross_refund, pending_id, verified_port, verified_officer,
@@ -151,10 +148,7 @@ var issuedForms = deskForms{
 		 INSERT INTO journal_entries (txn_id, account_id, pending, side, amount)
 		 SELECT s.issue_txn, e.account, true, e.side::"char", s.gross
 		   FROM bench_desk_src s, a, LATERAL (VALUES (a.expense, 'D'), (a.payable, 'C')) AS e(account, side)`,
-		`INSERT INTO pending_transfers (id, debit_account, credit_account, amount)
-		 SELECT issue_txn, (SELECT id FROM accounts WHERE code = 'authority:refund_expense'),
-		        (SELECT id FROM accounts WHERE code = 'travellers:refund_payable'), gross
-		   FROM bench_desk_src`,
+		insertPendingSQL,
 		`INSERT INTO forms (id, number, store_code, block_code, state, doc_type, doc_country, doc_index, doc_key_id,
 		                    doc_cipher, doc_masked, doc_expiry, nationality, last_entry_date, purchase_date, issued_at,
 		                    export_deadline, eligible_amount, gross_refund, pending_id)
@@ -170,3 +164,10 @@ var issuedForms = deskForms{
 		   FROM bench_desk_lines l JOIN bench_desk_src s USING (form_id)`,
 	},
 }
+
+// insertPendingSQL opens the pending transfer of G of every form in bench_desk_src, as
+// issuing does.
+const insertPendingSQL = `INSERT INTO pending_transfers (id, debit_account, credit_account, amount)
+	SELECT issue_txn, (SELECT id FROM accounts WHERE code = 'authority:refund_expense'),
+	       (SELECT id FROM accounts WHERE code = 'travellers:refund_payable'), gross
+	  FROM bench_desk_src`
