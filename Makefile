@@ -137,7 +137,10 @@ vulncheck:
 	if [ "$$(cat $(CURDIR)/$(VULNDB).version 2>/dev/null)" != "$$ver" ]; then \
 		echo "vulncheck: indexing golang.org/x/vulndb $$ver into $(VULNDB)"; \
 		rm -rf $(CURDIR)/$(VULNDB) && \
-		go tool indexdb -vulns "$$(go list -m -f '{{.Dir}}' golang.org/x/vulndb)/data/osv" -out $(CURDIR)/$(VULNDB) && \
+		go mod download golang.org/x/vulndb && \
+		dir=$$(go list -m -f '{{.Dir}}' golang.org/x/vulndb) && \
+		if [ ! -d "$$dir/data/osv" ]; then echo "vulncheck: golang.org/x/vulndb $$ver has no data/osv (module dir: '$$dir')" >&2; exit 1; fi && \
+		go tool indexdb -vulns "$$dir/data/osv" -out $(CURDIR)/$(VULNDB) && \
 		echo "$$ver" >$(CURDIR)/$(VULNDB).version; \
 	fi
 	cd internal/vulncheck && go tool govulncheck -C $(CURDIR) -db $(VULNDB_URL) ./...
