@@ -179,7 +179,7 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 // same machine, to size its run. Measured: a settlement alone runs at 0.85–0.95× the
 // issue baseline, a whole visit (a find, 1.2 verifications and a settlement) at about
 // 0.4×. Erring high makes the run longer, never short of forms.
-func RateHint(scenario string, issueTPS float64) float64 {
+func RateHint(scenario string, issueTPS float64) float64 { // throughput metric (tx/s), not money
 	if scenario == "settle" {
 		return 1.5 * issueTPS
 	}
