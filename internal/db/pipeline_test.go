@@ -411,31 +411,25 @@ func TestPipelinedTxConcurrentDuplicate(t *testing.T) {
 	}
 }
 
-// TestPipelinedTxCancelledWhileWaiting: a caller that gives up while its first batch
-// waits on a lock gets an error, leaves nothing, and the pool keeps serving.
-func TestPipelinedTxCancelledWhileWaiting(t *testing.T) {
-	t.Parallel()
-	e := newPipeEnv(t, 1)
+// cancelWhileBlocked runs fn in a pipelined transaction while another transaction holds
+// the row id of pt, cancels fn's context once the pipelined transaction waits on that
+// lock, then releases the lock and returns what the transaction returned.
+func cancelWhileBlocked(e *pipeEnv, id int, fn func(ctx context.Context, tx *db.Tx) error) error {
+	t := e.t
+	t.Helper()
 	holder, err := e.owner.Begin(e.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer holder.Rollback(e.ctx)
-	if _, err := holder.Exec(e.ctx, `SELECT 1 FROM pt WHERE id = 1 FOR UPDATE`); err != nil {
+	if _, err := holder.Exec(e.ctx, `SELECT 1 FROM pt WHERE id = $1 FOR UPDATE`, id); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- db.InPipelinedTx(ctx, e.pool, func(tx *db.Tx) error {
-			b := &pgx.Batch{}
-			b.Queue(`UPDATE pt SET v = 5 WHERE id = 2`)
-			b.Queue(`UPDATE pt SET v = 5 WHERE id = 1`) // waits on the holder
-			if err := tx.SendBatch(ctx, b).Close(); err != nil {
-				return err
-			}
-			return tx.SendFinal(ctx, &pgx.Batch{})
-		})
+		done <- db.InPipelinedTx(ctx, e.pool, func(tx *db.Tx) error { return fn(ctx, tx) })
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for e.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
@@ -445,21 +439,34 @@ func TestPipelinedTxCancelledWhileWaiting(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
-	if err := <-done; err == nil {
-		t.Fatal("the cancelled transaction succeeded")
+	err = <-done
+	if rerr := holder.Rollback(e.ctx); rerr != nil {
+		t.Fatal(rerr)
 	}
-	if err := holder.Rollback(e.ctx); err != nil {
-		t.Fatal(err)
+	return err
+}
+
+// TestPipelinedTxCancelledWhileWaiting: a caller that gives up while its first batch
+// waits on a lock gets an error, leaves nothing, and the pool keeps serving.
+func TestPipelinedTxCancelledWhileWaiting(t *testing.T) {
+	t.Parallel()
+	e := newPipeEnv(t, 1)
+	err := cancelWhileBlocked(e, 1, func(ctx context.Context, tx *db.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE pt SET v = 5 WHERE id = 2`)
+		b.Queue(`UPDATE pt SET v = 5 WHERE id = 1`) // waits on the holder
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		return tx.SendFinal(ctx, &pgx.Batch{})
+	})
+	if err == nil {
+		t.Fatal("the cancelled transaction succeeded")
 	}
 	if v := e.count(`SELECT sum(v) FROM pt`); v != 0 {
 		t.Errorf("the cancelled transaction wrote (sum %d)", v)
 	}
-	if err := db.InPipelinedTx(e.ctx, e.pool, func(tx *db.Tx) error { return tx.SendFinal(e.ctx, increment(0)) }); err != nil {
-		t.Fatalf("the pool after a cancelled transaction: %v", err)
-	}
-	if v := e.count(`SELECT v FROM pt WHERE id = 1`); v != 1 {
-		t.Errorf("v = %d, want 1", v)
-	}
+	e.expectPoolServes()
 }
 
 // TestPipelinedTxCancelledInFinalBatch: a caller that gives up while its final batch
@@ -469,48 +476,31 @@ func TestPipelinedTxCancelledWhileWaiting(t *testing.T) {
 func TestPipelinedTxCancelledInFinalBatch(t *testing.T) {
 	t.Parallel()
 	e := newPipeEnv(t, 1)
-	holder, err := e.owner.Begin(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Rollback(e.ctx)
-	if _, err := holder.Exec(e.ctx, `SELECT 1 FROM pt WHERE id = 2 FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- db.InPipelinedTx(ctx, e.pool, func(tx *db.Tx) error {
-			if err := tx.SendBatch(ctx, increment(0)).Close(); err != nil {
-				return err
-			}
-			b := &pgx.Batch{}
-			b.Queue(`UPDATE pt SET v = 5 WHERE id = 2`) // waits on the holder
-			b.Queue(`INSERT INTO parent VALUES (1)`)
-			return tx.SendFinal(ctx, b)
-		})
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for e.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the final batch never waited on the lock")
+	err := cancelWhileBlocked(e, 2, func(ctx context.Context, tx *db.Tx) error {
+		if err := tx.SendBatch(ctx, increment(0)).Close(); err != nil {
+			return err
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	err = <-done
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE pt SET v = 5 WHERE id = 2`) // waits on the holder
+		b.Queue(`INSERT INTO parent VALUES (1)`)
+		return tx.SendFinal(ctx, b)
+	})
 	t.Logf("cancelled in the final batch: %v", err)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("the cancelled transaction returned %v, want context.Canceled", err)
-	}
-	if err := holder.Rollback(e.ctx); err != nil {
-		t.Fatal(err)
 	}
 	// Whatever the server still had queued has run by now.
 	time.Sleep(200 * time.Millisecond)
 	if v, n := e.count(`SELECT sum(v) FROM pt`), e.count(`SELECT count(*) FROM parent`); v != 0 || n != 0 {
 		t.Errorf("the cancelled transaction committed (sum %d, %d parents)", v, n)
 	}
+	e.expectPoolServes()
+}
+
+// expectPoolServes checks that the pool still commits a transaction after a cancelled one.
+func (e *pipeEnv) expectPoolServes() {
+	t := e.t
+	t.Helper()
 	if err := db.InPipelinedTx(e.ctx, e.pool, func(tx *db.Tx) error { return tx.SendFinal(e.ctx, increment(0)) }); err != nil {
 		t.Fatalf("the pool after a cancelled transaction: %v", err)
 	}
