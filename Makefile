@@ -15,13 +15,20 @@ TAXREFUND := $(BIN)/taxrefund
 # Generated code and the sources `make generate` rewrites.
 GENERATED := api internal/db proto
 
-.PHONY: run test generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
+# Debian packages the tests and `make ha` start for real (README, "Prerequisites"):
+# Patroni and etcd for the HA cluster, Chromium for the console's browser tests,
+# poppler and zbar to read printed forms back, promtool (prometheus) for the alert
+# rules, Noto CJK for the PDFs. `make deps` installs the missing ones when run as root
+# (one `apt-get update`, then `apt-get install`), and otherwise says what to install.
+DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-tools prometheus fonts-noto-cjk
+
+.PHONY: run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
 
 run: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
 	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && exec $(TAXREFUND) serve'
 
-test: check-generate pgenv
+test: deps check-generate pgenv
 	go vet ./...
 	$(PGENV) -db taxrefund_test -- go test -count=1 -p 2 -timeout 20m ./...
 
@@ -150,6 +157,14 @@ vulncheck:
 clean-data:
 	go run ./cmd/pgenv -stop
 	rm -rf .data
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "deps: install these (Debian package names): $$missing" >&2; exit 1; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "deps: missing Debian packages; run: sudo apt-get install -y --no-install-recommends $$missing" >&2; exit 1; fi; \
+	echo "deps: installing $$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
 
 # pgenv is built rather than started with `go run`, which neither passes
 # SIGTERM on nor keeps the command's exit code.

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"taxrefund/internal/db"
 	"taxrefund/internal/fault"
 )
 
@@ -29,8 +30,11 @@ func Status(err error) *status.Status {
 		if errors.Is(err, context.Canceled) {
 			return status.New(codes.Canceled, "request canceled")
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, context.DeadlineExceeded) || db.IsStatementTimeout(err) {
 			return status.New(codes.DeadlineExceeded, "deadline exceeded; retry with the same request_id")
+		}
+		if db.IsUnavailable(err) {
+			return status.New(codes.Unavailable, "the database is unavailable; retry with the same request_id")
 		}
 		return status.New(codes.Internal, "internal error; retry with the same request_id")
 	}
