@@ -147,6 +147,16 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	f := forms.New(forms.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Log: log})
 	p := payouts.New(payouts.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Forms: f, Log: log})
 	imm := immediate.New(immediate.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Forms: f, Log: log})
+	// Refuse to run with a key file that cannot read the stored document numbers (a fresh
+	// development key file over an old database): look-ups would silently find nothing.
+	if err := f.CheckKeys(db.WithParty(ctx, "system", "keycheck")); err != nil {
+		pool.Close()
+		var km *forms.KeyMismatchError
+		if errors.As(err, &km) {
+			return nil, fmt.Errorf("PII key file %s does not match the database: %w; restore the key file that holds them (-pii-keys), or start from an empty database", cfg.piiKeys, err)
+		}
+		return nil, err
+	}
 	return &app{pool: pool, forms: f, payouts: p, registry: registry.New(pool, nil), settlement: settlement.New(pool, led, nil), immediate: imm}, nil
 }
 

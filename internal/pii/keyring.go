@@ -301,3 +301,9 @@ func (kr *Keyring) Open(keyID string, ciphertext, aad []byte) ([]byte, error) {
 	}
 	return pt, nil
 }
+
+// Has reports whether the key file holds encryption key id.
+func (kr *Keyring) Has(id string) bool {
+	_, ok := kr.aeads[id]
+	return ok
+}
