@@ -153,9 +153,11 @@ vulncheck:
 	cd internal/vulncheck && go tool govulncheck -C $(CURDIR) -db $(VULNDB_URL) ./...
 
 # clean-data stops the private cluster, if running, and deletes .data/: the
-# cluster and its databases, dev certificates and built binaries.
+# cluster and its databases, dev certificates, PII keys and built binaries. On another
+# server (DATABASE_URL, 127.0.0.1:5432) it first drops the databases pgenv created there,
+# and refuses if one it did not create holds forms, whose keys it would delete.
 clean-data:
-	go run ./cmd/pgenv -stop
+	go run ./cmd/pgenv -clean taxrefund taxrefund_test
 	rm -rf .data
 
 deps:

@@ -53,11 +53,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fset := flag.NewFlagSet("pgenv", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	fset.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pgenv [-db NAME] -- COMMAND ARGS...\n       pgenv -stop")
+		fmt.Fprintln(stderr, "usage: pgenv [-db NAME] -- COMMAND ARGS...\n       pgenv -stop\n       pgenv -clean NAME...")
 		fset.PrintDefaults()
 	}
 	db := fset.String("db", "taxrefund", "database to use when DATABASE_URL names none; created if missing")
 	stop := fset.Bool("stop", false, "stop the private cluster in .data/pg if it is running, and exit")
+	clean := fset.Bool("clean", false, "before .data/ is deleted: on a server other than the private cluster, drop the named databases pgenv created, and refuse if one it did not create holds forms; stop the private cluster")
 	if err := fset.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return exitCode(2)
 	}
 	command := fset.Args()
-	if !*stop && len(command) == 0 {
+	if !*stop && !*clean && len(command) == 0 {
 		fset.Usage()
 		return exitCode(2)
 	}
@@ -79,6 +80,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if *stop {
 		return private.stop(ctx)
 	}
+	if *clean {
+		return cleanDatabases(ctx, getenv, private, command, logf)
+	}
 
 	dbURL, release, err := server(ctx, getenv, private, *db, logf)
 	if err != nil {
@@ -91,6 +95,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	if created != "" {
 		logf("created database %s", created)
+		if err := pgenv.RecordCreated(filepath.Join(private.dataDir, pgenv.CreatedFile), dbURL); err != nil {
+			return fmt.Errorf("record created database: %w", err)
+		}
 	}
 
 	env := []string{"DATABASE_URL=" + dbURL}
@@ -98,6 +105,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		env = append(env, "TEST_DATABASE_URL="+dbURL)
 	}
 	return runCommand(command, env, stderr)
+}
+
+// cleanDatabases is `pgenv -clean`: the databases a server other than the private
+// cluster keeps after .data/ (and with it the PII key file) is deleted must not hold forms
+// sealed with the deleted keys. The ones pgenv created are dropped; one it did not create
+// that holds forms stops the cleaning. The private cluster is stopped: it goes with .data/.
+func cleanDatabases(ctx context.Context, getenv func(string) string, private privateCluster, names []string, logf func(string, ...any)) error {
+	shared := getenv("DATABASE_URL") != ""
+	if !shared && getenv("PGENV_SKIP_PROBE") != "1" {
+		shared = pgenv.Probe(ctx, pgenv.URL(pgenv.LocalPort, "postgres")) == nil
+	}
+	if shared {
+		for _, name := range names {
+			dbURL, release, err := server(ctx, getenv, private, name, logf)
+			if err != nil {
+				return err
+			}
+			release()
+			dropped, err := pgenv.Clean(ctx, dbURL, filepath.Join(private.dataDir, pgenv.CreatedFile))
+			if errors.Is(err, pgenv.ErrHoldsData) {
+				return fmt.Errorf("%w: deleting .data/ would delete the PII keys its document numbers need; back up .data/pii.keys, or drop the database yourself", err)
+			}
+			if err != nil {
+				return err
+			}
+			if dropped {
+				logf("dropped database %s, which pgenv had created", name)
+			}
+		}
+	}
+	return private.stop(ctx)
 }
 
 // server picks the PostgreSQL server and returns the URL of database db on
