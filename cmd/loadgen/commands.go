@@ -28,6 +28,14 @@ commands:
 Every command but report reads DATABASE_URL. Run "loadgen <command> -h" for the flags.`
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, getenv, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) { // -h, --help: the flags are printed, not an error
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		return fmt.Errorf("no command\n%s", usage)
 	}

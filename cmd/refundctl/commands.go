@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,7 +15,8 @@ import (
 )
 
 // export streams the report into a file (written to a temporary name, renamed when
-// complete) and draws a progress bar on stderr.
+// complete): o.out, or the server's file name in the directory o.out. It draws a
+// progress bar on stderr when stderr is a terminal.
 func export(ctx context.Context, c authorityv1.AuthorityServiceClient, o options, stdout, stderr io.Writer) error {
 	format := map[string]authorityv1.ExportFormat{"csv": authorityv1.ExportFormat_EXPORT_FORMAT_CSV, "xlsx": authorityv1.ExportFormat_EXPORT_FORMAT_XLSX}[strings.ToLower(o.format)]
 	if format == authorityv1.ExportFormat_EXPORT_FORMAT_UNSPECIFIED {
@@ -32,16 +34,28 @@ func export(ctx context.Context, c authorityv1.AuthorityServiceClient, o options
 	if header == nil {
 		return errors.New("the server sent no export header")
 	}
+	// The server names the file; only its base name is used, in the directory the user gave.
+	name := filepath.Base(header.GetFileName())
+	if name == "." || name == "/" || name == ".." {
+		return fmt.Errorf("the server sent an unusable file name %q", header.GetFileName())
+	}
 	path := o.out
 	if path == "" {
-		path = header.GetFileName()
+		path = "."
 	}
-	tmp, err := os.CreateTemp(dirOf(path), ".refundctl-*")
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, name)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".refundctl-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	bar := progress{w: stderr, total: header.GetSize(), started: time.Now()}
+	w := io.Discard
+	if o.progress {
+		w = stderr
+	}
+	bar := progress{w: w, total: header.GetSize(), started: time.Now()}
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -70,13 +84,6 @@ func export(ctx context.Context, c authorityv1.AuthorityServiceClient, o options
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d rows, %d bytes)\n", path, header.GetRows(), header.GetSize())
 	return nil
-}
-
-func dirOf(path string) string {
-	if i := strings.LastIndexByte(path, '/'); i >= 0 {
-		return path[:i+1]
-	}
-	return "."
 }
 
 // progress draws "[#####     ]  50%  1.2 MB of 2.4 MB" on one line.
@@ -126,6 +133,7 @@ func printReport(ctx context.Context, c authorityv1.AuthorityServiceClient, o op
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(stdout, "Report of %s\n\n", r.GetMonth())
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "dimension\tkey\tissued\teligible\tgross\tvoided\texpired\tpaid\tpaid gross\tfee\tnet\toutstanding\toutstanding gross\t")
 	for _, x := range r.GetRows() {
@@ -133,7 +141,15 @@ func printReport(ctx context.Context, c authorityv1.AuthorityServiceClient, o op
 			x.GetEligibleAmount(), x.GetGrossRefund(), x.GetFormsVoided(), x.GetFormsExpired(), x.GetFormsPaid(), x.GetPaidGross(),
 			x.GetPaidFee(), x.GetPaidNet(), x.GetFormsOutstanding(), x.GetOutstandingGross())
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if h := r.GetJournalHead(); h != nil {
+		fmt.Fprintf(stdout, "\njournal chain head: seal %d %s\n", h.GetSeq(), h.GetHash())
+	} else {
+		fmt.Fprintln(stdout, "\njournal chain head: none (nothing sealed yet)")
+	}
+	return nil
 }
 
 func printReconciliation(ctx context.Context, c authorityv1.AuthorityServiceClient, o options, stdout io.Writer) error {

@@ -1,9 +1,13 @@
 // Command refundctl is the tax officials' client: monthly exports with a progress bar,
 // the monthly report and the reconciliation.
 //
-//	refundctl export -month 2026-10 -format xlsx [-o file]
-//	refundctl report -month 2026-10
-//	refundctl reconcile -month 2026-10
+//	refundctl export [-month 2026-10] [-format xlsx] [-o file or directory]
+//	refundctl report [-month 2026-10]
+//	refundctl reconcile [-month 2026-10]
+//
+// The month defaults to the previous calendar month in Asia/Shanghai. Exports go to the
+// current directory unless -o says otherwise; the progress bar is drawn only when stderr
+// is a terminal.
 //
 // It authenticates with the official's client certificate (-cert, -key) issued by the
 // authority's CA (-ca); defaults are the development certificates of `make run`.
@@ -20,6 +24,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
+
+	"golang.org/x/term"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -41,9 +48,11 @@ func main() {
 const usage = `usage: refundctl <command> [flags]
 
 commands:
-  export      write the monthly report as CSV or XLSX, with progress
-  report      print the monthly report
+  export      write the monthly report as CSV or XLSX (progress on a terminal)
+  report      print the monthly report and the journal's hash chain head
   reconcile   print the three-way reconciliation of a month
+
+The month defaults to the previous calendar month in Asia/Shanghai.
 
 Run "refundctl <command> -h" for the flags.`
 
@@ -51,6 +60,23 @@ type options struct {
 	addr, ca, cert, key string
 	month, format, out  string
 	unpaidDays          int
+	// progress: draw the export's progress bar (stderr is a terminal).
+	progress bool
+}
+
+// shanghai is China Standard Time, which has had no daylight saving time since 1991.
+var shanghai = time.FixedZone("Asia/Shanghai", 8*60*60)
+
+// previousMonth is the calendar month before now's, in Asia/Shanghai, "YYYY-MM".
+func previousMonth(now time.Time) string {
+	t := now.In(shanghai)
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, shanghai).AddDate(0, -1, 0).Format("2006-01")
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -58,6 +84,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New(usage)
 	}
 	cmd := args[1]
+	switch cmd {
+	case "export", "report", "reconcile":
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	certDir := getenv("TAXREFUND_CERT_DIR")
@@ -73,26 +107,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.ca, "ca", filepath.Join(certDir, pki.CACertFile), "CA certificate")
 	fs.StringVar(&o.cert, "cert", filepath.Join(certDir, "authority.pem"), "the official's client certificate")
 	fs.StringVar(&o.key, "key", filepath.Join(certDir, "authority-key.pem"), "its private key")
-	fs.StringVar(&o.month, "month", "", "month, YYYY-MM")
+	fs.StringVar(&o.month, "month", previousMonth(time.Now()), "month, YYYY-MM (default: the previous calendar month in Asia/Shanghai)")
 	switch cmd {
 	case "export":
 		fs.StringVar(&o.format, "format", "xlsx", "csv or xlsx")
-		fs.StringVar(&o.out, "o", "", "output file (default: the server's file name, in the current directory)")
+		fs.StringVar(&o.out, "o", ".", "output file, or a directory for the server's file name (taxrefund-report-YYYY-MM.xlsx)")
 	case "reconcile":
 		fs.IntVar(&o.unpaidDays, "unpaid-days", 30, "a confirmed form unpaid this many days is an exception")
-	case "report":
-	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, usage)
-		return nil
-	default:
-		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: refundctl %s [flags]\n\nflags:\n", cmd)
+		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
-	if o.month == "" {
-		return errors.New("-month is required (YYYY-MM)")
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags come before arguments: refundctl %s -h)", fs.Arg(0), cmd)
 	}
+	if _, err := time.Parse("2006-01", o.month); err != nil {
+		return fmt.Errorf("-month %q: want YYYY-MM", o.month)
+	}
+	o.progress = isTerminal(stderr)
 	host, _, err := net.SplitHostPort(o.addr)
 	if err != nil {
 		return fmt.Errorf("-addr %q: %w", o.addr, err)

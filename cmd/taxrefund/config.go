@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"taxrefund/internal/db"
@@ -40,21 +41,45 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var c config
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: taxrefund %s [flags]\n\nflags:\n", name)
+		fs.PrintDefaults()
+	}
+	// Each command registers the flags it reads, so that its -h lists only those.
+	has := func(cmds ...string) bool { return slices.Contains(cmds, name) }
+	c := config{
+		dbRole: db.AppRole, addr: "127.0.0.1:50051", maxConns: 16, paramsTTL: 30 * time.Second, registryTTL: 2 * time.Second,
+		expiryInterval: time.Minute, dispatchInterval: 2 * time.Second, sealInterval: time.Second,
+	}
 	fs.StringVar(&c.databaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
-	fs.StringVar(&c.dbRole, "db-role", env("TAXREFUND_DB_ROLE", db.AppRole), "role the service acts as (SET ROLE); empty: the URL's user (env TAXREFUND_DB_ROLE)")
-	fs.StringVar(&c.addr, "addr", env("TAXREFUND_ADDR", "127.0.0.1:50051"), "gRPC listen address (env TAXREFUND_ADDR)")
-	fs.StringVar(&c.certDir, "cert-dir", env("TAXREFUND_CERT_DIR", ".data/certs"), "CA and server certificate directory (env TAXREFUND_CERT_DIR)")
-	fs.StringVar(&c.piiKeys, "pii-keys", env("TAXREFUND_PII_KEYS", ".data/pii.keys"), "key file for travellers' document numbers (env TAXREFUND_PII_KEYS)")
-	fs.IntVar(&c.maxConns, "max-conns", 16, "database pool size")
-	fs.DurationVar(&c.paramsTTL, "params-ttl", 30*time.Second, "how long parameters are cached")
-	fs.DurationVar(&c.registryTTL, "registry-ttl", 2*time.Second, "how long a party's registry status and revocations are cached")
-	fs.DurationVar(&c.expiryInterval, "expiry-interval", time.Minute, "how often the server expires overdue forms and captures due pre-authorizations (0: never)")
-	fs.DurationVar(&c.dispatchInterval, "dispatch-interval", 2*time.Second, "how often acquirer instructions are delivered, to the development acquirer (0: never)")
-	fs.StringVar(&c.debugAddr, "debug-addr", env("TAXREFUND_DEBUG_ADDR", ""), "loopback address for Go's profiles (/debug/pprof/) and the pool's statistics (/debug/pool); empty: off (env TAXREFUND_DEBUG_ADDR)")
-	fs.DurationVar(&c.sealInterval, "seal-interval", time.Second, "how often new journal and audit rows are sealed into their hash chains (0: never)")
+	if has("serve", "expire", "rekey") {
+		fs.StringVar(&c.dbRole, "db-role", env("TAXREFUND_DB_ROLE", db.AppRole), "role the service acts as (SET ROLE); empty: the URL's user (env TAXREFUND_DB_ROLE)")
+	}
+	if has("serve") {
+		fs.StringVar(&c.addr, "addr", env("TAXREFUND_ADDR", "127.0.0.1:50051"), "gRPC listen address (env TAXREFUND_ADDR)")
+	}
+	if has("serve", "certs") {
+		fs.StringVar(&c.certDir, "cert-dir", env("TAXREFUND_CERT_DIR", ".data/certs"), "CA and server certificate directory (env TAXREFUND_CERT_DIR)")
+	}
+	if has("serve", "certs", "expire", "rekey") {
+		fs.StringVar(&c.piiKeys, "pii-keys", env("TAXREFUND_PII_KEYS", ".data/pii.keys"), "key file for travellers' document numbers (env TAXREFUND_PII_KEYS)")
+	}
+	if has("serve", "expire", "rekey") {
+		fs.IntVar(&c.maxConns, "max-conns", 16, "database pool size")
+		fs.DurationVar(&c.paramsTTL, "params-ttl", 30*time.Second, "how long parameters are cached")
+	}
+	if has("serve") {
+		fs.DurationVar(&c.registryTTL, "registry-ttl", 2*time.Second, "how long a party's registry status and revocations are cached")
+		fs.DurationVar(&c.expiryInterval, "expiry-interval", time.Minute, "how often the server expires overdue forms and captures due pre-authorizations (0: never)")
+		fs.DurationVar(&c.dispatchInterval, "dispatch-interval", 2*time.Second, "how often acquirer instructions are delivered, to the development acquirer (0: never)")
+		fs.StringVar(&c.debugAddr, "debug-addr", env("TAXREFUND_DEBUG_ADDR", ""), "loopback address for Go's profiles (/debug/pprof/) and the pool's statistics (/debug/pool); empty: off (env TAXREFUND_DEBUG_ADDR)")
+		fs.DurationVar(&c.sealInterval, "seal-interval", time.Second, "how often new journal and audit rows are sealed into their hash chains (0: never)")
+	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q (taxrefund %s -h lists the flags)", fs.Arg(0), name)
 	}
 	if c.databaseURL == "" {
 		return config{}, errors.New("DATABASE_URL is not set (or pass -database-url)")
