@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestHelp: -h and --help exit 0 on the command and every subcommand, and each subcommand
+// lists its own flags only (migrate has no -addr, serve has it).
+func TestHelp(t *testing.T) {
+	getenv := func(string) string { return "" }
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), append([]string{"taxrefund"}, args...), getenv, &out, &out); err != nil || !strings.Contains(out.String(), "commands:") {
+			t.Errorf("taxrefund %v: %v, %q; want the usage and no error", args, err, out.String())
+		}
+	}
+	flags := map[string][]string{
+		"migrate": {"-database-url"},
+		"seed":    {"-database-url"},
+		"certs":   {"-cert-dir", "-pii-keys"},
+		"serve":   {"-addr", "-cert-dir", "-pii-keys", "-seal-interval"},
+		"expire":  {"-pii-keys", "-db-role"},
+		"rekey":   {"-pii-keys", "-db-role"},
+		"verify":  {"-database-url"},
+	}
+	for cmd, want := range flags {
+		for _, h := range []string{"-h", "--help"} {
+			var out bytes.Buffer
+			if err := run(context.Background(), []string{"taxrefund", cmd, h}, getenv, &out, &out); err != nil {
+				t.Errorf("taxrefund %s %s: %v, want no error", cmd, h, err)
+			}
+			for _, f := range want {
+				if !strings.Contains(out.String(), f+" ") {
+					t.Errorf("taxrefund %s %s does not list %s:\n%s", cmd, h, f, out.String())
+				}
+			}
+			if cmd != "serve" && strings.Contains(out.String(), "-addr ") {
+				t.Errorf("taxrefund %s %s lists serve's -addr:\n%s", cmd, h, out.String())
+			}
+		}
+	}
+	if err := run(context.Background(), []string{"taxrefund", "migrate", "-addr", "x"}, getenv, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		t.Error("taxrefund migrate -addr x: no error, want an unknown flag")
+	}
+}
