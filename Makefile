@@ -9,6 +9,13 @@
 GOTOOLCHAIN := go1.27.3
 export GOTOOLCHAIN
 
+# help lists the targets: a "#> target: what it does" line above each target. A bare
+# `make` is `make run`.
+.DEFAULT_GOAL := run
+#> help: list the targets with one line each
+help:
+	@sed -n 's/^#> \([^:]*\): /\1\t/p' $(MAKEFILE_LIST) | awk -F'\t' '{ printf "  %-16s %s\n", $$1, $$2 }'
+
 BIN := .data/bin
 PGENV := $(BIN)/pgenv
 TAXREFUND := $(BIN)/taxrefund
@@ -22,16 +29,19 @@ GENERATED := api internal/db proto
 # (one `apt-get update`, then `apt-get install`), and otherwise says what to install.
 DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-tools prometheus fonts-noto-cjk
 
-.PHONY: run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
+.PHONY: help run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
 
+#> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051
 run: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
 	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && exec $(TAXREFUND) serve'
 
+#> test: install missing Debian packages, check generated code, go vet, all tests against PostgreSQL
 test: deps check-generate pgenv
 	go vet ./...
 	$(PGENV) -db taxrefund_test -- go test -count=1 -p 2 -timeout 20m ./...
 
+#> generate: regenerate the protobuf and sqlc code
 generate:
 	go tool buf format -w
 	go tool buf lint
@@ -43,6 +53,7 @@ generate:
 # before and after rather than asking git, so it needs no git checkout and
 # does not trip over work you have regenerated but not yet committed.
 FINGERPRINT = find $(GENERATED) -type f -exec cksum {} + 2>/dev/null | LC_ALL=C sort -k 3
+#> check-generate: fail when `make generate` would change the committed generated code
 check-generate:
 	@mkdir -p .data
 	@$(FINGERPRINT) >.data/generated.before
@@ -90,6 +101,7 @@ BENCH_START = $(LOADGEN) reset-db; \
 	trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; trap "exit 130" INT TERM; \
 	echo "bench: server pid $$pid on $(BENCH_ADDR), log in $(BENCH_DIR)/server.log"
 
+#> bench: load benchmarks against pgbench baselines (BENCH.md)
 bench: bench-build
 	@rm -f $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json $(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json
 	$(PGENV) -db $(BENCH_DB) -- sh -ec '$(BENCH_START); \
@@ -110,6 +122,7 @@ bench: bench-build
 		echo; $(LOADGEN) report $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json \
 			$(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json'
 
+#> bench-growth: IssueForm at growing numbers of existing forms (BENCH.md)
 bench-growth: bench-build
 	@rm -f $(BENCH_DIR)/growth-*.json
 	$(PGENV) -db $(BENCH_DB)_growth -- sh -ec '$(BENCH_START); \
@@ -124,11 +137,13 @@ bench-growth: bench-build
 		$(LOADGEN) check; \
 		echo; $(LOADGEN) report $(foreach n,$(BENCH_GROWTH),$(BENCH_DIR)/growth-$(n)-*.json)'
 
+#> bench-build: build the server and load generator for the benchmarks
 bench-build: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
 	go build -o $(LOADGEN) ./cmd/loadgen
 	@mkdir -p $(BENCH_DIR)
 
+#> lint: go vet and gofmt
 lint:
 	go vet ./...
 	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt needed:" >&2; echo "$$files" >&2; exit 1; fi
@@ -139,6 +154,7 @@ lint:
 # asks the live database instead. It fails when a vulnerability reaches our code.
 VULNDB := .data/vulndb
 VULNDB_URL ?= file://$(CURDIR)/$(VULNDB)
+#> vulncheck: govulncheck against the pinned Go vulnerability database
 vulncheck:
 	@cd internal/vulncheck && ver=$$(go list -m -f '{{.Version}}' golang.org/x/vulndb) && \
 	if [ "$$(cat $(CURDIR)/$(VULNDB).version 2>/dev/null)" != "$$ver" ]; then \
@@ -156,10 +172,12 @@ vulncheck:
 # cluster and its databases, dev certificates, PII keys and built binaries. On another
 # server (DATABASE_URL, 127.0.0.1:5432) it first drops the databases pgenv created there,
 # and refuses if one it did not create holds forms, whose keys it would delete.
+#> clean-data: delete .data/ (private cluster, certificates, PII keys); drops the databases pgenv made elsewhere
 clean-data:
 	go run ./cmd/pgenv -clean taxrefund taxrefund_test
 	rm -rf .data
 
+#> deps: install the Debian packages the tests start (as root; otherwise says what to install)
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -170,6 +188,7 @@ deps:
 
 # pgenv is built rather than started with `go run`, which neither passes
 # SIGTERM on nor keeps the command's exit code.
+#> pgenv: build cmd/pgenv, which finds or starts PostgreSQL
 pgenv:
 	go build -o $(PGENV) ./cmd/pgenv
 
@@ -177,6 +196,7 @@ pgenv:
 # a count (FUZZTIME=20000x): a time limit sometimes ends a run with a spurious "context
 # deadline exceeded". Their seed corpora also run as ordinary tests in `make test`.
 FUZZTIME ?= 30s
+#> fuzz: run every fuzz target for FUZZTIME (default 30s)
 fuzz:
 	go test -run '^$$' -fuzz '^FuzzParsePositive$$' -fuzztime $(FUZZTIME) ./internal/money
 	go test -run '^$$' -fuzz '^FuzzNormalizeNumber$$' -fuzztime $(FUZZTIME) ./internal/pii
