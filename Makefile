@@ -34,7 +34,7 @@ DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-too
 #> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051
 run: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
-	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && exec $(TAXREFUND) serve'
+	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && $(TAXREFUND) seed -demo-forms && exec $(TAXREFUND) serve'
 
 #> test: install missing Debian packages, check generated code, go vet, all tests against PostgreSQL
 test: deps check-generate pgenv

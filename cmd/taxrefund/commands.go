@@ -18,6 +18,7 @@ import (
 	"taxrefund/internal/agency"
 	"taxrefund/internal/authority"
 	"taxrefund/internal/db"
+	"taxrefund/internal/demo"
 	"taxrefund/internal/desk"
 	"taxrefund/internal/forms"
 	"taxrefund/internal/immediate"
@@ -49,10 +50,22 @@ func seed(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
-	if err := db.Seed(ctx, pool); err != nil {
+	if !cfg.demoForms {
+		if err := db.Seed(ctx, pool); err != nil {
+			return err
+		}
+		log.Info("seeded demo data")
+		return nil
+	}
+	keys, err := pii.LoadKeyring(cfg.piiKeys)
+	if err != nil {
+		return fmt.Errorf("PII keys (run `taxrefund certs` first): %w", err)
+	}
+	numbers, err := demo.Forms(ctx, pool, keys, log, time.Now())
+	if err != nil {
 		return err
 	}
-	log.Info("seeded demo data")
+	log.Info("demo forms ready (issued, verified and paid last month and this month)", "forms", len(numbers))
 	return nil
 }
 

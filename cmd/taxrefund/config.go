@@ -30,6 +30,8 @@ type config struct {
 	// debugAddr is the loopback address of the debug listener (pprof, pool statistics);
 	// empty: none.
 	debugAddr string
+	// demoForms: seed also issues, verifies and pays demo forms of last and this month.
+	demoForms bool
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -61,7 +63,10 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if has("serve", "certs") {
 		fs.StringVar(&c.certDir, "cert-dir", env("TAXREFUND_CERT_DIR", ".data/certs"), "CA and server certificate directory (env TAXREFUND_CERT_DIR)")
 	}
-	if has("serve", "certs", "expire", "rekey") {
+	if has("seed") {
+		fs.BoolVar(&c.demoForms, "demo-forms", false, "also issue, verify and pay demo forms in the previous and the current month (needs -pii-keys)")
+	}
+	if has("serve", "certs", "expire", "rekey", "seed") {
 		fs.StringVar(&c.piiKeys, "pii-keys", env("TAXREFUND_PII_KEYS", ".data/pii.keys"), "key file for travellers' document numbers (env TAXREFUND_PII_KEYS)")
 	}
 	if has("serve", "expire", "rekey") {
