@@ -5,6 +5,7 @@ package money
 import (
 	"errors"
 	"regexp"
+	"strings"
 
 	"github.com/shopspring/decimal"
 )
@@ -22,8 +23,14 @@ var ErrFormat = errors.New(`must be a plain decimal with at most 2 fraction digi
 // ErrRange is returned for an amount outside (0, 100000000.00].
 var ErrRange = errors.New("must be greater than 0 and at most 100000000.00")
 
+// ErrNegative is returned for a plain amount with a minus sign, such as "-5.00".
+var ErrNegative = errors.New("must be positive")
+
 // ParsePositive parses an amount that must be > 0 and ≤ 100,000,000.00.
 func ParsePositive(s string) (decimal.Decimal, error) {
+	if rest, ok := strings.CutPrefix(s, "-"); ok && len(rest) <= 16 && pattern.MatchString(rest) {
+		return decimal.Decimal{}, ErrNegative
+	}
 	if len(s) > 16 || !pattern.MatchString(s) {
 		return decimal.Decimal{}, ErrFormat
 	}

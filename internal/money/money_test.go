@@ -50,8 +50,12 @@ func TestParsePositiveRefuses(t *testing.T) {
 		in   string
 		want error
 	}{
-		{"negative", "-1", money.ErrFormat},
-		{"negative fraction", "-0.01", money.ErrFormat},
+		{"negative", "-1", money.ErrNegative},
+		{"negative fraction", "-0.01", money.ErrNegative},
+		{"negative with fen", "-5.00", money.ErrNegative},
+		{"negative zero", "-0", money.ErrNegative},
+		{"two minus signs", "--5", money.ErrFormat},
+		{"negative exponent", "-1e9", money.ErrFormat},
 		{"zero", "0", money.ErrRange},
 		{"zero with fen", "0.00", money.ErrRange},
 		{"zero with one fraction digit", "0.0", money.ErrRange},
@@ -196,8 +200,11 @@ func FuzzParsePositive(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		d, err := money.ParsePositive(s)
 		if err != nil {
-			if !errors.Is(err, money.ErrFormat) && !errors.Is(err, money.ErrRange) {
-				t.Fatalf("ParsePositive(%q) error %v is neither ErrFormat nor ErrRange", s, err)
+			if !errors.Is(err, money.ErrFormat) && !errors.Is(err, money.ErrRange) && !errors.Is(err, money.ErrNegative) {
+				t.Fatalf("ParsePositive(%q) error %v is neither ErrFormat, ErrRange nor ErrNegative", s, err)
+			}
+			if errors.Is(err, money.ErrNegative) && (len(s) < 2 || s[0] != '-' || len(s) > 17) {
+				t.Fatalf("ParsePositive(%q) says negative", s)
 			}
 			return
 		}

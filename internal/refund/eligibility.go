@@ -59,12 +59,12 @@ func Assess(app Application, p Params) (Assessment, error) {
 	for i, l := range app.Lines {
 		if l.Category != General {
 			return Assessment{}, fault.Field(fault.Precondition, "GOODS_NOT_REFUNDABLE", fmt.Sprintf("lines[%d].category", i),
-				fmt.Sprintf("line %d (%s) is not refundable goods", i+1, l.Category))
+				fmt.Sprintf("%s: not refundable goods", l.Category))
 		}
 		rate, ok := p.RefundRates[l.VATRate.String()]
 		if !ok {
 			return Assessment{}, fault.Field(fault.Precondition, "VAT_RATE_NOT_REFUNDABLE", fmt.Sprintf("lines[%d].vat_rate", i),
-				fmt.Sprintf("line %d is at VAT rate %s, which has no refund rate", i+1, l.VATRate))
+				fmt.Sprintf("%s: no refund rate for this VAT rate", l.VATRate))
 		}
 		l.RefundRate = rate
 		lines[i] = l

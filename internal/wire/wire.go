@@ -3,6 +3,7 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -71,7 +72,11 @@ func (f *Fields) Date(field, s string) time.Time {
 // Amount parses a positive money amount.
 func (f *Fields) Amount(field, s string) decimal.Decimal {
 	d, err := money.ParsePositive(s)
-	if err != nil {
+	switch {
+	case errors.Is(err, money.ErrNegative):
+		// The value is short and plain (a sign and the amount pattern): safe to echo.
+		f.Add(field, "%s: %v", s, err)
+	case err != nil:
 		f.Add(field, "%v", err)
 	}
 	return d
