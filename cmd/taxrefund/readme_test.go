@@ -179,6 +179,16 @@ func TestREADME(t *testing.T) {
 		b := blocks[max(last, 0)]
 		t.Fatalf("README block at line %d failed (%v):\n%s\noutput:\n%s", b.line, runErr, b.text, outputs[last])
 	}
+	// The forms are sealed with the key file of `certs`: started with a fresh key file (what
+	// deleting .data/ makes), the server refuses, naming the key ids and the key file.
+	fresh := filepath.Join(dir, "fresh.keys")
+	runBinary(t, env, bin, "certs", "-cert-dir", filepath.Join(dir, "fresh-certs"), "-pii-keys", fresh)
+	refused := exec.CommandContext(ctx, bin, "serve", "-addr", readmeAddr(t), "-pii-keys", fresh)
+	refused.Env = env
+	if out, err := refused.CombinedOutput(); err == nil || !strings.Contains(string(out), fresh) || !strings.Contains(string(out), "k1") {
+		t.Errorf("serve with a fresh key file over sealed forms: %v\n%s\nwant a refusal naming %s and key id k1", err, out, fresh)
+	}
+
 	for i, b := range blocks {
 		for _, want := range b.expect {
 			if !strings.Contains(outputs[i], want) {
