@@ -30,6 +30,7 @@ import (
 	"taxrefund/internal/idempotency"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/money"
+	"taxrefund/internal/pan"
 	"taxrefund/internal/params"
 	"taxrefund/internal/pii"
 	"taxrefund/internal/refund"
@@ -133,6 +134,8 @@ var separators = strings.NewReplacer(" ", "", "-", "", ".", "", "_", "", ":", ""
 // CheckPreAuth checks the shape of a pre-authorization.
 func CheckPreAuth(p PreAuth, l *fault.List) {
 	switch {
+	case containsCardNumber(p.Token):
+		l.Add("pre_authorization.acquirer_token", "contains a card number (a Luhn-valid run of 13 to 19 digits): send the acquirer's token, never the card number")
 	case LooksLikeCardNumber(p.Token):
 		l.Add("pre_authorization.acquirer_token", "looks like a card number: send the acquirer's token, never the card number")
 	case !tokenPattern.MatchString(p.Token):
@@ -141,6 +144,14 @@ func CheckPreAuth(p PreAuth, l *fault.List) {
 	if !last4Pattern.MatchString(p.Last4) {
 		l.Add("pre_authorization.card_last4", "must be the card's last 4 digits")
 	}
+}
+
+// containsCardNumber reports whether s holds a card number anywhere (package pan): such
+// free text is refused before anything is written, so that no table, outbox message or
+// stored answer ever holds one.
+func containsCardNumber(s string) bool {
+	_, ok := pan.Find(s)
+	return ok
 }
 
 // Pay pays the net refund of an ISSUED form at once. The form's store must be enabled for
@@ -155,6 +166,8 @@ func (s *Service) Pay(ctx context.Context, req PayRequest) (Prepayment, error) {
 	}
 	if req.Agreement == "" || len(req.Agreement) > 64 {
 		l.Add("agreement_reference", "is required: the signed agreement's reference (at most 64 characters)")
+	} else if containsCardNumber(req.Agreement) {
+		l.Add("agreement_reference", "contains a card number (a Luhn-valid run of 13 to 19 digits): the agreement's reference never carries one")
 	}
 	if err := l.Err(); err != nil {
 		return Prepayment{}, err
