@@ -359,11 +359,11 @@ func TestPayRefusesEmbeddedCardNumbers(t *testing.T) {
 	cards := []string{
 		"4111111111111111", "4012888888881881", // Visa
 		"5555555555554444", "2223003122003222", // Mastercard
-		"378282246310005",                      // American Express
-		"6011111111111117",                     // Discover
-		"3530111333300000",                     // JCB
-		"6200000000000005",                     // UnionPay
-		"36227206271667",                       // Diners Club
+		"378282246310005",  // American Express
+		"6011111111111117", // Discover
+		"3530111333300000", // JCB
+		"6200000000000005", // UnionPay
+		"36227206271667",   // Diners Club
 	}
 	before := e.counts()
 	for _, n := range cards {
