@@ -1,12 +1,16 @@
 package server_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 
 	deskv1 "taxrefund/api/taxrefund/desk/v1"
+	"taxrefund/internal/dbtest"
+	"taxrefund/internal/server"
 	"taxrefund/internal/wire"
 )
 
@@ -47,5 +51,34 @@ func TestVerifyExportTooManyConfirmations(t *testing.T) {
 				t.Errorf("the refused verification wrote: %s", d)
 			}
 		})
+	}
+}
+
+// TestClosedMonthIsFailedPrecondition: PostgreSQL's refusal of a posting into a closed
+// accounting month (the trigger's SQLSTATE TR002) reaches the client as
+// FAILED_PRECONDITION MONTH_CLOSED naming the month, not INTERNAL.
+func TestClosedMonthIsFailedPrecondition(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.NewPool(t)
+	ctx := ctxTimeout(t)
+	if _, err := pool.Exec(ctx, `INSERT INTO closed_months (month, closed_by) VALUES ('2026-10-01', 'test')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pool.Exec(ctx, `INSERT INTO journal_txns (id, idem_key, kind, ref, effective_date) VALUES (gen_random_uuid(), 'closed-month-probe', 'TEST', 'x', '2026-10-15')`)
+	if err == nil {
+		t.Fatal("a posting into the closed month was accepted")
+	}
+	st := server.Status(err)
+	if st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "2026-10") {
+		t.Fatalf("closed month: %v %q, want FAILED_PRECONDITION naming 2026-10", st.Code(), st.Message())
+	}
+	var reason, month string
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			reason, month = info.GetReason(), info.GetMetadata()["month"]
+		}
+	}
+	if reason != "MONTH_CLOSED" || month != "2026-10" {
+		t.Errorf("ErrorInfo reason %q month %q, want MONTH_CLOSED 2026-10", reason, month)
 	}
 }
