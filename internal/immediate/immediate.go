@@ -341,8 +341,8 @@ type ReturnRequest struct {
 	Number   string
 }
 
-// Return records that the traveller handed the prepayment back at a refund point of the
-// same agency: the cash comes back, the hold is released, and the store may then void the
+// Return records that the traveller handed the prepayment back at the refund point that
+// paid it: the cash comes back, the hold is released, and the store may then void the
 // form.
 func (s *Service) Return(ctx context.Context, req ReturnRequest) (Prepayment, error) {
 	desk, err := s.q.DeskByCode(ctx, s.pool, req.DeskCode)
@@ -373,6 +373,13 @@ func (s *Service) Return(ctx context.Context, req ReturnRequest) (Prepayment, er
 		}
 		if p.AgencyCode != desk.AgencyCode {
 			return fault.Field(fault.NotFound, "PREPAYMENT_NOT_FOUND", "form_number", fmt.Sprintf("form %s has no prepayment of this agency", req.Number))
+		}
+		if p.DeskCode != desk.Code {
+			// The cash goes back into the drawer it came from: only the refund point that
+			// paid records it handed back.
+			return fault.Field(fault.Precondition, "WRONG_REFUND_POINT", "form_number",
+				fmt.Sprintf("form %s was prepaid at refund point %s; it is handed back there, not at %s", req.Number, p.DeskCode, desk.Code)).
+				With("paid_at", p.DeskCode).With("desk", desk.Code)
 		}
 		if p.State != Prepaid {
 			return fault.Field(fault.Precondition, "PREPAYMENT_STATE", "form_number",

@@ -400,3 +400,28 @@ func TestPayRefusesEmbeddedCardNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestReturnOnlyAtThePayingRefundPoint: a prepayment is handed back only at the refund
+// point that paid it; another refund point of the same agency is refused
+// FAILED_PRECONDITION naming both, and writes nothing.
+func TestReturnOnlyAtThePayingRefundPoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if _, err := e.pool.Exec(e.ctx, `INSERT INTO desks (code, agency_code, kind, port_code, block_code, name)
+		VALUES ('IFS-RP2', 'AG-CD', 'REFUND_POINT', NULL, 'CXL', 'second refund point')`); err != nil {
+		t.Fatal(err)
+	}
+	doc := passport("P5550003", "DE")
+	f := e.issue("S-CXL-1", doc)
+	e.mustPay(payReq("IFS-RP", f.Number, doc))
+	before := e.counts()
+	_, err := e.returnPrepayment("IFS-RP2", f.Number)
+	fe := wantFault(t, err, fault.Precondition, "WRONG_REFUND_POINT", "form_number")
+	if fe.Metadata["paid_at"] != "IFS-RP" || fe.Metadata["desk"] != "IFS-RP2" {
+		t.Errorf("metadata %v, want paid_at IFS-RP, desk IFS-RP2", fe.Metadata)
+	}
+	sameCounts(t, "return at another refund point", before, e.counts())
+	if _, err := e.returnPrepayment("IFS-RP", f.Number); err != nil {
+		t.Errorf("return at the paying refund point: %v", err)
+	}
+}
