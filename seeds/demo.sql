@@ -21,6 +21,8 @@ INSERT INTO agencies (code, name) VALUES
     ('AG-CQ', 'Chongqing refund agency bank (demo)'),
     ('AG-CD', 'Chengdu refund agency bank (demo)')
 ON CONFLICT DO NOTHING;
+-- Chongqing launched departure refunds on 2018-03-01 (DOMAIN.md §1).
+UPDATE agencies SET appointed_on = '2018-03-01' WHERE code = 'AG-CQ';
 
 INSERT INTO desks (code, agency_code, kind, port_code, block_code, name) VALUES
     ('CKG-01', 'AG-CQ', 'AIRPORT', 'CKG', NULL, 'Jiangbei T3 departures refund counter 1 (demo)'),

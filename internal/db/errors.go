@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"regexp"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -72,4 +73,21 @@ func IsStatementTimeout(err error) bool {
 // IsCallerGone reports whether err comes from the caller's context ending.
 func IsCallerGone(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// closedMonthText finds the posting's date in the message of the closed-month trigger
+// (migrations/00003_settlement.sql: "month of 2026-10-15 is closed: ...").
+var closedMonthText = regexp.MustCompile(`\b([0-9]{4}-[0-9]{2})-[0-9]{2}\b`)
+
+// IsClosedMonth reports whether err is the database refusing a posting into a closed
+// accounting month (SQLSTATE TR002), and which month ("YYYY-MM", empty if unknown).
+func IsClosedMonth(err error) (string, bool) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "TR002" {
+		return "", false
+	}
+	if m := closedMonthText.FindStringSubmatch(pgErr.Message); m != nil {
+		return m[1], true
+	}
+	return "", true
 }

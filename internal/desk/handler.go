@@ -109,10 +109,17 @@ func (h *Handler) VerifyExport(ctx context.Context, req *deskv1.VerifyExportRequ
 	rid := f.RequestID("request_id", req.GetRequestId())
 	doc := f.Document("presented_document", req.GetPresentedDocument())
 	confirmed := map[int]int32{}
-	if len(req.GetLines()) == 0 {
+	lines := req.GetLines()
+	switch {
+	case len(lines) == 0:
 		f.Add("lines", "confirm every line of the form (0 for goods not presented)")
+	case len(lines) > wire.MaxLines:
+		// Refused before anything is built per confirmation: a form has at most MaxLines
+		// lines, so more confirmations can only be hostile or broken.
+		f.Add("lines", "%d line confirmations: a form has at most %d lines", len(lines), wire.MaxLines)
+		lines = nil
 	}
-	for i, l := range req.GetLines() {
+	for i, l := range lines {
 		if _, dup := confirmed[int(l.GetLineNo())]; dup {
 			f.Add(fmt.Sprintf("lines[%d].line_no", i), "line %d is confirmed twice", l.GetLineNo())
 		}

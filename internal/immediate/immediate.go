@@ -30,6 +30,7 @@ import (
 	"taxrefund/internal/idempotency"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/money"
+	"taxrefund/internal/pan"
 	"taxrefund/internal/params"
 	"taxrefund/internal/pii"
 	"taxrefund/internal/refund"
@@ -133,6 +134,8 @@ var separators = strings.NewReplacer(" ", "", "-", "", ".", "", "_", "", ":", ""
 // CheckPreAuth checks the shape of a pre-authorization.
 func CheckPreAuth(p PreAuth, l *fault.List) {
 	switch {
+	case containsCardNumber(p.Token):
+		l.Add("pre_authorization.acquirer_token", "contains a card number (a Luhn-valid run of 13 to 19 digits): send the acquirer's token, never the card number")
 	case LooksLikeCardNumber(p.Token):
 		l.Add("pre_authorization.acquirer_token", "looks like a card number: send the acquirer's token, never the card number")
 	case !tokenPattern.MatchString(p.Token):
@@ -141,6 +144,14 @@ func CheckPreAuth(p PreAuth, l *fault.List) {
 	if !last4Pattern.MatchString(p.Last4) {
 		l.Add("pre_authorization.card_last4", "must be the card's last 4 digits")
 	}
+}
+
+// containsCardNumber reports whether s holds a card number anywhere (package pan): such
+// free text is refused before anything is written, so that no table, outbox message or
+// stored answer ever holds one.
+func containsCardNumber(s string) bool {
+	_, ok := pan.Find(s)
+	return ok
 }
 
 // Pay pays the net refund of an ISSUED form at once. The form's store must be enabled for
@@ -155,6 +166,8 @@ func (s *Service) Pay(ctx context.Context, req PayRequest) (Prepayment, error) {
 	}
 	if req.Agreement == "" || len(req.Agreement) > 64 {
 		l.Add("agreement_reference", "is required: the signed agreement's reference (at most 64 characters)")
+	} else if containsCardNumber(req.Agreement) {
+		l.Add("agreement_reference", "contains a card number (a Luhn-valid run of 13 to 19 digits): the agreement's reference never carries one")
 	}
 	if err := l.Err(); err != nil {
 		return Prepayment{}, err
@@ -328,8 +341,8 @@ type ReturnRequest struct {
 	Number   string
 }
 
-// Return records that the traveller handed the prepayment back at a refund point of the
-// same agency: the cash comes back, the hold is released, and the store may then void the
+// Return records that the traveller handed the prepayment back at the refund point that
+// paid it: the cash comes back, the hold is released, and the store may then void the
 // form.
 func (s *Service) Return(ctx context.Context, req ReturnRequest) (Prepayment, error) {
 	desk, err := s.q.DeskByCode(ctx, s.pool, req.DeskCode)
@@ -360,6 +373,13 @@ func (s *Service) Return(ctx context.Context, req ReturnRequest) (Prepayment, er
 		}
 		if p.AgencyCode != desk.AgencyCode {
 			return fault.Field(fault.NotFound, "PREPAYMENT_NOT_FOUND", "form_number", fmt.Sprintf("form %s has no prepayment of this agency", req.Number))
+		}
+		if p.DeskCode != desk.Code {
+			// The cash goes back into the drawer it came from: only the refund point that
+			// paid records it handed back.
+			return fault.Field(fault.Precondition, "WRONG_REFUND_POINT", "form_number",
+				fmt.Sprintf("form %s was prepaid at refund point %s; it is handed back there, not at %s", req.Number, p.DeskCode, desk.Code)).
+				With("paid_at", p.DeskCode).With("desk", desk.Code)
 		}
 		if p.State != Prepaid {
 			return fault.Field(fault.Precondition, "PREPAYMENT_STATE", "form_number",

@@ -94,6 +94,7 @@ type mixPrepay struct {
 }
 
 type mixForm struct {
+	port      string // where customs confirmed the export
 	number    string
 	id        uuid.UUID
 	traveller int
@@ -358,7 +359,7 @@ func TestImmediateMix(t *testing.T) {
 				continue
 			}
 			amounts := mixOracle(f.lines, confirmed)
-			f.confirmed, f.gPrime = confirmed, amounts.g
+			f.confirmed, f.gPrime, f.port = confirmed, amounts.g, port
 			wantState := refund.Verified
 			switch {
 			case !anyUnits:
@@ -397,6 +398,9 @@ func TestImmediateMix(t *testing.T) {
 				batch = append(batch, g)
 			}
 			desk := []string{"CKG-01", "TFU-01", "CTU-01"}[r.IntN(3)]
+			if r.IntN(5) != 0 { // mostly the desk at the port of export
+				desk = f.port + "-01"
+			}
 			agency := deskAgency[desk]
 			method, account := payouts.Cash, ""
 			if r.IntN(3) == 0 {
@@ -413,7 +417,13 @@ func TestImmediateMix(t *testing.T) {
 			}
 			cashKey := fmt.Sprintf("%d|%s", f.traveller, refund.FormatDate(today))
 			want := "OK"
+			wrongPort := false
+			for _, b := range batch {
+				wrongPort = wrongPort || b.port != desk[:3]
+			}
 			switch {
+			case wrongPort: // DOMAIN.md §5: paid only at the port of export
+				want = "WRONG_PORT"
 			case outstanding:
 				want = "PREPAYMENT_OUTSTANDING"
 			case method == payouts.Cash && m.cash[cashKey].Add(net).GreaterThan(decimal.NewFromInt(20000)):

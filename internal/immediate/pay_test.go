@@ -346,3 +346,82 @@ func TestPayDailyCap(t *testing.T) {
 	}
 	e.checkInvariants("after the cap")
 }
+
+// TestPayRefusesEmbeddedCardNumbers sends the card brands' published test numbers inside
+// acquirer tokens and agreement references (bare, prefixed, grouped by spaces or dashes):
+// each is refused INVALID_ARGUMENT naming the field, and nothing is written. Near misses
+// (Luhn-invalid runs, short runs, dotted groups of four) are paid.
+func TestPayRefusesEmbeddedCardNumbers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	doc := passport("P5550002", "DE")
+	f := e.issue("S-CXL-1", doc)
+	cards := []string{
+		"4111111111111111", "4012888888881881", // Visa
+		"5555555555554444", "2223003122003222", // Mastercard
+		"378282246310005",  // American Express
+		"6011111111111117", // Discover
+		"3530111333300000", // JCB
+		"6200000000000005", // UnionPay
+		"36227206271667",   // Diners Club
+	}
+	before := e.counts()
+	for _, n := range cards {
+		spaced := n[:4] + " " + n[4:8] + " " + n[8:12] + " " + n[12:]
+		dashed := n[:4] + "-" + n[4:8] + "-" + n[8:12] + "-" + n[12:]
+		for _, tok := range []string{"tok_" + n, "tok_" + dashed, "tok" + n + "x", "ref:" + spaced} {
+			r := payReq("IFS-RP", f.Number, doc)
+			r.PreAuth.Token = tok
+			rehash(&r)
+			_, err := e.pay(r)
+			wantFault(t, err, fault.Invalid, "INVALID_REQUEST", "pre_authorization.acquirer_token")
+		}
+		r := payReq("IFS-RP", f.Number, doc)
+		r.Agreement = "AGR " + spaced
+		rehash(&r)
+		_, err := e.pay(r)
+		wantFault(t, err, fault.Invalid, "INVALID_REQUEST", "agreement_reference")
+	}
+	sameCounts(t, "card numbers", before, e.counts())
+	if found := e.cardNumberRows(); len(found) != 0 {
+		t.Errorf("a card number is stored: rows by table %v", found)
+	}
+
+	// Near misses pass: the Visa test number with its check digit changed, a 12-digit run,
+	// and a token with digits in groups of four joined by dots.
+	for i, tok := range []string{"tok_4111111111111112", "tok_411111111111", "tok_5555.5555.5555.4444"} {
+		g := e.issue("S-CXL-1", doc)
+		r := payReq("IFS-RP", g.Number, doc)
+		r.PreAuth.Token = tok
+		r.Agreement = fmt.Sprintf("AGR-2026-%04d", i)
+		rehash(&r)
+		if _, err := e.pay(r); err != nil {
+			t.Errorf("token %q: %v", tok, err)
+		}
+	}
+}
+
+// TestReturnOnlyAtThePayingRefundPoint: a prepayment is handed back only at the refund
+// point that paid it; another refund point of the same agency is refused
+// FAILED_PRECONDITION naming both, and writes nothing.
+func TestReturnOnlyAtThePayingRefundPoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if _, err := e.pool.Exec(e.ctx, `INSERT INTO desks (code, agency_code, kind, port_code, block_code, name)
+		VALUES ('IFS-RP2', 'AG-CD', 'REFUND_POINT', NULL, 'CXL', 'second refund point')`); err != nil {
+		t.Fatal(err)
+	}
+	doc := passport("P5550003", "DE")
+	f := e.issue("S-CXL-1", doc)
+	e.mustPay(payReq("IFS-RP", f.Number, doc))
+	before := e.counts()
+	_, err := e.returnPrepayment("IFS-RP2", f.Number)
+	fe := wantFault(t, err, fault.Precondition, "WRONG_REFUND_POINT", "form_number")
+	if fe.Metadata["paid_at"] != "IFS-RP" || fe.Metadata["desk"] != "IFS-RP2" {
+		t.Errorf("metadata %v, want paid_at IFS-RP, desk IFS-RP2", fe.Metadata)
+	}
+	sameCounts(t, "return at another refund point", before, e.counts())
+	if _, err := e.returnPrepayment("IFS-RP", f.Number); err != nil {
+		t.Errorf("return at the paying refund point: %v", err)
+	}
+}

@@ -151,13 +151,19 @@ func (e *env) tryVerify(port, number string, doc refund.Document, confirmed map[
 // verify confirms f at CKG for the given quantities (nil: every unit), failing on error.
 func (e *env) verify(f forms.Form, doc refund.Document, confirmed map[int]int32) forms.Form {
 	e.t.Helper()
+	return e.verifyAt("CKG", f, doc, confirmed)
+}
+
+// verifyAt confirms f at port for the given quantities (nil: every unit), failing on error.
+func (e *env) verifyAt(port string, f forms.Form, doc refund.Document, confirmed map[int]int32) forms.Form {
+	e.t.Helper()
 	if confirmed == nil {
 		confirmed = map[int]int32{}
 		for _, l := range f.Lines {
 			confirmed[l.No] = l.Quantity
 		}
 	}
-	v, err := e.tryVerify("CKG", f.Number, doc, confirmed)
+	v, err := e.tryVerify(port, f.Number, doc, confirmed)
 	if err != nil {
 		e.t.Fatalf("verify %s: %v", f.Number, err)
 	}

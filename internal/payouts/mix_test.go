@@ -36,6 +36,7 @@ type mixForm struct {
 	confirmed []int32
 	gross     decimal.Decimal // G
 	confGross decimal.Decimal // G'
+	port      string          // where customs confirmed the export
 	payout    uuid.UUID
 }
 
@@ -93,6 +94,8 @@ func TestSettleMix(t *testing.T) {
 	stores := []string{"S-JFB-1", "S-JFB-2", "S-CXL-1"}
 	desks := map[string]string{"CKG-01": "AG-CQ", "CKG-02": "AG-CQ", "TFU-01": "AG-CD"}
 	deskCodes := []string{"CKG-01", "CKG-02", "TFU-01"}
+	deskPort := map[string]string{"CKG-01": "CKG", "CKG-02": "CKG", "TFU-01": "TFU"}
+	portDesks := map[string][]string{"CKG": {"CKG-01", "CKG-02"}, "TFU": {"TFU-01"}}
 	ports := []string{"CKG", "TFU"}
 	cashCap := decimal.RequireFromString("20000.00")
 
@@ -219,7 +222,8 @@ func TestSettleMix(t *testing.T) {
 				byLine[j+1] = confirmed[j]
 				units = units || confirmed[j] > 0
 			}
-			got, err := e.tryVerify(ports[pick(len(ports))], f.number, travellers[presented], byLine)
+			port := ports[pick(len(ports))]
+			got, err := e.tryVerify(port, f.number, travellers[presented], byLine)
 			switch {
 			case presented != f.traveller:
 				expectFault("verify", err, "DOCUMENT_MISMATCH")
@@ -239,7 +243,7 @@ func TestSettleMix(t *testing.T) {
 					fail("verify %v of %v: %s A' %s G' %s, want %s %s %s", confirmed, f.lines, got.State,
 						fixed(got.Verification.Eligible), fixed(got.Verification.Gross), wantState, fixed(want.a), fixed(want.g))
 				}
-				f.state, f.confirmed, f.confGross = wantState, confirmed, want.g
+				f.state, f.confirmed, f.confGross, f.port = wantState, confirmed, want.g, port
 				m.tally["verify → "+string(wantState)]++
 			}
 
@@ -252,6 +256,10 @@ func TestSettleMix(t *testing.T) {
 			others := m.where(func(f *mixForm) bool { return f.traveller == tr && f.state != refund.Verified })
 			var chosen []*mixForm
 			rng.Shuffle(len(verified), func(a, b int) { verified[a], verified[b] = verified[b], verified[a] })
+			if len(verified) > 0 && chance(0.95) { // mostly forms confirmed at one port
+				port := verified[0].port
+				verified = slices.DeleteFunc(verified, func(f *mixForm) bool { return f.port != port })
+			}
 			if len(verified) > 0 {
 				chosen = verified[:1+pick(min(6, len(verified)))]
 			}
@@ -267,6 +275,10 @@ func TestSettleMix(t *testing.T) {
 				presented = (tr + 1 + pick(len(travellers)-1)) % len(travellers)
 			}
 			desk := deskCodes[pick(len(deskCodes))]
+			if len(chosen) > 0 && chosen[0].port != "" && chance(0.9) { // mostly the desk at the port of export
+				at := portDesks[chosen[0].port]
+				desk = at[pick(len(at))]
+			}
 			method, account := payouts.Cash, ""
 			cashToday := m.cash[fmt.Sprintf("%d|%s", tr, today())].IsPositive()
 			switch x := rng.IntN(10); {
@@ -294,6 +306,13 @@ func TestSettleMix(t *testing.T) {
 					break
 				}
 			}
+			var wrongPort *mixForm
+			for _, f := range byID {
+				if f.port != deskPort[desk] {
+					wrongPort = f
+					break
+				}
+			}
 			var shares []share
 			var gross, fee, net decimal.Decimal
 			for _, f := range chosen {
@@ -314,6 +333,11 @@ func TestSettleMix(t *testing.T) {
 				fe := expectFault("settle", err, "FORM_NOT_VERIFIED")
 				if fe.Metadata["state"] != string(notVerified.state) || fe.Metadata["form_number"] != notVerified.number {
 					fail("settle: FORM_NOT_VERIFIED %v, want form %s %s", fe.Metadata, notVerified.number, notVerified.state)
+				}
+			case wrongPort != nil:
+				fe := expectFault("settle", err, "WRONG_PORT")
+				if fe.Metadata["form_number"] != wrongPort.number || fe.Metadata["export_port"] != wrongPort.port || fe.Metadata["desk_port"] != deskPort[desk] {
+					fail("settle: WRONG_PORT %v, want form %s confirmed at %s, desk at %s", fe.Metadata, wrongPort.number, wrongPort.port, deskPort[desk])
 				}
 			case method == payouts.Cash && m.cash[cashKey].Add(net).GreaterThan(cashCap):
 				fe := expectFault("settle", err, "CASH_CAP_EXCEEDED")

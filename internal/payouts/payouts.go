@@ -176,7 +176,7 @@ func (s *Service) Settle(ctx context.Context, req SettleRequest) (Payout, error)
 		if len(missing) > 0 {
 			return fault.Field(fault.NotFound, "FORM_NOT_FOUND", "form_numbers", fmt.Sprintf("no form %s", missing[0]))
 		}
-		if err := checkForms(locked, presented); err != nil {
+		if err := checkForms(locked, presented, *desk.PortCode); err != nil {
 			return err
 		}
 		plain := make([]forms.Form, len(locked))
@@ -298,7 +298,7 @@ func checkShape(req SettleRequest) error {
 
 // checkForms refuses forms of another traveller than the presented document, and forms
 // not VERIFIED, naming the payout that already paid a form.
-func checkForms(locked []forms.Locked, presented []byte) error {
+func checkForms(locked []forms.Locked, presented []byte, port string) error {
 	for _, f := range locked {
 		if !bytes.Equal(f.DocIndex, presented) {
 			return fault.Field(fault.Precondition, "DOCUMENT_MISMATCH", "presented_document",
@@ -318,6 +318,15 @@ func checkForms(locked []forms.Locked, presented []byte) error {
 			e.With("payout_id", f.PayoutID.String())
 		}
 		return e
+	}
+	// DOMAIN.md §5: paid only at the port where customs confirmed the export, where the
+	// traveller is about to board.
+	for _, f := range locked {
+		if f.Verification != nil && f.Verification.Port != port {
+			return fault.Field(fault.Precondition, "WRONG_PORT", "form_numbers",
+				fmt.Sprintf("form %s was confirmed for export at %s; it is paid only at %s, not at this desk of %s", f.Number, f.Verification.Port, f.Verification.Port, port)).
+				With("form_number", f.Number).With("export_port", f.Verification.Port).With("desk_port", port)
+		}
 	}
 	return nil
 }

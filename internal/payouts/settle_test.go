@@ -63,7 +63,7 @@ func TestSettleArithmetic(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			doc := passport("E12345678", "GB")
-			f := e.verify(e.issue("S-JFB-1", doc, tc.lines...), doc, tc.confirmed)
+			f := e.verifyAt(tc.desk[:3], e.issue("S-JFB-1", doc, tc.lines...), doc, tc.confirmed) // the desk's port
 			e.clock.Set(t0.Add(3 * time.Hour))
 
 			p := e.mustSettle(settleReq(tc.desk, doc, tc.method, tc.account, f.Number))
@@ -248,6 +248,10 @@ func TestSettleRefusalsWriteNothing(t *testing.T) {
 			fault.Precondition, "FORM_ALREADY_PAID", []string{"form_numbers"}, map[string]string{"form_number": paid.Number, "payout_id": winner.ID.String()}},
 		{"a VERIFIED and an ISSUED form", settleReq("CKG-02", doc, payouts.Cash, "", verified.Number, issued.Number),
 			fault.Precondition, "FORM_NOT_VERIFIED", []string{"form_numbers"}, map[string]string{"form_number": issued.Number, "state": "ISSUED"}},
+		{"a form confirmed at CKG, at TFU-01 (DOMAIN.md §5: paid only at the port of export)", settleReq("TFU-01", doc, payouts.Cash, "", verified.Number),
+			fault.Precondition, "WRONG_PORT", []string{"form_numbers"}, map[string]string{"form_number": verified.Number, "export_port": "CKG", "desk_port": "TFU"}},
+		{"a form confirmed at CKG, at CTU-01", settleReq("CTU-01", doc, payouts.BankCard, "6222020200112233445", verified.Number),
+			fault.Precondition, "WRONG_PORT", []string{"form_numbers"}, map[string]string{"form_number": verified.Number, "export_port": "CKG", "desk_port": "CTU"}},
 		{"forms of two travellers", settleReq("CKG-01", doc, payouts.Cash, "", verified.Number, otherVerified.Number),
 			fault.Precondition, "DOCUMENT_MISMATCH", []string{"presented_document"}, nil},
 		{"the other traveller's document for this traveller's form", settleReq("CKG-01", other, payouts.Cash, "", verified.Number),
@@ -290,6 +294,9 @@ func TestSettleRefusalsWriteNothing(t *testing.T) {
 					t.Errorf("metadata %s = %q, want %q", k, fe.Metadata[k], v)
 				}
 			}
+			if tc.reason == "WRONG_PORT" && (!strings.Contains(fe.Message, tc.meta["export_port"]) || !strings.Contains(fe.Message, tc.meta["desk_port"])) {
+				t.Errorf("WRONG_PORT message %q does not name both ports", fe.Message)
+			}
 			sameCounts(t, before, e.counts())
 			if got := e.states(); fmt.Sprint(got) != fmt.Sprint(wantStates) {
 				t.Errorf("form states changed:\n%v\nwant\n%v", got, wantStates)
@@ -325,8 +332,8 @@ func TestSettleCashCapAcrossDesksOneLocalDay(t *testing.T) {
 	f6kNextDay := e.verified(doc, line{1, "100000.00", "0.09"})
 	// N 5,000.00: G = 55,555.56 × 0.11 = 6,111.1116 → 6,111.11; F = 1,111.1112 → 1,111.11.
 	f5k := e.verified(doc, line{1, "55555.56", "0.13"})
-	// N 90.00: G 110.00, F 20.00.
-	f90 := e.verified(doc, line{1, "1000.00", "0.13"})
+	// N 90.00: G 110.00, F 20.00; confirmed at TFU, so paid at TFU-01.
+	f90 := e.verifyAt("TFU", e.issue("S-JFB-1", doc, line{1, "1000.00", "0.13"}), doc, nil)
 	// Another traveller, N 6,000.00.
 	other := passport("K87654321", "FR")
 	otherF6k := e.verified(other, line{1, "100000.00", "0.09"})

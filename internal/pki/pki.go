@@ -304,7 +304,23 @@ func ServerTLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 		ClientCAs:    pool,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS13,
+		// crypto/x509 takes a certificate without the extended key usage extension as
+		// good for any use: a client must hold one that says clientAuth.
+		VerifyConnection: RequireClientAuthEKU,
 	}, nil
+}
+
+// RequireClientAuthEKU refuses a connection whose client certificate does not list the
+// clientAuth extended key usage explicitly (a server certificate, or one with no
+// extended key usage at all, is not a login).
+func RequireClientAuthEKU(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("no client certificate")
+	}
+	if !slices.Contains(cs.PeerCertificates[0].ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return errors.New("the client certificate does not have the clientAuth extended key usage")
+	}
+	return nil
 }
 
 // ClientTLSConfig returns a TLS 1.3 client configuration that presents the

@@ -47,7 +47,11 @@ func New(pool *pgxpool.Pool, now func() time.Time) *Service {
 }
 
 var (
-	codePattern  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	// A code: ASCII letters and digits in groups joined by one '.', '_' or '-' ("CQ-JFB-001"),
+	// at most 64 characters. No leading, trailing or doubled separator (no "..", which a
+	// path or URI segment would read as the parent), and nothing outside ASCII, so no
+	// look-alike letter (Cyrillic А, fullwidth Ａ) can name a second store that prints the same.
+	codePattern  = regexp.MustCompile(`^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$`)
 	gradePattern = regexp.MustCompile(`^[ABM]$`)
 	namePattern  = regexp.MustCompile(`^[a-z_]{1,40}$`)
 	// A VAT rate scope in canonical form: "0.13", not "0.130".
@@ -63,8 +67,8 @@ type NewStore struct {
 // RegisterStore registers a store, ACTIVE.
 func (s *Service) RegisterStore(ctx context.Context, key idempotency.Key, in NewStore) (Store, error) {
 	l := fault.List{Kind: fault.Invalid, Reason: "INVALID_REQUEST", Message: "the request has invalid fields"}
-	if !codePattern.MatchString(in.Code) {
-		l.Add("code", "must be 1 to 64 letters, digits, '.', '_' or '-' (it becomes the certificate identity)")
+	if !codePattern.MatchString(in.Code) || len(in.Code) > 64 {
+		l.Add("code", "must be 1 to 64 ASCII letters and digits, in groups joined by one '.', '_' or '-' (it becomes the certificate identity)")
 	}
 	if !ValidCreditCode(in.CreditCode) {
 		l.Add("credit_code", "is not a unified social credit code: 18 characters of 0-9 and A-Y without I, O, S, V, Z, with a valid check character")

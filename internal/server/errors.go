@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -24,6 +25,11 @@ const errorDomain = "taxrefund"
 func Status(err error) *status.Status {
 	if _, ok := status.FromError(err); ok && !isFault(err) {
 		return status.Convert(err)
+	}
+	if month, closed := db.IsClosedMonth(err); closed && !isFault(err) {
+		// Foreseeable: the month was closed while the request ran (or the clock is behind).
+		err = fault.New(fault.Precondition, "MONTH_CLOSED",
+			fmt.Sprintf("accounting month %s is closed: nothing more can be posted in it", month)).With("month", month)
 	}
 	fe, ok := fault.As(err)
 	if !ok {

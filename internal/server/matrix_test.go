@@ -392,9 +392,21 @@ func TestCrossObjectAccess(t *testing.T) {
 
 	var payoutCQ string
 	t.Run("a payout is at the caller's desk and agency", func(t *testing.T) {
-		paid, err := env.desk(t, cashier1).SettleRefund(ctx, settleReq(docA, "RCPT-X-A", formA.GetNumber()))
+		// The traveller's form confirmed at CKG is paid at CKG-01.
+		formA2 := env.verifyAll(t, customsCKG, env.issue(t, storeJFB1, domainExample("K1111-2222", "INV-X-A2")), docA)
+		paid, err := env.desk(t, cashier1).SettleRefund(ctx, settleReq(docA, "RCPT-X-A", formA2.GetNumber()))
 		if err != nil {
 			t.Fatalf("SettleRefund: %v", err)
+		}
+		// Form A was confirmed at TFU: CKG-01 may not pay it (DOMAIN.md §5), and writes nothing.
+		before := env.tableCounts(t)
+		_, err = env.desk(t, cashier1).SettleRefund(ctx, settleReq(docA, "RCPT-X-A1", formA.GetNumber()))
+		st := checkStatus(t, err, want{codes.FailedPrecondition, "WRONG_PORT", []string{"form_numbers"}})
+		if !strings.Contains(st.Message(), "TFU") || !strings.Contains(st.Message(), "CKG") {
+			t.Errorf("WRONG_PORT message %q does not name both ports", st.Message())
+		}
+		if d := countDiff(before, env.tableCounts(t)); d != "" {
+			t.Errorf("the refused payout at the wrong port wrote: %s", d)
 		}
 		p := paid.GetPayout()
 		payoutCQ = p.GetPayoutId()

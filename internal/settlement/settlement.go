@@ -93,6 +93,14 @@ func (s *Service) Declare(ctx context.Context, key idempotency.Key, agency strin
 	if err := s.requireEnded(month, "month"); err != nil {
 		return Declaration{}, err
 	}
+	var appointed time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT appointed_on FROM agencies WHERE code = $1`, agency).Scan(&appointed); err != nil {
+		return Declaration{}, fmt.Errorf("agency %s: %w", agency, err)
+	}
+	if month.Before(MonthStart(appointed)) {
+		return Declaration{}, fault.Field(fault.Precondition, "MONTH_BEFORE_AGENCY", "month",
+			fmt.Sprintf("%s is before agency %s was appointed (%s): there is nothing to declare", FormatMonth(month), agency, appointed.Format(time.DateOnly)))
+	}
 	var out Declaration
 	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := idempotency.Begin(ctx, tx, key, "DeclareMonth"); err != nil {

@@ -181,6 +181,14 @@ func TestDeclareRefusals(t *testing.T) {
 	refuse("the current month", nov3, "AG-CQ", month(2026, 11), "MONTH_NOT_ENDED")
 	refuse("next month", nov3, "AG-CQ", month(2026, 12), "MONTH_NOT_ENDED")
 	refuse("next year", nov3, "AG-CQ", month(2027, 10), "MONTH_NOT_ENDED")
+	// Months before the agency was appointed: the year 1, before the national scheme
+	// (2015-01-01, the default), and before AG-CQ's appointment on 2018-03-01.
+	refuse("0001-01", nov3, "AG-CQ", month(1, 1), "MONTH_BEFORE_AGENCY")
+	refuse("2014-12, before the scheme", nov3, "AG-CD", month(2014, 12), "MONTH_BEFORE_AGENCY")
+	if _, err := e.pool.Exec(e.ctx, `UPDATE agencies SET appointed_on = '2018-03-01' WHERE code = 'AG-CQ'`); err != nil {
+		t.Fatal(err)
+	}
+	refuse("2018-02, before AG-CQ was appointed", nov3, "AG-CQ", month(2018, 2), "MONTH_BEFORE_AGENCY")
 	// 2026-10-31 23:30 in Shanghai: October has not ended there.
 	refuse("October on its last evening", local(2026, 10, 31, 23, 30), "AG-CD", month(2026, 10), "MONTH_NOT_ENDED")
 	// 2026-11-01 00:30 in Shanghai (still October 31 in UTC): October has ended.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 	"golang.org/x/text/unicode/norm"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	formv1 "taxrefund/api/taxrefund/form/v1"
@@ -46,7 +48,9 @@ const (
 	maxReason      = 500
 )
 
-// RequestID parses a client-generated request id (a UUID).
+// RequestID parses a client-generated request id: a UUID of 36 characters, canonically in
+// lower case; upper-case hex digits are accepted and mean the same id (the key is the
+// UUID's value, and CanonicalHash hashes the id in lower case).
 func (f *Fields) RequestID(field, s string) uuid.UUID {
 	id, err := uuid.Parse(s)
 	if err != nil || len(s) != 36 || id == uuid.Nil {
@@ -135,8 +139,8 @@ func (f *Fields) Document(field string, d *formv1.Document) refund.Document {
 		f.Add(field+".number", "must be 5 to 20 letters or digits (spaces and hyphens ignored)")
 	}
 	out.Number = n
-	if !countryPattern.MatchString(d.GetIssuingCountry()) {
-		f.Add(field+".issuing_country", "must be an ISO 3166-1 alpha-2 code in capitals, e.g. FR")
+	if why := countryCheck(d.GetIssuingCountry()); why != "" {
+		f.Add(field+".issuing_country", "%s", why)
 	}
 	out.IssuingCountry = d.GetIssuingCountry()
 	return out
@@ -144,8 +148,8 @@ func (f *Fields) Document(field string, d *formv1.Document) refund.Document {
 
 // Country checks an ISO 3166-1 alpha-2 code.
 func (f *Fields) Country(field, s string) string {
-	if !countryPattern.MatchString(s) {
-		f.Add(field, "must be an ISO 3166-1 alpha-2 code in capitals, e.g. FR")
+	if why := countryCheck(s); why != "" {
+		f.Add(field, "%s", why)
 	}
 	return s
 }
@@ -217,8 +221,17 @@ func (f *Fields) Description(field, s string) string {
 	return f.Text(field, s, maxDescription, false)
 }
 
-// CanonicalHash hashes a request for idempotency: the deterministic encoding of m.
+// CanonicalHash hashes a request for idempotency: the deterministic encoding of m, with
+// its request_id in its canonical form (lower case: RequestID accepts a UUID in either
+// case and the key is the UUID's value), so that a retry that only changed the case of
+// its request_id is the same request, not a reuse of the id.
 func CanonicalHash(m proto.Message) []byte {
+	if fd := m.ProtoReflect().Descriptor().Fields().ByName("request_id"); fd != nil && fd.Kind() == protoreflect.StringKind && fd.Cardinality() != protoreflect.Repeated {
+		if s := m.ProtoReflect().Get(fd).String(); s != strings.ToLower(s) {
+			m = proto.Clone(m)
+			m.ProtoReflect().Set(fd, protoreflect.ValueOfString(strings.ToLower(s)))
+		}
+	}
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
 		// Marshal fails only on invalid UTF-8 in strings, which the server's decoding has
