@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"taxrefund/internal/acquirer"
 	"taxrefund/internal/agency"
@@ -176,7 +175,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("TLS (run `taxrefund certs` for development certificates): %w", err)
 	}
 	reg := server.NewRegistry(a.pool, cfg.registryTTL)
-	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active}, server.Services{
+	limits := server.DefaultLimits()
+	limits.Deadline = cfg.callTimeout
+	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits}, server.Services{
 		Store:     store.New(a.forms),
 		Desk:      desk.New(a.forms, a.payouts, a.immediate),
 		Authority: authority.New(authority.Deps{Expirer: a.forms, Pool: a.pool, Registry: a.registry, Settlement: a.settlement, Immediate: a.immediate}),
@@ -203,6 +204,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 
 	jobCtx, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
+	// Health follows the database.
+	watch := &server.DatabaseWatch{URL: cfg.databaseURL, Health: hs, Server: srv, Log: log}
+	watchDone := make(chan struct{})
+	go func() { watch.Run(jobCtx); close(watchDone) }()
 	if cfg.expiryInterval > 0 {
 		go schedule.Every(jobCtx, cfg.expiryInterval, log, "expiry", func(ctx context.Context) (int, error) {
 			return a.forms.Expire(db.WithParty(ctx, "system", "expiry"), "expiry job")
@@ -228,8 +233,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	stopJobs()
+	<-watchDone
+	hs.Shutdown() // every service NOT_SERVING, for good
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
 	select {

@@ -29,6 +29,8 @@ type config struct {
 	// debugAddr is the loopback address of the debug listener (pprof, pool statistics);
 	// empty: none.
 	debugAddr string
+	// callTimeout is the server's deadline of a unary call, registry check included.
+	callTimeout time.Duration
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -53,6 +55,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.DurationVar(&c.dispatchInterval, "dispatch-interval", 2*time.Second, "how often acquirer instructions are delivered, to the development acquirer (0: never)")
 	fs.StringVar(&c.debugAddr, "debug-addr", env("TAXREFUND_DEBUG_ADDR", ""), "loopback address for Go's profiles (/debug/pprof/) and the pool's statistics (/debug/pool); empty: off (env TAXREFUND_DEBUG_ADDR)")
 	fs.DurationVar(&c.sealInterval, "seal-interval", time.Second, "how often new journal and audit rows are sealed into their hash chains (0: never)")
+	fs.DurationVar(&c.callTimeout, "call-timeout", server.DefaultDeadline, "server-side deadline of every unary call, authorization included; a caller's shorter deadline stands")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -67,7 +70,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 			return config{}, err
 		}
 	}
-	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 {
+	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 {
 		return config{}, errors.New("durations must not be negative")
 	}
 	return c, nil

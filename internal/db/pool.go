@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	decimalcodec "github.com/jackc/pgx-shopspring-decimal"
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,11 @@ import (
 // AppRole is the database role the service acts as: it owns nothing and may not update
 // or delete journal, audit or payout rows (migrations/00006_app_role.sql).
 const AppRole = "taxrefund_app"
+
+// ConnectTimeout bounds the opening of one connection (TCP, TLS and the start-up
+// exchange) when the URL sets no connect_timeout. Acquiring a connection from the pool is
+// bounded by the caller's context: every gRPC call has the server's deadline.
+const ConnectTimeout = 5 * time.Second
 
 // Open connects a pool to url, with numeric columns decoded as decimal.Decimal, as the
 // URL's user (the owner: migrations, seeds, tests' fixtures).
@@ -85,6 +91,11 @@ func open(ctx context.Context, url string, maxConns int32, adjust func(*pgxpool.
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
+	}
+	// A server that accepts TCP but never answers (a partition, a hung host) must fail a
+	// new connection, not hold it for the kernel's minutes; connect_timeout in the URL wins.
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
 	}
 	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
 		decimalcodec.Register(conn.TypeMap())

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
@@ -66,6 +67,8 @@ type secOptions struct {
 	limits *server.Limits
 	// tls, when set, changes the server's TLS configuration: the broken controls.
 	tls func(*tls.Config)
+	// appURL, when set, rewrites the URL the services' pool connects to (a proxy).
+	appURL func(string) string
 }
 
 // secEnv is the harness (its helpers work unchanged) wired exactly like newHarness, with
@@ -74,9 +77,10 @@ type secOptions struct {
 // application role or as the superuser) and the application role's pool.
 type secEnv struct {
 	*harness
-	srv *grpc.Server
-	url string
-	app *pgxpool.Pool
+	srv    *grpc.Server
+	health *health.Server
+	url    string
+	app    *pgxpool.Pool
 }
 
 func newSecEnv(t *testing.T, o secOptions) *secEnv {
@@ -84,7 +88,11 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 	url := dbtest.NewURL(t)
 	pool := dbtest.OpenPool(t, url, "")
 	dbtest.Registry(t, pool)
-	app := dbtest.OpenPool(t, url, db.AppRole)
+	appURL := url
+	if o.appURL != nil {
+		appURL = o.appURL(url)
+	}
+	app := dbtest.OpenPool(t, appURL, db.AppRole)
 	h := &harness{
 		pool:    pool,
 		clock:   dbtest.NewClock(t0),
@@ -124,7 +132,7 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 	imm := immediate.New(immediate.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Forms: f, Now: h.clock.Now, Log: log})
 	reg := registry.New(app, h.clock.Now)
 	settle := settlement.New(app, led, h.clock.Now)
-	srv, _, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: server.NewRegistry(app, 0).Active, Limits: o.limits}, server.Services{
+	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: server.NewRegistry(app, 0).Active, Limits: o.limits}, server.Services{
 		Store:     store.New(f),
 		Desk:      desk.New(f, p, imm),
 		Authority: authority.New(authority.Deps{Expirer: f, Pool: app, Registry: reg, Settlement: settle, Immediate: imm, Now: h.clock.Now}),
@@ -148,7 +156,7 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 		srv.Stop()
 	})
 	t.Cleanup(func() { h.tr.checkNoSecrets(t, h.logs.String()) })
-	return &secEnv{harness: h, srv: srv, url: url, app: app}
+	return &secEnv{harness: h, srv: srv, health: hs, url: url, app: app}
 }
 
 // tableCounts returns the row count of every table of the public schema, in one query.

@@ -47,13 +47,17 @@ type Options struct {
 	Limits *Limits
 }
 
-// New returns a server with every service registered, and its health server (SERVING).
+// New returns a server with every service registered, and its health server (SERVING,
+// overall and for each service; DatabaseWatch keeps it in step with the database).
 func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 	m := auth.DefaultMatrix()
 	if err := m.Validate(); err != nil {
 		return nil, nil, err
 	}
-	a := &auth.Authorizer{Matrix: m, Active: o.Active, Logger: o.Log}
+	// Health checking answers from the server's own state and names no party: it must
+	// answer while the registry's database is away.
+	a := &auth.Authorizer{Matrix: m, Active: o.Active, Logger: o.Log, SkipActive: []string{
+		"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch", "/grpc.health.v1.Health/List"}}
 	limits := DefaultLimits()
 	if o.Limits != nil {
 		limits = *o.Limits
@@ -63,7 +67,7 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 		grpc.Creds(credentials.NewTLS(o.TLS)),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxConcurrentStreams(256),
-		grpc.ChainUnaryInterceptor(recoverUnary(o.Log), a.Unary(), scopeUnary, lim.unary(), errorInterceptor(o.Log)),
+		grpc.ChainUnaryInterceptor(recoverUnary(o.Log), deadlineUnary(limits.Deadline), a.Unary(), scopeUnary, lim.unary(), errorInterceptor(o.Log)),
 		grpc.ChainStreamInterceptor(recoverStream(o.Log), a.Stream(), scopeStream, lim.stream(), errorStreamInterceptor(o.Log)),
 	)
 	if s.Store != nil {
@@ -79,6 +83,9 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 		agencyv1.RegisterAgencyServiceServer(srv, s.Agency)
 	}
 	hs := health.NewServer()
+	for name := range srv.GetServiceInfo() {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
 	return srv, hs, nil
