@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
 
 	"taxrefund/internal/acquirer"
 	"taxrefund/internal/agency"
@@ -21,6 +22,7 @@ import (
 	"taxrefund/internal/forms"
 	"taxrefund/internal/immediate"
 	"taxrefund/internal/ledger"
+	"taxrefund/internal/metrics"
 	"taxrefund/internal/params"
 	"taxrefund/internal/payouts"
 	"taxrefund/internal/pii"
@@ -177,7 +179,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	reg := server.NewRegistry(a.pool, cfg.registryTTL)
 	limits := server.DefaultLimits()
 	limits.Deadline = cfg.callTimeout
-	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits}, server.Services{
+	met := metrics.New(a.pool, 0)
+	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits,
+		Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}, Stream: []grpc.StreamServerInterceptor{met.GRPC.StreamServerInterceptor()},
+	}, server.Services{
 		Store:     store.New(a.forms),
 		Desk:      desk.New(a.forms, a.payouts, a.immediate),
 		Authority: authority.New(authority.Deps{Expirer: a.forms, Pool: a.pool, Registry: a.registry, Settlement: a.settlement, Immediate: a.immediate}),
@@ -190,7 +195,20 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	met.GRPC.InitializeMetrics(srv)
 	log.Info("serving", "addr", lis.Addr().String(), "cert_dir", cfg.certDir)
+	if cfg.metricsAddr != "" {
+		// A metrics port taken by another process costs the scrape, not the service: the
+		// error is logged and Prometheus reports the target down.
+		if ml, err := net.Listen("tcp", cfg.metricsAddr); err != nil {
+			log.Error("metrics listener: not serving /metrics", "addr", cfg.metricsAddr, "error", err)
+		} else {
+			ms := &http.Server{Handler: met.Handler(), ReadHeaderTimeout: 5 * time.Second}
+			log.Info("metrics listener", "addr", ml.Addr().String(), "path", "/metrics")
+			go func() { _ = ms.Serve(ml) }()
+			defer ms.Close()
+		}
+	}
 	if cfg.debugAddr != "" {
 		dbg := &http.Server{Addr: cfg.debugAddr, Handler: server.DebugHandler(a.pool), ReadHeaderTimeout: 5 * time.Second}
 		dl, err := net.Listen("tcp", cfg.debugAddr)
@@ -205,7 +223,18 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	jobCtx, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
 	// Health follows the database.
-	watch := &server.DatabaseWatch{URL: cfg.databaseURL, Health: hs, Server: srv, Log: log}
+	watch := &server.DatabaseWatch{URL: cfg.databaseURL, Health: hs, Server: srv, Log: log, OnChange: func(up bool) {
+		if up {
+			met.DatabaseUp.Set(1)
+		} else {
+			met.DatabaseUp.Set(0)
+		}
+	}}
+	if cfg.checkInterval > 0 {
+		go schedule.Every(jobCtx, cfg.checkInterval, log, "chain and invariant check", func(ctx context.Context) (int, error) {
+			return met.Checks.Run(ctx, a.pool)
+		})
+	}
 	watchDone := make(chan struct{})
 	go func() { watch.Run(jobCtx); close(watchDone) }()
 	if cfg.expiryInterval > 0 {

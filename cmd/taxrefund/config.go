@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"taxrefund/internal/db"
+	"taxrefund/internal/metrics"
 	"taxrefund/internal/server"
 )
 
@@ -31,6 +32,10 @@ type config struct {
 	debugAddr string
 	// callTimeout is the server's deadline of a unary call, registry check included.
 	callTimeout time.Duration
+	// metricsAddr is where Prometheus scrapes /metrics; empty: off.
+	metricsAddr string
+	// checkInterval is how often the server verifies the hash chains and the invariants.
+	checkInterval time.Duration
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -56,6 +61,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.debugAddr, "debug-addr", env("TAXREFUND_DEBUG_ADDR", ""), "loopback address for Go's profiles (/debug/pprof/) and the pool's statistics (/debug/pool); empty: off (env TAXREFUND_DEBUG_ADDR)")
 	fs.DurationVar(&c.sealInterval, "seal-interval", time.Second, "how often new journal and audit rows are sealed into their hash chains (0: never)")
 	fs.DurationVar(&c.callTimeout, "call-timeout", server.DefaultDeadline, "server-side deadline of every unary call, authorization included; a caller's shorter deadline stands")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", env("TAXREFUND_METRICS_ADDR", "127.0.0.1:9464"), "address of the Prometheus /metrics listener, apart from gRPC; empty: off (env TAXREFUND_METRICS_ADDR)")
+	fs.DurationVar(&c.checkInterval, "check-interval", 10*time.Minute, "how often the server verifies the journal and audit hash chains and the ledger invariants, for the metrics (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -65,12 +72,17 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if c.maxConns < 1 || c.maxConns > 1000 {
 		return config{}, fmt.Errorf("-max-conns %d: must be 1 to 1000", c.maxConns)
 	}
+	if c.metricsAddr != "" {
+		if err := metrics.CheckAddr(c.metricsAddr); err != nil {
+			return config{}, err
+		}
+	}
 	if c.debugAddr != "" {
 		if err := server.CheckDebugAddr(c.debugAddr); err != nil {
 			return config{}, err
 		}
 	}
-	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 {
+	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 {
 		return config{}, errors.New("durations must not be negative")
 	}
 	return c, nil

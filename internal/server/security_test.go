@@ -69,6 +69,8 @@ type secOptions struct {
 	tls func(*tls.Config)
 	// appURL, when set, rewrites the URL the services' pool connects to (a proxy).
 	appURL func(string) string
+	// options, when set, adds to the server's options (metrics, traces).
+	options func(app *pgxpool.Pool, o *server.Options)
 }
 
 // secEnv is the harness (its helpers work unchanged) wired exactly like newHarness, with
@@ -132,7 +134,11 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 	imm := immediate.New(immediate.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Forms: f, Now: h.clock.Now, Log: log})
 	reg := registry.New(app, h.clock.Now)
 	settle := settlement.New(app, led, h.clock.Now)
-	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: server.NewRegistry(app, 0).Active, Limits: o.limits}, server.Services{
+	so := server.Options{TLS: tlsConf, Log: log, Active: server.NewRegistry(app, 0).Active, Limits: o.limits}
+	if o.options != nil {
+		o.options(app, &so)
+	}
+	srv, hs, err := server.New(so, server.Services{
 		Store:     store.New(f),
 		Desk:      desk.New(f, p, imm),
 		Authority: authority.New(authority.Deps{Expirer: f, Pool: app, Registry: reg, Settlement: settle, Immediate: imm, Now: h.clock.Now}),

@@ -45,6 +45,12 @@ type Options struct {
 	Active func(ctx context.Context, p auth.Party) error
 	// Limits bound each caller; nil means DefaultLimits().
 	Limits *Limits
+	// Unary and Stream run first, outside everything else but the panic guard, so that
+	// they see every call and its final status (metrics).
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
+	// ServerOptions are added as they are (a stats handler for traces).
+	ServerOptions []grpc.ServerOption
 }
 
 // New returns a server with every service registered, and its health server (SERVING,
@@ -63,13 +69,18 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 		limits = *o.Limits
 	}
 	lim := newLimiter(limits)
-	srv := grpc.NewServer(
+	unary := append([]grpc.UnaryServerInterceptor{recoverUnary(o.Log)}, o.Unary...)
+	unary = append(unary, deadlineUnary(limits.Deadline), a.Unary(), scopeUnary, lim.unary(), errorInterceptor(o.Log))
+	stream := append([]grpc.StreamServerInterceptor{recoverStream(o.Log)}, o.Stream...)
+	stream = append(stream, a.Stream(), scopeStream, lim.stream(), errorStreamInterceptor(o.Log))
+	opts := append([]grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(o.TLS)),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxConcurrentStreams(256),
-		grpc.ChainUnaryInterceptor(recoverUnary(o.Log), deadlineUnary(limits.Deadline), a.Unary(), scopeUnary, lim.unary(), errorInterceptor(o.Log)),
-		grpc.ChainStreamInterceptor(recoverStream(o.Log), a.Stream(), scopeStream, lim.stream(), errorStreamInterceptor(o.Log)),
-	)
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+	}, o.ServerOptions...)
+	srv := grpc.NewServer(opts...)
 	if s.Store != nil {
 		storev1.RegisterStoreServiceServer(srv, s.Store)
 	}
