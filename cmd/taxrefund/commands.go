@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 
 	"taxrefund/internal/acquirer"
@@ -33,6 +35,7 @@ import (
 	"taxrefund/internal/server"
 	"taxrefund/internal/settlement"
 	"taxrefund/internal/store"
+	"taxrefund/internal/tracing"
 )
 
 func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
@@ -127,12 +130,12 @@ type app struct {
 	immediate  *immediate.Service
 }
 
-func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
+func newApp(ctx context.Context, cfg config, log *slog.Logger, opts ...db.Option) (*app, error) {
 	keys, err := pii.LoadKeyring(cfg.piiKeys)
 	if err != nil {
 		return nil, fmt.Errorf("PII keys (run `taxrefund certs` for development keys): %w", err)
 	}
-	pool, err := db.OpenAs(ctx, cfg.databaseURL, int32(cfg.maxConns), cfg.dbRole)
+	pool, err := db.OpenAs(ctx, cfg.databaseURL, int32(cfg.maxConns), cfg.dbRole, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +169,19 @@ func expireOnce(ctx context.Context, cfg config, log *slog.Logger, stdout io.Wri
 }
 
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
-	a, err := newApp(ctx, cfg, log)
+	tp, err := tracing.New(ctx, cfg.getenv, "taxrefund")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tp.Shutdown(sctx)
+	}()
+	if tracing.Exporting(cfg.getenv) {
+		log.Info("exporting traces", "exporter", cfg.getenv("OTEL_TRACES_EXPORTER"), "endpoint", cfg.getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
+	}
+	a, err := newApp(ctx, cfg, log, db.WithTracer(otelpgx.NewTracer(otelpgx.WithTracerProvider(tp))))
 	if err != nil {
 		return err
 	}
@@ -182,6 +197,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	met := metrics.New(a.pool, 0)
 	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits,
 		Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}, Stream: []grpc.StreamServerInterceptor{met.GRPC.StreamServerInterceptor()},
+		ServerOptions: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(tracing.Propagator)))},
 	}, server.Services{
 		Store:     store.New(a.forms),
 		Desk:      desk.New(a.forms, a.payouts, a.immediate),

@@ -36,6 +36,8 @@ type config struct {
 	metricsAddr string
 	// checkInterval is how often the server verifies the hash chains and the invariants.
 	checkInterval time.Duration
+	// getenv reads the OTEL_* variables of the trace exporter.
+	getenv func(string) string
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -47,7 +49,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var c config
+	c := config{getenv: getenv}
 	fs.StringVar(&c.databaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
 	fs.StringVar(&c.dbRole, "db-role", env("TAXREFUND_DB_ROLE", db.AppRole), "role the service acts as (SET ROLE); empty: the URL's user (env TAXREFUND_DB_ROLE)")
 	fs.StringVar(&c.addr, "addr", env("TAXREFUND_ADDR", "127.0.0.1:50051"), "gRPC listen address (env TAXREFUND_ADDR)")

@@ -217,3 +217,10 @@ func peerParty(ctx context.Context) (Party, error) {
 	}
 	return p, nil
 }
+
+// PeerParty returns the party of the call's verified client certificate, for those that
+// run before the authorizer (the refusal log); ok is false when there is none.
+func PeerParty(ctx context.Context) (Party, bool) {
+	p, err := peerParty(ctx)
+	return p, err == nil
+}

@@ -33,8 +33,6 @@ type Metrics struct {
 	Checks *Checks
 	// DatabaseUp is 1 while the health pinger reaches the database.
 	DatabaseUp prometheus.Gauge
-	// Refused counts refused calls by method and code (the log samples them).
-	Refused *prometheus.CounterVec
 }
 
 // New registers the Go runtime and process collectors, the gRPC metrics, the pool's
@@ -48,13 +46,11 @@ func New(pool *pgxpool.Pool, cacheTTL time.Duration) *Metrics {
 		Checks: newChecks(),
 		DatabaseUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "database_up",
 			Help: "1 while the health pinger reaches the database, 0 while it does not."}),
-		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "refused_calls_total",
-			Help: "Calls refused before or by the domain, by method and gRPC code."}, []string{"grpc_method", "grpc_code"}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.GRPC, m.Checks, m.DatabaseUp, m.Refused,
+		m.GRPC, m.Checks, m.DatabaseUp,
 		newPoolCollector(pool),
 		newBusiness(pool, cacheTTL),
 	)

@@ -7,7 +7,7 @@ import (
 
 // poolCollector reads pgxpool.Stat at each scrape.
 type poolCollector struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
 	descs map[string]*prometheus.Desc
 }
 

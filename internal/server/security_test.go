@@ -47,6 +47,7 @@ import (
 	"taxrefund/internal/server"
 	"taxrefund/internal/settlement"
 	"taxrefund/internal/store"
+	"taxrefund/internal/tracing"
 )
 
 // Extra client certificates of the security tests, beside the harness's identities.
@@ -71,6 +72,8 @@ type secOptions struct {
 	appURL func(string) string
 	// options, when set, adds to the server's options (metrics, traces).
 	options func(app *pgxpool.Pool, o *server.Options)
+	// pool adds to the services' pool's options (a tracer).
+	pool []db.Option
 }
 
 // secEnv is the harness (its helpers work unchanged) wired exactly like newHarness, with
@@ -94,7 +97,7 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 	if o.appURL != nil {
 		appURL = o.appURL(url)
 	}
-	app := dbtest.OpenPool(t, appURL, db.AppRole)
+	app := dbtest.OpenPool(t, appURL, db.AppRole, o.pool...)
 	h := &harness{
 		pool:    pool,
 		clock:   dbtest.NewClock(t0),
@@ -117,7 +120,7 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 			}
 		}
 	}
-	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(tracing.LogHandler(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	keys := dbtest.Keyring(t)
 	led := ledger.NewStore()
 	par := params.NewCache(app, 0)

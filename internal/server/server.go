@@ -69,10 +69,11 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 		limits = *o.Limits
 	}
 	lim := newLimiter(limits)
+	refusals := newRefusalLog(o.Log)
 	unary := append([]grpc.UnaryServerInterceptor{recoverUnary(o.Log)}, o.Unary...)
-	unary = append(unary, deadlineUnary(limits.Deadline), a.Unary(), scopeUnary, lim.unary(), errorInterceptor(o.Log))
+	unary = append(unary, refusals.unary(), deadlineUnary(limits.Deadline), a.Unary(), scopeUnary, lim.unary(), errorInterceptor(o.Log))
 	stream := append([]grpc.StreamServerInterceptor{recoverStream(o.Log)}, o.Stream...)
-	stream = append(stream, a.Stream(), scopeStream, lim.stream(), errorStreamInterceptor(o.Log))
+	stream = append(stream, refusals.stream(), a.Stream(), scopeStream, lim.stream(), errorStreamInterceptor(o.Log))
 	opts := append([]grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(o.TLS)),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
