@@ -212,6 +212,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	lis = server.LimitListener(lis, cfg.connsPerAddr)
 	met.GRPC.InitializeMetrics(srv)
 	log.Info("serving", "addr", lis.Addr().String(), "cert_dir", cfg.certDir)
 	if cfg.metricsAddr != "" {

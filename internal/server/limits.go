@@ -19,9 +19,21 @@ type Limits struct {
 	// before anything else runs: the authorization's registry check is inside it, so a
 	// database that does not answer holds a call no longer than this.
 	Deadline time.Duration
-	// Rate and Burst bound each caller's calls per second (token bucket); 0 disables.
+	// Rate and Burst bound each caller's cost units per second (token bucket; a call
+	// costs Cost(method)); 0 disables.
 	Rate  float64
 	Burst int
+	// MaxInFlight bounds the cost units in flight of all callers, PartyInFlight those of
+	// one caller; a call over either is RESOURCE_EXHAUSTED at once. 0 disables.
+	MaxInFlight   int
+	PartyInFlight int
+	// Connection limits (0: gRPC's default, none): the most streams of one connection,
+	// how long a connection lives and may stay idle, and the least interval between a
+	// client's keepalive pings (a client pinging more often is disconnected).
+	MaxConcurrentStreams uint32
+	MaxConnectionAge     time.Duration
+	MaxConnectionIdle    time.Duration
+	MinPingInterval      time.Duration
 }
 
 // DefaultDeadline is the server's deadline of a unary call (taxrefund serve -call-timeout).
@@ -30,7 +42,8 @@ const DefaultDeadline = 10 * time.Second
 // DefaultLimits suit a store POS, a desk and an official: well above a busy counter, far
 // below what would starve other callers.
 func DefaultLimits() Limits {
-	return Limits{Deadline: DefaultDeadline, Rate: 500, Burst: 1000}
+	return Limits{Deadline: DefaultDeadline, Rate: 500, Burst: 1000, MaxInFlight: 512, PartyInFlight: 64,
+		MaxConcurrentStreams: 256, MaxConnectionAge: 30 * time.Minute, MaxConnectionIdle: 15 * time.Minute, MinPingInterval: 10 * time.Second}
 }
 
 // limiter keeps one token bucket per caller identity.
@@ -44,7 +57,7 @@ func newLimiter(l Limits) *limiter {
 	return &limiter{limits: l, buckets: map[string]*rate.Limiter{}}
 }
 
-func (l *limiter) allow(ctx context.Context) bool {
+func (l *limiter) allow(ctx context.Context, method string) bool {
 	if l.limits.Rate <= 0 {
 		return true
 	}
@@ -59,14 +72,18 @@ func (l *limiter) allow(ctx context.Context) bool {
 		l.buckets[p.URI] = b
 	}
 	l.mu.Unlock()
-	return b.Allow()
+	cost := Cost(method)
+	if cost > l.limits.Burst {
+		cost = l.limits.Burst
+	}
+	return b.AllowN(time.Now(), cost)
 }
 
 // unary applies the caller's rate limit. It runs after the authorizer, so the bucket is
 // the authenticated caller's.
 func (l *limiter) unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !l.allow(ctx) {
+		if !l.allow(ctx, info.FullMethod) {
 			return nil, status.Error(codes.ResourceExhausted, "too many calls from this caller; slow down and retry with the same request_id")
 		}
 		return handler(ctx, req)
@@ -91,7 +108,7 @@ func deadlineUnary(d time.Duration) grpc.UnaryServerInterceptor {
 
 func (l *limiter) stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if !l.allow(ss.Context()) {
+		if !l.allow(ss.Context(), info.FullMethod) {
 			return status.Error(codes.ResourceExhausted, "too many calls from this caller; slow down")
 		}
 		return handler(srv, ss)

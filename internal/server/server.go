@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -70,17 +72,34 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 	}
 	lim := newLimiter(limits)
 	refusals := newRefusalLog(o.Log)
+	codec := newRequestCodec()
+	adm := newAdmission(limits.MaxInFlight, limits.PartyInFlight)
+	// The order: metrics and the refusal log see every call's final status; the deadline
+	// bounds everything after it; a malformed or oversized request is refused before the
+	// authorization's database check; admission and the rate budget run once the caller
+	// is known.
 	unary := append([]grpc.UnaryServerInterceptor{recoverUnary(o.Log)}, o.Unary...)
-	unary = append(unary, refusals.unary(), deadlineUnary(limits.Deadline), a.Unary(), scopeUnary, lim.unary(), errorInterceptor(o.Log))
+	unary = append(unary, refusals.unary(), deadlineUnary(limits.Deadline), codec.unary(), a.Unary(), scopeUnary, lim.unary(), adm.unary(), errorInterceptor(o.Log))
 	stream := append([]grpc.StreamServerInterceptor{recoverStream(o.Log)}, o.Stream...)
-	stream = append(stream, refusals.stream(), a.Stream(), scopeStream, lim.stream(), errorStreamInterceptor(o.Log))
-	opts := append([]grpc.ServerOption{
+	stream = append(stream, refusals.stream(), codec.stream(), a.Stream(), scopeStream, lim.stream(), adm.stream(), errorStreamInterceptor(o.Log))
+	opts := []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(o.TLS)),
+		grpc.ForceServerCodecV2(codec),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
-		grpc.MaxConcurrentStreams(256),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-	}, o.ServerOptions...)
+	}
+	if limits.MaxConcurrentStreams > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(limits.MaxConcurrentStreams))
+	}
+	if limits.MinPingInterval > 0 {
+		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: limits.MinPingInterval, PermitWithoutStream: true}))
+	}
+	opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{
+		MaxConnectionIdle: limits.MaxConnectionIdle, MaxConnectionAge: limits.MaxConnectionAge, MaxConnectionAgeGrace: 30 * time.Second,
+		Time: time.Minute, Timeout: 20 * time.Second,
+	}))
+	opts = append(opts, o.ServerOptions...)
 	srv := grpc.NewServer(opts...)
 	if s.Store != nil {
 		storev1.RegisterStoreServiceServer(srv, s.Store)
