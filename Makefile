@@ -22,15 +22,21 @@ GENERATED := api internal/db proto
 # (one `apt-get update`, then `apt-get install`), and otherwise says what to install.
 DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-tools prometheus fonts-noto-cjk
 
-.PHONY: run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
+.PHONY: check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
 
 run: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
 	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && exec $(TAXREFUND) serve'
 
-test: deps check-generate pgenv
+test: deps check-generate check-deploy pgenv
 	go vet ./...
 	$(PGENV) -db taxrefund_test -- go test -count=1 -p 2 -timeout 20m ./...
+
+# check-deploy checks the Prometheus alerting rules and runs their unit tests (promtool,
+# from Debian's prometheus package).
+check-deploy:
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 generate:
 	go tool buf format -w
