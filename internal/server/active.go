@@ -50,6 +50,8 @@ func (r *Registry) Active(ctx context.Context, p auth.Party) error {
 	if ok && time.Since(c.at) < r.ttl {
 		return c.err
 	}
+	// The answer is as old as the moment it was asked for, not the moment it came back.
+	asked := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	err := r.check(cctx, p)
 	cancel()
@@ -63,7 +65,7 @@ func (r *Registry) Active(ctx context.Context, p auth.Party) error {
 		return err
 	}
 	r.mu.Lock()
-	r.cache[key] = cached{err: err, at: time.Now()}
+	r.cache[key] = cached{err: err, at: asked}
 	r.mu.Unlock()
 	return err
 }

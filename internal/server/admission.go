@@ -15,8 +15,8 @@ import (
 // Admission by cost: each method costs units (a GetForm 1, a monthly report or export 32),
 // and a call is admitted only when its cost fits both the server's capacity (MaxInFlight
 // units in flight, all callers together) and the caller's share of it (PartyInFlight
-// units in flight of one party), and the caller's rate budget (Limits.Rate units per
-// second). Otherwise it is answered RESOURCE_EXHAUSTED at once, rather than queued into
+// units in flight of one party); the caller's rate budget (Limits.Rate) counts calls.
+// Otherwise it is answered RESOURCE_EXHAUSTED at once, rather than queued into
 // timeouts: one caller's flood cannot take the pool from the others.
 
 // Cost returns the admission cost of a full method name: 1 unless listed.

@@ -19,8 +19,8 @@ type Limits struct {
 	// before anything else runs: the authorization's registry check is inside it, so a
 	// database that does not answer holds a call no longer than this.
 	Deadline time.Duration
-	// Rate and Burst bound each caller's cost units per second (token bucket; a call
-	// costs Cost(method)); 0 disables.
+	// Rate and Burst bound each caller's calls per second (token bucket); 0 disables.
+	// What a call costs is bounded by MaxInFlight and PartyInFlight.
 	Rate  float64
 	Burst int
 	// MaxInFlight bounds the cost units in flight of all callers, PartyInFlight those of
@@ -57,7 +57,7 @@ func newLimiter(l Limits) *limiter {
 	return &limiter{limits: l, buckets: map[string]*rate.Limiter{}}
 }
 
-func (l *limiter) allow(ctx context.Context, method string) bool {
+func (l *limiter) allow(ctx context.Context) bool {
 	if l.limits.Rate <= 0 {
 		return true
 	}
@@ -72,18 +72,14 @@ func (l *limiter) allow(ctx context.Context, method string) bool {
 		l.buckets[p.URI] = b
 	}
 	l.mu.Unlock()
-	cost := Cost(method)
-	if cost > l.limits.Burst {
-		cost = l.limits.Burst
-	}
-	return b.AllowN(time.Now(), cost)
+	return b.Allow()
 }
 
 // unary applies the caller's rate limit. It runs after the authorizer, so the bucket is
 // the authenticated caller's.
 func (l *limiter) unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !l.allow(ctx, info.FullMethod) {
+		if !l.allow(ctx) {
 			return nil, status.Error(codes.ResourceExhausted, "too many calls from this caller; slow down and retry with the same request_id")
 		}
 		return handler(ctx, req)
@@ -108,7 +104,7 @@ func deadlineUnary(d time.Duration) grpc.UnaryServerInterceptor {
 
 func (l *limiter) stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if !l.allow(ss.Context(), info.FullMethod) {
+		if !l.allow(ss.Context()) {
 			return status.Error(codes.ResourceExhausted, "too many calls from this caller; slow down")
 		}
 		return handler(srv, ss)

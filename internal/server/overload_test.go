@@ -214,6 +214,8 @@ func TestConnectionsPerAddress(t *testing.T) {
 	}
 	c1, c2 := dial(), dial()
 	s1, s2 := <-accepted, <-accepted
+	// Held until the end: a server side collected by the GC would close its client.
+	defer s2.Close()
 	c3 := dial()
 	if !closedByServer(c3) {
 		t.Error("a third connection from one address was kept")
@@ -222,7 +224,6 @@ func TestConnectionsPerAddress(t *testing.T) {
 		t.Error("the first two connections were closed")
 	}
 	_ = s1.Close()
-	_ = s2
 	c4 := dial()
 	select {
 	case <-accepted:
