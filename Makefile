@@ -22,7 +22,7 @@ GENERATED := api internal/db proto
 # (one `apt-get update`, then `apt-get install`), and otherwise says what to install.
 DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-tools prometheus fonts-noto-cjk
 
-.PHONY: check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
+.PHONY: bench-flood check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
 
 run: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
@@ -73,6 +73,7 @@ BENCH_DIR := .data/bench
 BENCH_DB ?= taxrefund_bench
 BENCH_ADDR ?= 127.0.0.1:50151
 BENCH_DEBUG_ADDR ?= 127.0.0.1:50152
+BENCH_METRICS_ADDR ?= 127.0.0.1:50153
 BENCH_CONCURRENCY ?= 64
 BENCH_WARMUP ?= 5s
 BENCH_DURATION ?= 20s
@@ -92,7 +93,7 @@ BENCH_START = $(LOADGEN) reset-db; \
 	$(TAXREFUND) migrate; $(TAXREFUND) seed; \
 	$(TAXREFUND) certs $(BENCH_CERTS) $(BENCH_KEYS) >/dev/null; \
 	$(LOADGEN) setup $(BENCH_CERTS) -stores $(BENCH_STORES); \
-	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) $(BENCH_CERTS) $(BENCH_KEYS) 2>$(BENCH_DIR)/server.log & pid=$$!; \
+	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) -metrics-addr $(BENCH_METRICS_ADDR) $(BENCH_CERTS) $(BENCH_KEYS) 2>$(BENCH_DIR)/server.log & pid=$$!; \
 	trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; trap "exit 130" INT TERM; \
 	echo "bench: server pid $$pid on $(BENCH_ADDR), log in $(BENCH_DIR)/server.log"
 
@@ -115,6 +116,15 @@ bench: bench-build
 		$(LOADGEN) check; \
 		echo; $(LOADGEN) report $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json \
 			$(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json'
+
+# bench-flood: 63 stores' IssueForm p99 alone and while one more store floods (BENCH.md).
+bench-flood: bench-build
+	@rm -f $(BENCH_DIR)/flood-*.json
+	$(PGENV) -db $(BENCH_DB) -- sh -ec '$(BENCH_START); \
+		r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
+			$(BENCH_RUN) -scenario flood -json $(BENCH_DIR)/flood-$$r.json; \
+			r=$$((r + 1)); \
+		done'
 
 bench-growth: bench-build
 	@rm -f $(BENCH_DIR)/growth-*.json

@@ -102,7 +102,7 @@ func TestTraceOfOneCall(t *testing.T) {
 	if sql == 0 {
 		t.Errorf("the IssueForm trace has no database span; spans: %v", spanNames(spans))
 	}
-	t.Logf("IssueForm trace %s: %d database spans", serverSpan.SpanContext().TraceID(), sql)
+	t.Logf("IssueForm trace %s: %d database spans: %q", serverSpan.SpanContext().TraceID(), sql, spanNames(spans))
 
 	// A refused call logs one line carrying its trace ID.
 	exp.Reset()
