@@ -74,6 +74,8 @@ BENCH_DB ?= taxrefund_bench
 BENCH_ADDR ?= 127.0.0.1:50151
 BENCH_DEBUG_ADDR ?= 127.0.0.1:50152
 BENCH_METRICS_ADDR ?= 127.0.0.1:50153
+# bench-flood's server: each caller's share of the cost units in flight (-party-in-flight).
+BENCH_FLOOD_PARTY_IN_FLIGHT ?= 8
 BENCH_CONCURRENCY ?= 64
 BENCH_WARMUP ?= 5s
 BENCH_DURATION ?= 20s
@@ -93,7 +95,7 @@ BENCH_START = $(LOADGEN) reset-db; \
 	$(TAXREFUND) migrate; $(TAXREFUND) seed; \
 	$(TAXREFUND) certs $(BENCH_CERTS) $(BENCH_KEYS) >/dev/null; \
 	$(LOADGEN) setup $(BENCH_CERTS) -stores $(BENCH_STORES); \
-	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) -metrics-addr $(BENCH_METRICS_ADDR) $(BENCH_CERTS) $(BENCH_KEYS) 2>$(BENCH_DIR)/server.log & pid=$$!; \
+	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) -metrics-addr $(BENCH_METRICS_ADDR) $(BENCH_SERVE_FLAGS) $(BENCH_CERTS) $(BENCH_KEYS) 2>$(BENCH_DIR)/server.log & pid=$$!; \
 	trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; trap "exit 130" INT TERM; \
 	echo "bench: server pid $$pid on $(BENCH_ADDR), log in $(BENCH_DIR)/server.log"
 
@@ -118,6 +120,7 @@ bench: bench-build
 			$(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json'
 
 # bench-flood: 63 stores' IssueForm p99 alone and while one more store floods (BENCH.md).
+bench-flood: BENCH_SERVE_FLAGS = -party-in-flight $(BENCH_FLOOD_PARTY_IN_FLIGHT)
 bench-flood: bench-build
 	@rm -f $(BENCH_DIR)/flood-*.json
 	$(PGENV) -db $(BENCH_DB) -- sh -ec '$(BENCH_START); \

@@ -194,6 +194,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	reg := server.NewRegistry(a.pool, cfg.registryTTL)
 	limits := server.DefaultLimits()
 	limits.Deadline = cfg.callTimeout
+	limits.MaxInFlight, limits.PartyInFlight = cfg.maxInFlight, cfg.partyInFlight
 	met := metrics.New(a.pool, 0)
 	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits,
 		Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}, Stream: []grpc.StreamServerInterceptor{met.GRPC.StreamServerInterceptor()},

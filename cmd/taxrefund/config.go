@@ -36,6 +36,8 @@ type config struct {
 	metricsAddr string
 	// checkInterval is how often the server verifies the hash chains and the invariants.
 	checkInterval time.Duration
+	// maxInFlight and partyInFlight bound the cost units in flight (server.Limits).
+	maxInFlight, partyInFlight int
 	// connsPerAddr caps the connections of one client address.
 	connsPerAddr int
 	// getenv reads the OTEL_* variables of the trace exporter.
@@ -66,6 +68,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.DurationVar(&c.sealInterval, "seal-interval", time.Second, "how often new journal and audit rows are sealed into their hash chains (0: never)")
 	fs.DurationVar(&c.callTimeout, "call-timeout", server.DefaultDeadline, "server-side deadline of every unary call, authorization included; a caller's shorter deadline stands")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", env("TAXREFUND_METRICS_ADDR", "127.0.0.1:9464"), "address of the Prometheus /metrics listener, apart from gRPC; empty: off (env TAXREFUND_METRICS_ADDR)")
+	def := server.DefaultLimits()
+	fs.IntVar(&c.maxInFlight, "max-in-flight", def.MaxInFlight, "cost units in flight of all callers before RESOURCE_EXHAUSTED (a GetForm costs 1, a report 32; 0: no limit)")
+	fs.IntVar(&c.partyInFlight, "party-in-flight", def.PartyInFlight, "cost units in flight of one caller before RESOURCE_EXHAUSTED (about half of -max-conns keeps one caller from taking the pool; 0: no limit)")
 	fs.IntVar(&c.connsPerAddr, "max-conns-per-addr", server.DefaultConnsPerAddr, "most gRPC connections open at once from one client IP (0: no cap)")
 	fs.DurationVar(&c.checkInterval, "check-interval", 10*time.Minute, "how often the server verifies the journal and audit hash chains and the ledger invariants, for the metrics (0: never)")
 	if err := fs.Parse(args); err != nil {
