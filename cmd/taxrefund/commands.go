@@ -250,9 +250,18 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}}
 	if cfg.checkInterval > 0 {
-		go schedule.Every(jobCtx, cfg.checkInterval, log, "chain and invariant check", func(ctx context.Context) (int, error) {
-			return met.Checks.Run(ctx, a.pool)
-		})
+		// The first check waits a minute, off the start-up's way (it reads every
+		// sealed row and the whole ledger).
+		go func() {
+			select {
+			case <-jobCtx.Done():
+				return
+			case <-time.After(min(time.Minute, cfg.checkInterval)):
+			}
+			schedule.Every(jobCtx, cfg.checkInterval, log, "chain and invariant check", func(ctx context.Context) (int, error) {
+				return met.Checks.Run(ctx, a.pool)
+			})
+		}()
 	}
 	watchDone := make(chan struct{})
 	go func() { watch.Run(jobCtx); close(watchDone) }()
