@@ -29,17 +29,22 @@ GENERATED := api internal/db proto
 # (one `apt-get update`, then `apt-get install`), and otherwise says what to install.
 DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-tools prometheus fonts-noto-cjk
 
-.PHONY: help run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
+.PHONY: help bench-flood check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
 
 #> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051
 run: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
 	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && $(TAXREFUND) seed -demo-forms && exec $(TAXREFUND) serve'
 
-#> test: install missing Debian packages, check generated code, go vet, all tests against PostgreSQL
-test: deps check-generate pgenv
+#> test: install missing Debian packages, check generated code and alert rules, go vet, all tests against PostgreSQL
+test: deps check-generate check-deploy pgenv
 	go vet ./...
 	$(PGENV) -db taxrefund_test -- go test -count=1 -p 2 -timeout 20m ./...
+
+#> check-deploy: check the Prometheus alerting rules and run their unit tests (promtool)
+check-deploy:
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 #> generate: regenerate the protobuf and sqlc code
 generate:
@@ -78,6 +83,9 @@ BENCH_DIR := .data/bench
 BENCH_DB ?= taxrefund_bench
 BENCH_ADDR ?= 127.0.0.1:50151
 BENCH_DEBUG_ADDR ?= 127.0.0.1:50152
+BENCH_METRICS_ADDR ?= 127.0.0.1:50153
+# bench-flood's server: each caller's share of the cost units in flight (-party-in-flight).
+BENCH_FLOOD_PARTY_IN_FLIGHT ?= 8
 BENCH_CONCURRENCY ?= 64
 BENCH_WARMUP ?= 5s
 BENCH_DURATION ?= 20s
@@ -97,7 +105,7 @@ BENCH_START = $(LOADGEN) reset-db; \
 	$(TAXREFUND) migrate; $(TAXREFUND) seed; \
 	$(TAXREFUND) certs $(BENCH_CERTS) $(BENCH_KEYS) >/dev/null; \
 	$(LOADGEN) setup $(BENCH_CERTS) -stores $(BENCH_STORES); \
-	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) $(BENCH_CERTS) $(BENCH_KEYS) 2>$(BENCH_DIR)/server.log & pid=$$!; \
+	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) -metrics-addr $(BENCH_METRICS_ADDR) $(BENCH_SERVE_FLAGS) $(BENCH_CERTS) $(BENCH_KEYS) 2>$(BENCH_DIR)/server.log & pid=$$!; \
 	trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; trap "exit 130" INT TERM; \
 	echo "bench: server pid $$pid on $(BENCH_ADDR), log in $(BENCH_DIR)/server.log"
 
@@ -121,6 +129,16 @@ bench: bench-build
 		$(LOADGEN) check; \
 		echo; $(LOADGEN) report $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json \
 			$(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json'
+
+#> bench-flood: 63 stores' IssueForm p99 alone and while one more store floods (BENCH.md).
+bench-flood: BENCH_SERVE_FLAGS = -party-in-flight $(BENCH_FLOOD_PARTY_IN_FLIGHT)
+bench-flood: bench-build
+	@rm -f $(BENCH_DIR)/flood-*.json
+	$(PGENV) -db $(BENCH_DB) -- sh -ec '$(BENCH_START); \
+		r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
+			$(BENCH_RUN) -scenario flood -json $(BENCH_DIR)/flood-$$r.json; \
+			r=$$((r + 1)); \
+		done'
 
 #> bench-growth: IssueForm at growing numbers of existing forms (BENCH.md)
 bench-growth: bench-build

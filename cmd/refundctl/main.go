@@ -28,11 +28,13 @@ import (
 
 	"golang.org/x/term"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
 	"taxrefund/internal/pki"
+	"taxrefund/internal/tracing"
 )
 
 func main() {
@@ -140,7 +142,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
+	// The call's trace starts here and continues in the server (exported when the OTEL_*
+	// environment asks for it).
+	tp, err := tracing.New(ctx, getenv, "refundctl")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tp.Shutdown(context.WithoutCancel(ctx)) }()
+	conn, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(tracing.Propagator))))
 	if err != nil {
 		return err
 	}

@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5/pgxpool"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
 
 	"taxrefund/internal/acquirer"
 	"taxrefund/internal/agency"
@@ -23,6 +25,7 @@ import (
 	"taxrefund/internal/forms"
 	"taxrefund/internal/immediate"
 	"taxrefund/internal/ledger"
+	"taxrefund/internal/metrics"
 	"taxrefund/internal/params"
 	"taxrefund/internal/payouts"
 	"taxrefund/internal/pii"
@@ -33,6 +36,7 @@ import (
 	"taxrefund/internal/server"
 	"taxrefund/internal/settlement"
 	"taxrefund/internal/store"
+	"taxrefund/internal/tracing"
 )
 
 func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
@@ -139,12 +143,12 @@ type app struct {
 	immediate  *immediate.Service
 }
 
-func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
+func newApp(ctx context.Context, cfg config, log *slog.Logger, opts ...db.Option) (*app, error) {
 	keys, err := pii.LoadKeyring(cfg.piiKeys)
 	if err != nil {
 		return nil, fmt.Errorf("PII keys (run `taxrefund certs` for development keys): %w", err)
 	}
-	pool, err := db.OpenAs(ctx, cfg.databaseURL, int32(cfg.maxConns), cfg.dbRole)
+	pool, err := db.OpenAs(ctx, cfg.databaseURL, int32(cfg.maxConns), cfg.dbRole, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +192,19 @@ func expireOnce(ctx context.Context, cfg config, log *slog.Logger, stdout io.Wri
 }
 
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
-	a, err := newApp(ctx, cfg, log)
+	tp, err := tracing.New(ctx, cfg.getenv, "taxrefund")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tp.Shutdown(sctx)
+	}()
+	if tracing.Exporting(cfg.getenv) {
+		log.Info("exporting traces", "exporter", cfg.getenv("OTEL_TRACES_EXPORTER"), "endpoint", cfg.getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
+	}
+	a, err := newApp(ctx, cfg, log, db.WithTracer(otelpgx.NewTracer(otelpgx.WithTracerProvider(tp))))
 	if err != nil {
 		return err
 	}
@@ -199,7 +215,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("TLS (run `taxrefund certs` for development certificates): %w", err)
 	}
 	reg := server.NewRegistry(a.pool, cfg.registryTTL)
-	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active}, server.Services{
+	limits := server.DefaultLimits()
+	limits.Deadline = cfg.callTimeout
+	limits.MaxInFlight, limits.PartyInFlight = cfg.maxInFlight, cfg.partyInFlight
+	met := metrics.New(a.pool, 0)
+	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits,
+		Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}, Stream: []grpc.StreamServerInterceptor{met.GRPC.StreamServerInterceptor()},
+		ServerOptions: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(tracing.Propagator)))},
+	}, server.Services{
 		Store:     store.New(a.forms),
 		Desk:      desk.New(a.forms, a.payouts, a.immediate),
 		Authority: authority.New(authority.Deps{Expirer: a.forms, Pool: a.pool, Registry: a.registry, Settlement: a.settlement, Immediate: a.immediate}),
@@ -212,7 +236,21 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	lis = server.LimitListener(lis, cfg.connsPerAddr)
+	met.GRPC.InitializeMetrics(srv)
 	log.Info("serving", "addr", lis.Addr().String(), "cert_dir", cfg.certDir)
+	if cfg.metricsAddr != "" {
+		// A metrics port taken by another process costs the scrape, not the service: the
+		// error is logged and Prometheus reports the target down.
+		if ml, err := net.Listen("tcp", cfg.metricsAddr); err != nil {
+			log.Error("metrics listener: not serving /metrics", "addr", cfg.metricsAddr, "error", err)
+		} else {
+			ms := &http.Server{Handler: met.Handler(), ReadHeaderTimeout: 5 * time.Second}
+			log.Info("metrics listener", "addr", ml.Addr().String(), "path", "/metrics")
+			go func() { _ = ms.Serve(ml) }()
+			defer ms.Close()
+		}
+	}
 	if cfg.debugAddr != "" {
 		dbg := &http.Server{Addr: cfg.debugAddr, Handler: server.DebugHandler(a.pool), ReadHeaderTimeout: 5 * time.Second}
 		dl, err := net.Listen("tcp", cfg.debugAddr)
@@ -226,6 +264,30 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 
 	jobCtx, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
+	// Health follows the database.
+	watch := &server.DatabaseWatch{URL: cfg.databaseURL, Health: hs, Server: srv, Log: log, OnChange: func(up bool) {
+		if up {
+			met.DatabaseUp.Set(1)
+		} else {
+			met.DatabaseUp.Set(0)
+		}
+	}}
+	if cfg.checkInterval > 0 {
+		// The first check waits a minute, off the start-up's way (it reads every
+		// sealed row and the whole ledger).
+		go func() {
+			select {
+			case <-jobCtx.Done():
+				return
+			case <-time.After(min(time.Minute, cfg.checkInterval)):
+			}
+			schedule.Every(jobCtx, cfg.checkInterval, log, "chain and invariant check", func(ctx context.Context) (int, error) {
+				return met.Checks.Run(ctx, a.pool)
+			})
+		}()
+	}
+	watchDone := make(chan struct{})
+	go func() { watch.Run(jobCtx); close(watchDone) }()
 	if cfg.expiryInterval > 0 {
 		go schedule.Every(jobCtx, cfg.expiryInterval, log, "expiry", func(ctx context.Context) (int, error) {
 			return a.forms.Expire(db.WithParty(ctx, "system", "expiry"), "expiry job")
@@ -251,8 +313,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	stopJobs()
+	<-watchDone
+	hs.Shutdown() // every service NOT_SERVING, for good
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
 	select {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"taxrefund/internal/db"
+	"taxrefund/internal/metrics"
 	"taxrefund/internal/server"
 )
 
@@ -32,6 +33,18 @@ type config struct {
 	debugAddr string
 	// demoForms: seed also issues, verifies and pays demo forms of last and this month.
 	demoForms bool
+	// callTimeout is the server's deadline of a unary call, registry check included.
+	callTimeout time.Duration
+	// metricsAddr is where Prometheus scrapes /metrics; empty: off.
+	metricsAddr string
+	// checkInterval is how often the server verifies the hash chains and the invariants.
+	checkInterval time.Duration
+	// maxInFlight and partyInFlight bound the cost units in flight (server.Limits).
+	maxInFlight, partyInFlight int
+	// connsPerAddr caps the connections of one client address.
+	connsPerAddr int
+	// getenv reads the OTEL_* variables of the trace exporter.
+	getenv func(string) string
 }
 
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -50,6 +63,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	// Each command registers the flags it reads, so that its -h lists only those.
 	has := func(cmds ...string) bool { return slices.Contains(cmds, name) }
 	c := config{
+		getenv: getenv,
 		dbRole: db.AppRole, addr: "127.0.0.1:50051", maxConns: 16, paramsTTL: 30 * time.Second, registryTTL: 2 * time.Second,
 		expiryInterval: time.Minute, dispatchInterval: 2 * time.Second, sealInterval: time.Second,
 	}
@@ -80,6 +94,15 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.StringVar(&c.debugAddr, "debug-addr", env("TAXREFUND_DEBUG_ADDR", ""), "loopback address for Go's profiles (/debug/pprof/) and the pool's statistics (/debug/pool); empty: off (env TAXREFUND_DEBUG_ADDR)")
 		fs.DurationVar(&c.sealInterval, "seal-interval", time.Second, "how often new journal and audit rows are sealed into their hash chains (0: never)")
 	}
+	if has("serve") {
+		fs.DurationVar(&c.callTimeout, "call-timeout", server.DefaultDeadline, "server-side deadline of every unary call, authorization included; a caller's shorter deadline stands")
+		fs.StringVar(&c.metricsAddr, "metrics-addr", env("TAXREFUND_METRICS_ADDR", "127.0.0.1:9464"), "address of the Prometheus /metrics listener, apart from gRPC; empty: off (env TAXREFUND_METRICS_ADDR)")
+		def := server.DefaultLimits()
+		fs.IntVar(&c.maxInFlight, "max-in-flight", def.MaxInFlight, "cost units in flight of all callers before RESOURCE_EXHAUSTED (a GetForm costs 1, a report 32; 0: no limit)")
+		fs.IntVar(&c.partyInFlight, "party-in-flight", def.PartyInFlight, "cost units in flight of one caller before RESOURCE_EXHAUSTED (about half of -max-conns keeps one caller from taking the pool; 0: no limit)")
+		fs.IntVar(&c.connsPerAddr, "max-conns-per-addr", server.DefaultConnsPerAddr, "most gRPC connections open at once from one client IP (0: no cap)")
+		fs.DurationVar(&c.checkInterval, "check-interval", 10*time.Minute, "how often the server verifies the journal and audit hash chains and the ledger invariants, for the metrics (0: never)")
+	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -92,12 +115,17 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if c.maxConns < 1 || c.maxConns > 1000 {
 		return config{}, fmt.Errorf("-max-conns %d: must be 1 to 1000", c.maxConns)
 	}
+	if c.metricsAddr != "" {
+		if err := metrics.CheckAddr(c.metricsAddr); err != nil {
+			return config{}, err
+		}
+	}
 	if c.debugAddr != "" {
 		if err := server.CheckDebugAddr(c.debugAddr); err != nil {
 			return config{}, err
 		}
 	}
-	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 {
+	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 {
 		return config{}, errors.New("durations must not be negative")
 	}
 	return c, nil

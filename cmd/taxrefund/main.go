@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"taxrefund/internal/tracing"
 )
 
 func main() {
@@ -48,7 +50,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) < 2 {
 		return fmt.Errorf("no command\n%s", usage)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Every line logged with a call's context names the call's trace (trace_id).
+	log := slog.New(tracing.LogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	cmd, rest := args[1], args[2:]
 	switch cmd {
 	case "migrate", "seed", "certs", "serve", "expire", "rekey", "verify":

@@ -117,7 +117,10 @@ func (e constError) Error() string { return string(e) }
 type Authorizer struct {
 	Matrix Matrix
 	Active func(ctx context.Context, p Party) error
-	Logger *slog.Logger // nil: do not log
+	// SkipActive lists full method names that do not call Active (the matrix still
+	// applies): health checking, which must answer while the registry's database is away.
+	SkipActive []string
+	Logger     *slog.Logger // nil: do not log
 }
 
 // UnaryServerInterceptor returns a unary interceptor enforcing m, with no
@@ -174,7 +177,7 @@ func (a *Authorizer) authorize(ctx context.Context, method string) (context.Cont
 		return nil, status.Errorf(codes.PermissionDenied, "role %s may not call %s", p.Role, method)
 	}
 	ctx = NewContext(ctx, p)
-	if a.Active == nil {
+	if a.Active == nil || slices.Contains(a.SkipActive, method) {
 		return ctx, nil
 	}
 	err = a.Active(ctx, p)
@@ -213,4 +216,11 @@ func peerParty(ctx context.Context) (Party, error) {
 		return Party{}, status.Error(codes.Unauthenticated, "client certificate does not name a party")
 	}
 	return p, nil
+}
+
+// PeerParty returns the party of the call's verified client certificate, for those that
+// run before the authorizer (the refusal log); ok is false when there is none.
+func PeerParty(ctx context.Context) (Party, bool) {
+	p, err := peerParty(ctx)
+	return p, err == nil
 }

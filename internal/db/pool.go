@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	decimalcodec "github.com/jackc/pgx-shopspring-decimal"
 	"github.com/jackc/pgx/v5"
@@ -25,6 +26,11 @@ import (
 // or delete journal, audit or payout rows (migrations/00006_app_role.sql).
 const AppRole = "taxrefund_app"
 
+// ConnectTimeout bounds the opening of one connection (TCP, TLS and the start-up
+// exchange) when the URL sets no connect_timeout. Acquiring a connection from the pool is
+// bounded by the caller's context: every gRPC call has the server's deadline.
+const ConnectTimeout = 5 * time.Second
+
 // Open connects a pool to url, with numeric columns decoded as decimal.Decimal, as the
 // URL's user (the owner: migrations, seeds, tests' fixtures).
 func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
@@ -35,17 +41,19 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 // AppRole). It logs in as role itself when the server lets it (the URL's password, or
 // trust), so that no statement of the service can RESET ROLE to a privileged user;
 // otherwise it logs in as the URL's user and switches every connection with SET ROLE.
-func OpenAs(ctx context.Context, url string, maxConns int32, role string) (*pgxpool.Pool, error) {
+func OpenAs(ctx context.Context, url string, maxConns int32, role string, opts ...Option) (*pgxpool.Pool, error) {
 	if role != "" {
 		pool, err := open(ctx, url, maxConns, func(cfg *pgxpool.Config) {
 			cfg.ConnConfig.User = role
 			genericPlans(cfg)
+			apply(cfg, opts)
 		})
 		if err == nil {
 			return pool, nil
 		}
 		return open(ctx, url, maxConns, func(cfg *pgxpool.Config) {
 			genericPlans(cfg)
+			apply(cfg, opts)
 			cfg.AfterConnect = chain(cfg.AfterConnect, func(ctx context.Context, conn *pgx.Conn) error {
 				if _, err := conn.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
 					return fmt.Errorf("set role %s: %w", role, err)
@@ -54,7 +62,22 @@ func OpenAs(ctx context.Context, url string, maxConns int32, role string) (*pgxp
 			})
 		})
 	}
-	return open(ctx, url, maxConns, nil)
+	return open(ctx, url, maxConns, func(cfg *pgxpool.Config) { apply(cfg, opts) })
+}
+
+// Option adjusts a pool's configuration before it opens.
+type Option func(*pgxpool.Config)
+
+// WithTracer traces every statement of the pool's connections (otelpgx: a span per query,
+// batch and connect, children of the call's span).
+func WithTracer(t pgx.QueryTracer) Option {
+	return func(cfg *pgxpool.Config) { cfg.ConnConfig.Tracer = t }
+}
+
+func apply(cfg *pgxpool.Config, opts []Option) {
+	for _, o := range opts {
+		o(cfg)
+	}
 }
 
 // genericPlans makes the service's connections keep one plan per prepared statement
@@ -85,6 +108,11 @@ func open(ctx context.Context, url string, maxConns int32, adjust func(*pgxpool.
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
+	}
+	// A server that accepts TCP but never answers (a partition, a hung host) must fail a
+	// new connection, not hold it for the kernel's minutes; connect_timeout in the URL wins.
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
 	}
 	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
 		decimalcodec.Register(conn.TypeMap())

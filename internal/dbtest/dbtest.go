@@ -70,9 +70,9 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 
 // OpenPool opens a pool on url as role ("" for the URL's user, db.AppRole for what the
 // service runs as), closed when the test ends.
-func OpenPool(t testing.TB, url, role string) *pgxpool.Pool {
+func OpenPool(t testing.TB, url, role string, opts ...db.Option) *pgxpool.Pool {
 	t.Helper()
-	pool, err := db.OpenAs(context.Background(), url, 32, role)
+	pool, err := db.OpenAs(context.Background(), url, 32, role, opts...)
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}

@@ -21,7 +21,7 @@ import (
 
 // RunConfig is a service measurement.
 type RunConfig struct {
-	Scenario  string // "issue", "desk", "immediate" or "report"
+	Scenario  string // "issue", "desk", "immediate", "report" or "flood"
 	Label     string
 	Addr      string
 	CertDir   string
@@ -61,6 +61,9 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig) (Result, error)
 	}
 	if cfg.Load.Seed == 0 {
 		cfg.Load.Seed = rand.Uint64()
+	}
+	if cfg.Scenario == "flood" {
+		return runFlood(ctx, pool, cfg, stores)
 	}
 
 	var visit visitFunc

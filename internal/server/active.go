@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc/codes"
 
 	"taxrefund/internal/auth"
 )
@@ -28,6 +29,10 @@ type cached struct {
 	at  time.Time
 }
 
+// registryTimeout bounds one registry check, also for a stream, whose handler has no
+// server deadline; a unary call's own shorter deadline stands.
+const registryTimeout = 5 * time.Second
+
 // NewRegistry returns a Registry; ttl 0 asks the database every time.
 func NewRegistry(pool *pgxpool.Pool, ttl time.Duration) *Registry {
 	return &Registry{pool: pool, ttl: ttl, cache: map[string]cached{}}
@@ -45,12 +50,22 @@ func (r *Registry) Active(ctx context.Context, p auth.Party) error {
 	if ok && time.Since(c.at) < r.ttl {
 		return c.err
 	}
-	err := r.check(ctx, p)
+	// The answer is as old as the moment it was asked for, not the moment it came back.
+	asked := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	err := r.check(cctx, p)
+	cancel()
 	if err != nil && !errors.Is(err, auth.ErrInactive) {
-		return err // a database error is not cached
+		// A database error is not cached. An unreachable database is UNAVAILABLE and a
+		// check cut short is DEADLINE_EXCEEDED, as for any other statement of the call;
+		// only the unforeseen is left to the authorizer (INTERNAL, logged).
+		if st := Status(err); st.Code() != codes.Internal {
+			return st.Err()
+		}
+		return err
 	}
 	r.mu.Lock()
-	r.cache[key] = cached{err: err, at: time.Now()}
+	r.cache[key] = cached{err: err, at: asked}
 	r.mu.Unlock()
 	return err
 }

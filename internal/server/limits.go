@@ -15,17 +15,35 @@ import (
 
 // Limits bound what one caller can ask of the server.
 type Limits struct {
-	// Deadline is applied to a unary call that arrives without one, or with a longer one.
+	// Deadline is applied to a unary call that arrives without one, or with a longer one,
+	// before anything else runs: the authorization's registry check is inside it, so a
+	// database that does not answer holds a call no longer than this.
 	Deadline time.Duration
 	// Rate and Burst bound each caller's calls per second (token bucket); 0 disables.
+	// What a call costs is bounded by MaxInFlight and PartyInFlight.
 	Rate  float64
 	Burst int
+	// MaxInFlight bounds the cost units in flight of all callers, PartyInFlight those of
+	// one caller; a call over either is RESOURCE_EXHAUSTED at once. 0 disables.
+	MaxInFlight   int
+	PartyInFlight int
+	// Connection limits (0: gRPC's default, none): the most streams of one connection,
+	// how long a connection lives and may stay idle, and the least interval between a
+	// client's keepalive pings (a client pinging more often is disconnected).
+	MaxConcurrentStreams uint32
+	MaxConnectionAge     time.Duration
+	MaxConnectionIdle    time.Duration
+	MinPingInterval      time.Duration
 }
+
+// DefaultDeadline is the server's deadline of a unary call (taxrefund serve -call-timeout).
+const DefaultDeadline = 10 * time.Second
 
 // DefaultLimits suit a store POS, a desk and an official: well above a busy counter, far
 // below what would starve other callers.
 func DefaultLimits() Limits {
-	return Limits{Deadline: 30 * time.Second, Rate: 500, Burst: 1000}
+	return Limits{Deadline: DefaultDeadline, Rate: 500, Burst: 1000, MaxInFlight: 512, PartyInFlight: 64,
+		MaxConcurrentStreams: 256, MaxConnectionAge: 30 * time.Minute, MaxConnectionIdle: 15 * time.Minute, MinPingInterval: 10 * time.Second}
 }
 
 // limiter keeps one token bucket per caller identity.
@@ -57,14 +75,23 @@ func (l *limiter) allow(ctx context.Context) bool {
 	return b.Allow()
 }
 
-// unary applies the per-call deadline and the caller's rate limit. It runs after the
-// authorizer, so the bucket is the authenticated caller's.
+// unary applies the caller's rate limit. It runs after the authorizer, so the bucket is
+// the authenticated caller's.
 func (l *limiter) unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if !l.allow(ctx) {
 			return nil, status.Error(codes.ResourceExhausted, "too many calls from this caller; slow down and retry with the same request_id")
 		}
-		if d := l.limits.Deadline; d > 0 {
+		return handler(ctx, req)
+	}
+}
+
+// deadlineUnary gives a unary call the server's deadline d when the caller set none or a
+// longer one (a shorter one of the caller's stands). It is the first interceptor after
+// the panic guard, so that every later step, the registry check included, is bounded.
+func deadlineUnary(d time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if d > 0 {
 			if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, d)

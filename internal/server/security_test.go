@@ -22,6 +22,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
@@ -46,6 +47,7 @@ import (
 	"taxrefund/internal/server"
 	"taxrefund/internal/settlement"
 	"taxrefund/internal/store"
+	"taxrefund/internal/tracing"
 )
 
 // Extra client certificates of the security tests, beside the harness's identities.
@@ -66,6 +68,12 @@ type secOptions struct {
 	limits *server.Limits
 	// tls, when set, changes the server's TLS configuration: the broken controls.
 	tls func(*tls.Config)
+	// appURL, when set, rewrites the URL the services' pool connects to (a proxy).
+	appURL func(string) string
+	// options, when set, adds to the server's options (metrics, traces).
+	options func(app *pgxpool.Pool, o *server.Options)
+	// pool adds to the services' pool's options (a tracer).
+	pool []db.Option
 }
 
 // secEnv is the harness (its helpers work unchanged) wired exactly like newHarness, with
@@ -74,9 +82,10 @@ type secOptions struct {
 // application role or as the superuser) and the application role's pool.
 type secEnv struct {
 	*harness
-	srv *grpc.Server
-	url string
-	app *pgxpool.Pool
+	srv    *grpc.Server
+	health *health.Server
+	url    string
+	app    *pgxpool.Pool
 }
 
 func newSecEnv(t *testing.T, o secOptions) *secEnv {
@@ -84,7 +93,11 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 	url := dbtest.NewURL(t)
 	pool := dbtest.OpenPool(t, url, "")
 	dbtest.Registry(t, pool)
-	app := dbtest.OpenPool(t, url, db.AppRole)
+	appURL := url
+	if o.appURL != nil {
+		appURL = o.appURL(url)
+	}
+	app := dbtest.OpenPool(t, appURL, db.AppRole, o.pool...)
 	h := &harness{
 		pool:    pool,
 		clock:   dbtest.NewClock(t0),
@@ -107,7 +120,7 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 			}
 		}
 	}
-	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(tracing.LogHandler(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	keys := dbtest.Keyring(t)
 	led := ledger.NewStore()
 	par := params.NewCache(app, 0)
@@ -124,7 +137,11 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 	imm := immediate.New(immediate.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Forms: f, Now: h.clock.Now, Log: log})
 	reg := registry.New(app, h.clock.Now)
 	settle := settlement.New(app, led, h.clock.Now)
-	srv, _, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: server.NewRegistry(app, 0).Active, Limits: o.limits}, server.Services{
+	so := server.Options{TLS: tlsConf, Log: log, Active: server.NewRegistry(app, 0).Active, Limits: o.limits}
+	if o.options != nil {
+		o.options(app, &so)
+	}
+	srv, hs, err := server.New(so, server.Services{
 		Store:     store.New(f),
 		Desk:      desk.New(f, p, imm),
 		Authority: authority.New(authority.Deps{Expirer: f, Pool: app, Registry: reg, Settlement: settle, Immediate: imm, Now: h.clock.Now}),
@@ -148,7 +165,7 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 		srv.Stop()
 	})
 	t.Cleanup(func() { h.tr.checkNoSecrets(t, h.logs.String()) })
-	return &secEnv{harness: h, srv: srv, url: url, app: app}
+	return &secEnv{harness: h, srv: srv, health: hs, url: url, app: app}
 }
 
 // tableCounts returns the row count of every table of the public schema, in one query.
@@ -1061,17 +1078,20 @@ func TestRefusalsDoNotEchoUnvalidatedInput(t *testing.T) {
 	cases := []struct {
 		name   string
 		number string
+		fields []string
 	}{
-		{"bidi override", "INV-\u202eFDP.exe"},
-		{"NUL and newline", "INV\x00\nforged: log line"},
-		{"1 MiB", strings.Repeat("A", 1<<20)},
+		{"bidi override", "INV-\u202eFDP.exe", []string{"invoices[2].number", "invoices[2]"}},
+		{"NUL and newline", "INV\x00\nforged: log line", []string{"invoices[2].number", "invoices[2]"}},
+		// Refused by its size before any other check (wire.CheckLengths), which therefore
+		// does not get to say that no line is on that invoice.
+		{"1 MiB", strings.Repeat("A", 1<<20), []string{"invoices[2].number"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			req := domainExample("C1234-5678", "INV-ECHO")
 			req.Invoices = append(req.Invoices, &formv1.Invoice{Number: c.number, Date: "2025-06-10"})
 			_, err := env.store(t, storeJFB1).IssueForm(ctx, req)
-			st := checkStatus(t, err, want{codes.InvalidArgument, "INVALID_REQUEST", []string{"invoices[2].number", "invoices[2]"}})
+			st := checkStatus(t, err, want{codes.InvalidArgument, "INVALID_REQUEST", c.fields})
 			for _, e := range echoes(st) {
 				t.Errorf("the refusal echoes the raw invoice number: %s", e)
 			}

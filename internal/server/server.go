@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -45,27 +47,60 @@ type Options struct {
 	Active func(ctx context.Context, p auth.Party) error
 	// Limits bound each caller; nil means DefaultLimits().
 	Limits *Limits
+	// Unary and Stream run first, outside everything else but the panic guard, so that
+	// they see every call and its final status (metrics).
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
+	// ServerOptions are added as they are (a stats handler for traces).
+	ServerOptions []grpc.ServerOption
 }
 
-// New returns a server with every service registered, and its health server (SERVING).
+// New returns a server with every service registered, and its health server (SERVING,
+// overall and for each service; DatabaseWatch keeps it in step with the database).
 func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 	m := auth.DefaultMatrix()
 	if err := m.Validate(); err != nil {
 		return nil, nil, err
 	}
-	a := &auth.Authorizer{Matrix: m, Active: o.Active, Logger: o.Log}
+	// Health checking answers from the server's own state and names no party: it must
+	// answer while the registry's database is away.
+	a := &auth.Authorizer{Matrix: m, Active: o.Active, Logger: o.Log, SkipActive: []string{
+		"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch", "/grpc.health.v1.Health/List"}}
 	limits := DefaultLimits()
 	if o.Limits != nil {
 		limits = *o.Limits
 	}
 	lim := newLimiter(limits)
-	srv := grpc.NewServer(
+	refusals := newRefusalLog(o.Log)
+	codec := newRequestCodec()
+	adm := newAdmission(limits.MaxInFlight, limits.PartyInFlight)
+	// The order: metrics and the refusal log see every call's final status; the deadline
+	// bounds everything after it; a malformed or oversized request is refused before the
+	// authorization's database check; admission and the rate budget run once the caller
+	// is known.
+	unary := append([]grpc.UnaryServerInterceptor{recoverUnary(o.Log)}, o.Unary...)
+	unary = append(unary, refusals.unary(), deadlineUnary(limits.Deadline), codec.unary(), a.Unary(), scopeUnary, lim.unary(), adm.unary(), errorInterceptor(o.Log))
+	stream := append([]grpc.StreamServerInterceptor{recoverStream(o.Log)}, o.Stream...)
+	stream = append(stream, refusals.stream(), codec.stream(), a.Stream(), scopeStream, lim.stream(), adm.stream(), errorStreamInterceptor(o.Log))
+	opts := []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(o.TLS)),
+		grpc.ForceServerCodecV2(codec),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
-		grpc.MaxConcurrentStreams(256),
-		grpc.ChainUnaryInterceptor(recoverUnary(o.Log), a.Unary(), scopeUnary, lim.unary(), errorInterceptor(o.Log)),
-		grpc.ChainStreamInterceptor(recoverStream(o.Log), a.Stream(), scopeStream, lim.stream(), errorStreamInterceptor(o.Log)),
-	)
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+	}
+	if limits.MaxConcurrentStreams > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(limits.MaxConcurrentStreams))
+	}
+	if limits.MinPingInterval > 0 {
+		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: limits.MinPingInterval, PermitWithoutStream: true}))
+	}
+	opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{
+		MaxConnectionIdle: limits.MaxConnectionIdle, MaxConnectionAge: limits.MaxConnectionAge, MaxConnectionAgeGrace: 30 * time.Second,
+		Time: time.Minute, Timeout: 20 * time.Second,
+	}))
+	opts = append(opts, o.ServerOptions...)
+	srv := grpc.NewServer(opts...)
 	if s.Store != nil {
 		storev1.RegisterStoreServiceServer(srv, s.Store)
 	}
@@ -79,6 +114,9 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 		agencyv1.RegisterAgencyServiceServer(srv, s.Agency)
 	}
 	hs := health.NewServer()
+	for name := range srv.GetServiceInfo() {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
 	return srv, hs, nil
