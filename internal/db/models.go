@@ -40,8 +40,9 @@ type AcquirerOutbox struct {
 }
 
 type Agency struct {
-	Code string
-	Name string
+	Code        string
+	Name        string
+	AppointedOn time.Time
 }
 
 type AuditEvent struct {

@@ -163,7 +163,7 @@ func (q *Queries) LatestParameterFrom(ctx context.Context, db DBTX, arg LatestPa
 }
 
 const listAgencies = `-- name: ListAgencies :many
-SELECT code, name FROM agencies ORDER BY code
+SELECT code, name, appointed_on FROM agencies ORDER BY code
 `
 
 func (q *Queries) ListAgencies(ctx context.Context, db DBTX) ([]Agency, error) {
@@ -175,7 +175,7 @@ func (q *Queries) ListAgencies(ctx context.Context, db DBTX) ([]Agency, error) {
 	var items []Agency
 	for rows.Next() {
 		var i Agency
-		if err := rows.Scan(&i.Code, &i.Name); err != nil {
+		if err := rows.Scan(&i.Code, &i.Name, &i.AppointedOn); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
