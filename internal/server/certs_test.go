@@ -230,10 +230,11 @@ func TestForeignCAClientCertificateRefused(t *testing.T) {
 }
 
 // TestCACertificateAsClientRefused: the service's own CA certificate, presented with its
-// key, passes TLS (it is its own trust anchor) but identifies no party: UNAUTHENTICATED,
-// nothing written. A CA certificate that carries a store's URI, signed by the service's
-// CA, is refused the same way. Broken control: the same certificate without the CA flag
-// is served as the store, so the refusal is the CA check.
+// key, is its own trust anchor but lists no clientAuth extended key usage: the handshake
+// refuses it. A CA certificate that does list clientAuth and carries a store's URI,
+// signed by the service's CA, passes TLS and is refused as no party: UNAUTHENTICATED,
+// nothing written. Broken control: the same certificate without the CA flag is served as
+// the store, so the refusal is the CA check.
 func TestCACertificateAsClientRefused(t *testing.T) {
 	t.Parallel()
 	env := newSecEnv(t, secOptions{})
@@ -242,9 +243,8 @@ func TestCACertificateAsClientRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := env.tableCounts(t)
-	st := env.wantRefusedBeforeHandler(t, env.issueCall(t, env.dialAs(t, caPair), "X1111-0003", "INV-CA1"), codes.Unauthenticated, before)
-	if st.Message() != "client certificate does not name a party" {
-		t.Errorf("message %q", st.Message())
+	if err := env.rawTLS(t, caPair); err == nil || !strings.Contains(err.Error(), "bad certificate") {
+		t.Errorf("TLS with the CA certificate as a client: %v, want the alert \"bad certificate\"", err)
 	}
 
 	ca, caKey := caOf(t, env.certDir)
@@ -256,7 +256,7 @@ func TestCACertificateAsClientRefused(t *testing.T) {
 		}
 		return mint(t, tmpl, ca, caKey)
 	}
-	st = env.wantRefusedBeforeHandler(t, env.issueCall(t, env.dialAs(t, caLike(true)), "X1111-0003", "INV-CA2"), codes.Unauthenticated, before)
+	st := env.wantRefusedBeforeHandler(t, env.issueCall(t, env.dialAs(t, caLike(true)), "X1111-0003", "INV-CA2"), codes.Unauthenticated, before)
 	if st.Message() != "client certificate does not name a party" {
 		t.Errorf("message %q", st.Message())
 	}
