@@ -97,6 +97,11 @@ func DefaultMatrix() Matrix {
 // caller gets PermissionDenied. It is a constant, so nothing can reassign it.
 const ErrInactive = constError("party is not active")
 
+// ErrUnregistered is what an Active hook returns (possibly wrapped) when the certificate
+// names an identity the register does not know, or a certificate that is not registered
+// for it: the caller gets Unauthenticated.
+const ErrUnregistered = constError("identity is not registered")
+
 // constError is an error that can be declared as a constant.
 type constError string
 
@@ -111,7 +116,7 @@ func (e constError) Error() string { return string(e) }
 // details), then calls Active if set, and hands the handler a context
 // carrying the Party (see FromContext).
 //
-// Active may return ErrInactive (PermissionDenied), a gRPC status error
+// Active may return ErrInactive (PermissionDenied), ErrUnregistered (Unauthenticated), a gRPC status error
 // (passed through), or any other error (Internal, with a generic message;
 // the error itself goes to Logger).
 type Authorizer struct {
@@ -186,6 +191,8 @@ func (a *Authorizer) authorize(ctx context.Context, method string) (context.Cont
 		return ctx, nil
 	case errors.Is(err, ErrInactive):
 		return nil, status.Errorf(codes.PermissionDenied, "role %s: party is not active", p.Role)
+	case errors.Is(err, ErrUnregistered):
+		return nil, status.Errorf(codes.Unauthenticated, "role %s: the certificate's identity is not registered", p.Role)
 	}
 	if s, ok := status.FromError(err); ok {
 		return nil, s.Err()

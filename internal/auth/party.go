@@ -19,7 +19,9 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -74,6 +76,10 @@ type Party struct {
 	// Serial is the certificate's serial number in lower-case hex (empty when the party
 	// was not read from a certificate), checked against the revocation list.
 	Serial string
+	// KeyHash is the SHA-256 of the certificate's SubjectPublicKeyInfo in lower-case hex
+	// (empty when not read from a certificate): with Serial, what binds the certificate
+	// to its entry in the identity register.
+	KeyHash string
 }
 
 // String returns the party's identity URI.
@@ -219,6 +225,8 @@ func FromCertificate(cert *x509.Certificate) (Party, error) {
 	if cert.SerialNumber != nil {
 		p.Serial = cert.SerialNumber.Text(16)
 	}
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	p.KeyHash = hex.EncodeToString(sum[:])
 	return p, nil
 }
 

@@ -5,8 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"math/big"
 	"net/url"
 	"strings"
@@ -182,7 +184,14 @@ func TestFromCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Party{Role: RoleDesk, Desk: "D1", Cashier: "C1", URI: "taxrefund://desk/D1/C1", Serial: cert.SerialNumber.Text(16)}
+	// The key hash is the SHA-256 of the DER public key (SubjectPublicKeyInfo).
+	spki, err := x509.MarshalPKIXPublicKey(cert.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(spki)
+	want := Party{Role: RoleDesk, Desk: "D1", Cashier: "C1", URI: "taxrefund://desk/D1/C1", Serial: cert.SerialNumber.Text(16),
+		KeyHash: hex.EncodeToString(sum[:])}
 	if p != want || p.Serial == "" {
 		t.Fatalf("FromCertificate = %+v, want %+v", p, want)
 	}

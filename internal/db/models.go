@@ -182,6 +182,27 @@ type IdempotencyKey struct {
 	CreatedAt   time.Time
 }
 
+type Identity struct {
+	Uri         string
+	Kind        string
+	Party       string
+	Person      string
+	Status      string
+	EffectiveAt time.Time
+	Reason      string
+	ChangedBy   string
+	CreatedAt   time.Time
+}
+
+type IdentityCertificate struct {
+	Serial       string
+	SpkiSha256   []byte
+	Uri          string
+	NotAfter     time.Time
+	RegisteredAt time.Time
+	RegisteredBy string
+}
+
 type JournalEntry struct {
 	ID        int64
 	TxnID     uuid.UUID

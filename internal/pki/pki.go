@@ -204,15 +204,34 @@ func (ca *CA) IssueServer(dir, name string, hosts []string) error {
 // when it was issued by this CA for this URI alone, matches its key file and is
 // valid for at least another 30 days. Otherwise both files are replaced.
 func (ca *CA) IssueClient(dir, name string, uri string) error {
+	tmpl, matches, err := clientTemplate(uri)
+	if err != nil {
+		return err
+	}
+	return ca.issue(dir, name, tmpl, x509.ExtKeyUsageClientAuth, matches)
+}
+
+// RenewClient is IssueClient that always writes a new key and certificate, with a new
+// serial number, over dir/<name>.pem and dir/<name>-key.pem: a rotation.
+func (ca *CA) RenewClient(dir, name string, uri string) error {
+	tmpl, _, err := clientTemplate(uri)
+	if err != nil {
+		return err
+	}
+	never := func(*x509.Certificate) bool { return false }
+	return ca.issue(dir, name, tmpl, x509.ExtKeyUsageClientAuth, never)
+}
+
+func clientTemplate(uri string) (*x509.Certificate, func(*x509.Certificate) bool, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return fmt.Errorf("issue client certificate: parse URI: %w", err)
+		return nil, nil, fmt.Errorf("issue client certificate: parse URI: %w", err)
 	}
 	if !u.IsAbs() || u.Opaque != "" {
-		return fmt.Errorf("issue client certificate: %q is not an absolute hierarchical URI", uri)
+		return nil, nil, fmt.Errorf("issue client certificate: %q is not an absolute hierarchical URI", uri)
 	}
 	if u.String() != uri {
-		return fmt.Errorf("issue client certificate: %q is not in canonical form (%q)", uri, u.String())
+		return nil, nil, fmt.Errorf("issue client certificate: %q is not in canonical form (%q)", uri, u.String())
 	}
 	tmpl := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: uri, Organization: []string{organization}},
@@ -224,7 +243,17 @@ func (ca *CA) IssueClient(dir, name string, uri string) error {
 		return len(c.URIs) == 1 && c.URIs[0].String() == uri &&
 			len(c.DNSNames) == 0 && len(c.IPAddresses) == 0 && len(c.EmailAddresses) == 0
 	}
-	return ca.issue(dir, name, tmpl, x509.ExtKeyUsageClientAuth, matches)
+	return tmpl, matches, nil
+}
+
+// ReadCertificate reads the one PEM certificate in path (dir/<name>.pem).
+func ReadCertificate(path string) (*x509.Certificate, error) {
+	return readCertificate(path)
+}
+
+// CertPath is the certificate file of name in dir, as IssueClient writes it.
+func CertPath(dir, name string) string {
+	return filepath.Join(dir, name+certFileSuffix)
 }
 
 // issue signs tmpl unless dir/<name>.pem already holds a certificate that
