@@ -73,66 +73,6 @@ func seed(ctx context.Context, cfg config, log *slog.Logger) error {
 	return nil
 }
 
-// certs writes a development CA, a server certificate for localhost, one client
-// certificate per registered party, and a PII key file: everything `make run` needs.
-// Existing files are kept.
-func certs(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	pool, err := db.Open(ctx, cfg.databaseURL, 2)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	ca, err := pki.EnsureCA(cfg.certDir)
-	if err != nil {
-		return err
-	}
-	if err := ca.IssueServer(cfg.certDir, "server", []string{"localhost", "127.0.0.1", "::1"}); err != nil {
-		return err
-	}
-	parties, err := devParties(ctx, pool)
-	if err != nil {
-		return err
-	}
-	for _, p := range parties {
-		if err := ca.IssueClient(cfg.certDir, p.name, p.uri); err != nil {
-			return fmt.Errorf("certificate %s: %w", p.name, err)
-		}
-	}
-	if err := pii.GenerateKeyFile(cfg.piiKeys); err != nil {
-		return err
-	}
-	log.Info("development certificates ready", "dir", cfg.certDir, "parties", len(parties), "pii_keys", cfg.piiKeys)
-	fmt.Fprintf(stdout, "certificates in %s: ca.pem, server.pem and one <name>.pem/<name>-key.pem per party, e.g. store-CQ-JFB-001, customs-CKG, desk-CKG-01, authority\n", cfg.certDir)
-	return nil
-}
-
-type devParty struct{ name, uri string }
-
-// devParties names a client certificate for every store, desk and port, and one for the
-// tax authority.
-func devParties(ctx context.Context, pool *pgxpool.Pool) ([]devParty, error) {
-	rows, err := pool.Query(ctx, `
-		SELECT 'store-' || code, 'taxrefund://store/' || code FROM stores
-		UNION ALL SELECT 'desk-' || code, 'taxrefund://desk/' || code || '/cashier-01' FROM desks
-		UNION ALL SELECT 'customs-' || code, 'taxrefund://customs/' || code || '/officer-01' FROM ports
-		UNION ALL SELECT 'agency-' || code, 'taxrefund://agency/' || code || '/backoffice-01' FROM agencies
-		UNION ALL SELECT 'authority', 'taxrefund://authority/sat-demo'
-		ORDER BY 1`)
-	if err != nil {
-		return nil, fmt.Errorf("list parties: %w", err)
-	}
-	defer rows.Close()
-	var out []devParty
-	for rows.Next() {
-		var p devParty
-		if err := rows.Scan(&p.name, &p.uri); err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
-}
-
 // app is the wired service.
 type app struct {
 	pool       *pgxpool.Pool

@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"taxrefund/internal/db"
 	"taxrefund/internal/metrics"
 	"taxrefund/internal/server"
 )
+
+// maxRegistryTTL bounds -registry-ttl: a revoked certificate or identity is refused
+// within it (SECURITY.md, "Identities").
+const maxRegistryTTL = 5 * time.Second
 
 // config is read once from flags, with environment variables as defaults.
 type config struct {
@@ -43,6 +48,10 @@ type config struct {
 	maxInFlight, partyInFlight int
 	// connsPerAddr caps the connections of one client address.
 	connsPerAddr int
+	// certsSub is the certs subcommand (issue, rotate, revoke, suspend, reinstate); empty:
+	// the development set. identity, certName, serial, reason and by are its flags.
+	certsSub                               string
+	identity, certName, serial, reason, by string
 	// getenv reads the OTEL_* variables of the trace exporter.
 	getenv func(string) string
 }
@@ -74,8 +83,31 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if has("serve") {
 		fs.StringVar(&c.addr, "addr", env("TAXREFUND_ADDR", "127.0.0.1:50051"), "gRPC listen address (env TAXREFUND_ADDR)")
 	}
-	if has("serve", "certs") {
+	if _, sub, ok := strings.Cut(name, " "); ok && strings.HasPrefix(name, "certs ") {
+		c.certsSub = sub
+	}
+	if has("serve", "certs", "certs issue", "certs rotate") {
 		fs.StringVar(&c.certDir, "cert-dir", env("TAXREFUND_CERT_DIR", ".data/certs"), "CA and server certificate directory (env TAXREFUND_CERT_DIR)")
+	}
+	if c.certsSub != "" {
+		what := map[string]string{
+			"issue":     "identity to register and issue a certificate for, e.g. taxrefund://desk/CKG-01/cashier-02",
+			"rotate":    "registered identity to give a new certificate; its other certificates are revoked once the new one is registered",
+			"revoke":    "identity (a person or refund point) to revoke for good, with every certificate bound to it",
+			"suspend":   "identity to suspend (its certificates are refused until it is reinstated)",
+			"reinstate": "suspended identity to reinstate",
+		}[c.certsSub]
+		fs.StringVar(&c.identity, "uri", "", what)
+		fs.StringVar(&c.by, "by", getenv("USER"), "who makes the change, recorded in the audit log as certs:<by> (env USER)")
+	}
+	if has("certs issue", "certs rotate") {
+		fs.StringVar(&c.certName, "name", "", "file name of the pair in -cert-dir, <name>.pem and <name>-key.pem (default: the URI's role and segments joined by '-', e.g. desk-CKG-01-cashier-02)")
+	}
+	if has("certs rotate", "certs revoke", "certs suspend", "certs reinstate") {
+		fs.StringVar(&c.reason, "reason", "", "why, recorded in the register and the audit log (required to revoke or suspend)")
+	}
+	if has("certs revoke") {
+		fs.StringVar(&c.serial, "serial", "", "serial number in hex of the one certificate to revoke (as openssl prints it, colons allowed); instead of -uri")
 	}
 	if has("seed") {
 		fs.BoolVar(&c.demoForms, "demo-forms", false, "also issue, verify and pay demo forms in the previous and the current month (needs -pii-keys)")
@@ -88,7 +120,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.DurationVar(&c.paramsTTL, "params-ttl", 30*time.Second, "how long parameters are cached")
 	}
 	if has("serve") {
-		fs.DurationVar(&c.registryTTL, "registry-ttl", 2*time.Second, "how long a party's registry status and revocations are cached")
+		fs.DurationVar(&c.registryTTL, "registry-ttl", 2*time.Second, "how long a party's registry status, identity and revocations are cached (at most 5s: a revocation takes effect within it)")
 		fs.DurationVar(&c.expiryInterval, "expiry-interval", time.Minute, "how often the server expires overdue forms and captures due pre-authorizations (0: never)")
 		fs.DurationVar(&c.dispatchInterval, "dispatch-interval", 2*time.Second, "how often acquirer instructions are delivered, to the development acquirer (0: never)")
 		fs.StringVar(&c.debugAddr, "debug-addr", env("TAXREFUND_DEBUG_ADDR", ""), "loopback address for Go's profiles (/debug/pprof/) and the pool's statistics (/debug/pool); empty: off (env TAXREFUND_DEBUG_ADDR)")
@@ -109,6 +141,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q (taxrefund %s -h lists the flags)", fs.Arg(0), name)
 	}
+	if err := c.checkCertsFlags(); err != nil {
+		return config{}, err
+	}
 	if c.databaseURL == "" {
 		return config{}, errors.New("DATABASE_URL is not set (or pass -database-url)")
 	}
@@ -128,5 +163,31 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 {
 		return config{}, errors.New("durations must not be negative")
 	}
+	if c.registryTTL > maxRegistryTTL {
+		return config{}, fmt.Errorf("-registry-ttl %v: at most %v, so that a suspension or revocation takes effect within it", c.registryTTL, maxRegistryTTL)
+	}
 	return c, nil
+}
+
+// checkCertsFlags checks the flags of a certs subcommand.
+func (c config) checkCertsFlags() error {
+	switch c.certsSub {
+	case "":
+		return nil
+	case "revoke":
+		if (c.serial == "") == (c.identity == "") {
+			return errors.New("certs revoke: give either -serial (one certificate) or -uri (a person or point, with all its certificates)")
+		}
+	default:
+		if c.identity == "" {
+			return fmt.Errorf("certs %s: -uri is required", c.certsSub)
+		}
+	}
+	if (c.certsSub == "revoke" || c.certsSub == "suspend") && strings.TrimSpace(c.reason) == "" {
+		return fmt.Errorf("certs %s: -reason is required", c.certsSub)
+	}
+	if strings.TrimSpace(c.by) == "" {
+		return fmt.Errorf("certs %s: -by is required (who makes the change, for the audit log; USER is not set)", c.certsSub)
+	}
+	return nil
 }

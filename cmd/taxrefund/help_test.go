@@ -21,15 +21,22 @@ func TestHelp(t *testing.T) {
 		"migrate": {"-database-url"},
 		"seed":    {"-database-url"},
 		"certs":   {"-cert-dir", "-pii-keys"},
-		"serve":   {"-addr", "-cert-dir", "-pii-keys", "-seal-interval"},
-		"expire":  {"-pii-keys", "-db-role"},
-		"rekey":   {"-pii-keys", "-db-role"},
-		"verify":  {"-database-url"},
+		// The identity register's subcommands.
+		"certs issue":     {"-uri", "-name", "-cert-dir", "-by"},
+		"certs rotate":    {"-uri", "-name", "-cert-dir", "-reason", "-by"},
+		"certs revoke":    {"-serial", "-uri", "-reason", "-by"},
+		"certs suspend":   {"-uri", "-reason", "-by"},
+		"certs reinstate": {"-uri", "-reason", "-by"},
+		"serve":           {"-addr", "-cert-dir", "-pii-keys", "-seal-interval"},
+		"expire":          {"-pii-keys", "-db-role"},
+		"rekey":           {"-pii-keys", "-db-role"},
+		"verify":          {"-database-url"},
 	}
 	for cmd, want := range flags {
 		for _, h := range []string{"-h", "--help"} {
 			var out bytes.Buffer
-			if err := run(context.Background(), []string{"taxrefund", cmd, h}, getenv, &out, &out); err != nil {
+			args := append(append([]string{"taxrefund"}, strings.Fields(cmd)...), h)
+			if err := run(context.Background(), args, getenv, &out, &out); err != nil {
 				t.Errorf("taxrefund %s %s: %v, want no error", cmd, h, err)
 			}
 			for _, f := range want {
@@ -44,5 +51,11 @@ func TestHelp(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"taxrefund", "migrate", "-addr", "x"}, getenv, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 		t.Error("taxrefund migrate -addr x: no error, want an unknown flag")
+	}
+	if err := run(context.Background(), []string{"taxrefund", "certs", "revoke", "-pii-keys", "x"}, getenv, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		t.Error("taxrefund certs revoke -pii-keys x: no error, want an unknown flag")
+	}
+	if out := (&bytes.Buffer{}); run(context.Background(), []string{"taxrefund", "certs", "issue", "-h"}, getenv, out, out) != nil || strings.Contains(out.String(), "-pii-keys ") {
+		t.Errorf("taxrefund certs issue -h lists the development set's -pii-keys:\n%s", out)
 	}
 }

@@ -3,6 +3,8 @@
 //	taxrefund migrate   apply database migrations
 //	taxrefund seed      load the demo data (idempotent)
 //	taxrefund certs     create a development CA, server and party certificates, and a PII key file
+//	taxrefund certs issue|rotate|revoke|suspend|reinstate
+//	                    change the identity register: one person's or point's certificate
 //	taxrefund serve     serve gRPC
 //	taxrefund expire    expire overdue forms once, now
 //	taxrefund rekey     re-encrypt document numbers with the current PII key
@@ -18,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"taxrefund/internal/tracing"
@@ -39,6 +42,10 @@ commands:
   migrate   apply database migrations
   seed      load the demo data (idempotent)
   certs     create a development CA, server and party certificates and a PII key file
+  certs issue|rotate|revoke|suspend|reinstate
+            register an official, officer, cashier or refund point and issue its
+            certificate; give it a new one; revoke a certificate or a person;
+            suspend or reinstate a person
   serve     serve gRPC
   expire    expire overdue forms once, now
   rekey     re-encrypt document numbers with the current PII key (after adding a key)
@@ -61,7 +68,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
-	cfg, err := parseConfig(cmd, rest, getenv, stderr)
+	name := cmd
+	if cmd == "certs" && len(rest) > 0 && slices.Contains(certsSubcommands, rest[0]) {
+		name, rest = "certs "+rest[0], rest[1:]
+	}
+	cfg, err := parseConfig(name, rest, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"taxrefund/internal/identity"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/pki"
 )
@@ -23,7 +24,8 @@ type SetupConfig struct {
 // Setup registers cfg.Stores bench stores BENCH-0001... spread over the seeded blocks,
 // makes sure the ledger accounts the benchmarks write to exist (the pgbench baselines
 // resolve them by code), and issues a client certificate for every bench store, desk and
-// port, named as `taxrefund certs` names them. Everything is idempotent.
+// port, named as `taxrefund certs` names them, registering the desks' and ports' in the
+// identity register. Everything is idempotent.
 func Setup(ctx context.Context, pool *pgxpool.Pool, cfg SetupConfig) error {
 	if cfg.Stores < 1 || cfg.Stores > 9999 {
 		return fmt.Errorf("-stores %d: want 1 to 9999", cfg.Stores)
@@ -94,9 +96,14 @@ func Setup(ctx context.Context, pool *pgxpool.Pool, cfg SetupConfig) error {
 	if err != nil {
 		return fmt.Errorf("list parties: %w", err)
 	}
+	reg := identity.New(pool, nil)
 	for _, p := range list {
 		if err := ca.IssueClient(cfg.CertDir, p.name, p.uri); err != nil {
 			return fmt.Errorf("certificate %s: %w", p.name, err)
+		}
+		// Desks' and ports' certificates are served only once registered.
+		if _, _, err := reg.IssueFile(ctx, "loadgen setup", pki.CertPath(cfg.CertDir, p.name)); err != nil {
+			return fmt.Errorf("register certificate %s: %w", p.name, err)
 		}
 	}
 	fmt.Fprintf(cfg.Log, "loadgen: %d client certificates in %s\n", len(list), cfg.CertDir)

@@ -12,10 +12,13 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"taxrefund/internal/auth"
+	"taxrefund/internal/identity"
 )
 
 // Registry answers whether a certificate's party is registered and may act, from the
-// stores, desks and ports tables, with answers cached for a short TTL.
+// stores, desks, ports and agencies tables, the revocation list and the identity register
+// (internal/identity), with answers cached for a short TTL: a change takes effect within
+// it.
 type Registry struct {
 	pool *pgxpool.Pool
 	ttl  time.Duration
@@ -39,11 +42,14 @@ func NewRegistry(pool *pgxpool.Pool, ttl time.Duration) *Registry {
 }
 
 // Active is an auth.Authorizer hook: a revoked certificate, an unknown store, desk, port
-// or agency, and an exited store are refused. A suspended store keeps its identity so
+// or agency, and an exited store are refused (auth.ErrInactive); so is a suspended or
+// revoked official, officer, cashier, refund point or agency user, while one the
+// identity register does not know, or a certificate not bound to it, is
+// auth.ErrUnregistered. A suspended store keeps its identity so
 // that it can still read its forms and void them when goods come back; it issues nothing
 // (the database refuses new forms of a store that is not active, whatever this cache says).
 func (r *Registry) Active(ctx context.Context, p auth.Party) error {
-	key := p.String() + "#" + p.Serial
+	key := p.String() + "#" + p.Serial + "#" + p.KeyHash
 	r.mu.Lock()
 	c, ok := r.cache[key]
 	r.mu.Unlock()
@@ -55,7 +61,7 @@ func (r *Registry) Active(ctx context.Context, p auth.Party) error {
 	cctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	err := r.check(cctx, p)
 	cancel()
-	if err != nil && !errors.Is(err, auth.ErrInactive) {
+	if err != nil && !errors.Is(err, auth.ErrInactive) && !errors.Is(err, auth.ErrUnregistered) {
 		// A database error is not cached. An unreachable database is UNAVAILABLE and a
 		// check cut short is DEADLINE_EXCEEDED, as for any other statement of the call;
 		// only the unforeseen is left to the authorizer (INTERNAL, logged).
@@ -92,7 +98,7 @@ func (r *Registry) check(ctx context.Context, p auth.Party) error {
 	case auth.RoleAgency:
 		sql, arg = `SELECT true FROM agencies WHERE code = $1`, p.Agency
 	case auth.RoleAuthority:
-		return nil
+		return identity.Check(ctx, r.pool, p)
 	default:
 		return auth.ErrInactive
 	}
@@ -104,5 +110,5 @@ func (r *Registry) check(ctx context.Context, p auth.Party) error {
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
-	return nil
+	return identity.Check(ctx, r.pool, p)
 }

@@ -27,6 +27,7 @@ import (
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
 	storev1 "taxrefund/api/taxrefund/store/v1"
 	"taxrefund/internal/auth"
+	"taxrefund/internal/dbtest"
 	"taxrefund/internal/pki"
 	"taxrefund/internal/server"
 )
@@ -297,7 +298,9 @@ func TestTwoIdentitiesInOneCertificateRefused(t *testing.T) {
 	env.wantRefusedBeforeHandler(t, err, codes.Unauthenticated, before)
 
 	t.Run("broken control: one taxrefund URI", func(t *testing.T) {
-		one := env.dialAs(t, mint(t, clientTemplate(t, identities[sat], "https://sat.example/officials/7"), ca, caKey))
+		oneCert := mint(t, clientTemplate(t, identities[sat], "https://sat.example/officials/7"), ca, caKey)
+		dbtest.RegisterCertificate(t, env.pool, oneCert.Leaf)
+		one := env.dialAs(t, oneCert)
 		if _, err := authorityv1.NewAuthorityServiceClient(one).GetRegistry(ctx, &authorityv1.GetRegistryRequest{}); err != nil {
 			t.Errorf("the authority with one taxrefund URI was not served: %v", err)
 		}

@@ -118,6 +118,7 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 			if err := ca.IssueClient(h.certDir, name, uri); err != nil {
 				t.Fatal(err)
 			}
+			dbtest.RegisterCertificates(t, pool, h.certDir, name)
 		}
 	}
 	log := slog.New(tracing.LogHandler(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
