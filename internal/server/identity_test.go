@@ -33,26 +33,39 @@ func findForm(ctx context.Context, conn grpc.ClientConnInterface, number string)
 // limit or the call fails otherwise.
 func refusedWithin(t *testing.T, since time.Time, limit time.Duration, call func() error) time.Duration {
 	t.Helper()
+	return within(t, since, limit, true, call)
+}
+
+// within calls call until it is refused (refused) or served (!refused).
+func within(t *testing.T, since time.Time, limit time.Duration, refused bool, call func() error) time.Duration {
+	t.Helper()
 	for {
 		err := call()
 		took := time.Since(since)
 		switch status.Code(err) {
 		case codes.PermissionDenied, codes.Unauthenticated:
-			return took
+			if refused {
+				return took
+			}
 		case codes.OK:
+			if !refused {
+				return took
+			}
 		default:
 			t.Fatalf("after %v: %v, want served or refused", took, err)
 		}
 		if took > limit {
-			t.Fatalf("still served %v after the revocation, want refused within %v", took, limit)
+			t.Fatalf("%v after the change the call still answers %v, want it changed within %v", took, err, limit)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 // TestRevokedCertificateRefusedWithin5s: with serve's registry cache (2 s), a cashier
-// revoked by person (what `taxrefund certs revoke -uri` does) is refused within 5 s of
-// the revocation, on the connection it already had open, and its payout writes nothing;
+// suspended in the register (`taxrefund certs suspend`, which revokes no certificate) is
+// refused within 5 s, and served again within 5 s of being reinstated; revoked by person
+// (`taxrefund certs revoke -uri`) the cashier is refused within 5 s of the revocation, on
+// the connection it already had open, and its payout writes nothing;
 // another cashier pays the same form at once (the control: the payout was due). Then an
 // officer's certificate revoked by serial through the API (RevokeCertificate) is refused
 // within 5 s while another officer keeps working.
@@ -70,11 +83,25 @@ func TestRevokedCertificateRefusedWithin5s(t *testing.T) {
 		t.Fatalf("cashier-1 before the revocation: %v", err)
 	}
 
-	revokedAt := time.Now()
-	if _, err := identity.New(env.pool, nil).RevokeIdentity(ctx, "test", identities[cashier1], "desk certificate lost"); err != nil {
+	// A suspension revokes no certificate: only the register's status stops the cashier.
+	reg := identity.New(env.pool, nil)
+	find := func() error { return findForm(ctx, c1, form.GetNumber()) }
+	suspendedAt := time.Now()
+	if _, err := reg.SetStatus(ctx, "test", identities[cashier1], identity.Suspended, "under review"); err != nil {
 		t.Fatal(err)
 	}
-	took := refusedWithin(t, revokedAt, 5*time.Second, func() error { return findForm(ctx, c1, form.GetNumber()) })
+	t.Logf("cashier suspended: refused %v after the suspension", refusedWithin(t, suspendedAt, 5*time.Second, find).Round(time.Millisecond))
+	reinstatedAt := time.Now()
+	if _, err := reg.SetStatus(ctx, "test", identities[cashier1], identity.Registered, "cleared"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cashier reinstated: served %v after", within(t, reinstatedAt, 5*time.Second, false, find).Round(time.Millisecond))
+
+	revokedAt := time.Now()
+	if _, err := reg.RevokeIdentity(ctx, "test", identities[cashier1], "desk certificate lost"); err != nil {
+		t.Fatal(err)
+	}
+	took := refusedWithin(t, revokedAt, 5*time.Second, find)
 	t.Logf("cashier revoked by person: refused %v after the revocation", took.Round(time.Millisecond))
 	before := env.tableCounts(t)
 	_, err := env.desk(t, cashier1).SettleRefund(ctx, settleReq(doc, "RCPT-REVOKED", form.GetNumber()))
