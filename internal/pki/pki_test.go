@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +209,34 @@ func TestIssueClientIsIdempotent(t *testing.T) {
 	}
 	if _, err := tls.LoadX509KeyPair(filepath.Join(dir, "s3.pem"), filepath.Join(dir, "s3-key.pem")); err != nil {
 		t.Fatalf("after a key mismatch the pair is still broken: %v", err)
+	}
+}
+
+// TestRenewClientWritesANewPair: a rotation always gets a new key and a new serial for the
+// same identity, and the files form a pair; ReadCertificate reads it back.
+func TestRenewClientWritesANewPair(t *testing.T) {
+	dir := t.TempDir()
+	ca := mustCA(t, dir)
+	const uri = "taxrefund://desk/D1/cashier-2"
+	if err := ca.IssueClient(dir, "c", uri); err != nil {
+		t.Fatal(err)
+	}
+	old := mustCert(t, CertPath(dir, "c"))
+	if err := ca.RenewClient(dir, "c", uri); err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := ReadCertificate(CertPath(dir, "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renewed.SerialNumber.Cmp(old.SerialNumber) == 0 || bytes.Equal(renewed.RawSubjectPublicKeyInfo, old.RawSubjectPublicKeyInfo) {
+		t.Error("RenewClient kept the serial or the key")
+	}
+	if len(renewed.URIs) != 1 || renewed.URIs[0].String() != uri || !slices.Contains(renewed.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		t.Errorf("renewed certificate: URIs %v, EKU %v", renewed.URIs, renewed.ExtKeyUsage)
+	}
+	if _, err := tls.LoadX509KeyPair(CertPath(dir, "c"), filepath.Join(dir, "c-key.pem")); err != nil {
+		t.Errorf("renewed certificate and key do not form a pair: %v", err)
 	}
 }
 
