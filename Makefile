@@ -29,7 +29,7 @@ GENERATED := api internal/db proto
 # (one `apt-get update`, then `apt-get install`), and otherwise says what to install.
 DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-tools prometheus fonts-noto-cjk
 
-.PHONY: help bench-flood check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
+.PHONY: help bench-flood check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck ha ha-stop test-ha
 
 #> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051
 run: pgenv
@@ -40,6 +40,28 @@ run: pgenv
 test: deps check-generate check-deploy pgenv
 	go vet ./...
 	$(PGENV) -db taxrefund_test -- go test -count=1 -p 2 -timeout 20m ./...
+
+# The high-availability layout on this machine (OPERATIONS.md, "High availability"): etcd,
+# three PostgreSQL nodes under Patroni with a synchronous standby, two taxrefund servers
+# whose pools follow the primary. Data, configuration (from deploy/patroni and deploy/etcd),
+# logs and pid files under $(HA_DIR); PostgreSQL on HA_BASE_PORT..+2, Patroni's REST API
+# on +3..+5, etcd on +10, taxrefund on +20 and +21.
+HA_DIR ?= .data/ha
+HA_BASE_PORT ?= 52110
+#> ha: start etcd, three PostgreSQL nodes under Patroni and two taxrefund servers (stop: make ha-stop)
+ha: deps
+	go build -o $(TAXREFUND) ./cmd/taxrefund
+	go build -o $(BIN)/hacluster ./cmd/hacluster
+	$(BIN)/hacluster start -dir $(HA_DIR) -base-port $(HA_BASE_PORT) -taxrefund $(TAXREFUND)
+
+#> ha-stop: stop exactly what `make ha` started (its pid files, its nodes' postmasters)
+ha-stop:
+	go build -o $(BIN)/hacluster ./cmd/hacluster
+	$(BIN)/hacluster stop -dir $(HA_DIR)
+
+#> test-ha: the failover test alone: faults under load, no acknowledged write lost (BENCH.md)
+test-ha: deps
+	go test -count=1 -v -timeout 10m -run 'TestFailover' ./internal/hacluster
 
 #> check-deploy: check the Prometheus alerting rules and run their unit tests (promtool)
 check-deploy:
