@@ -455,6 +455,50 @@ func (c *Cluster) PostmasterPID(n Node) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(line))
 }
 
+// SignalPostgres sends sig to the node's postmaster and to every process it started
+// (each PostgreSQL child leads a session of its own, so no process group holds them all).
+func (c *Cluster) SignalPostgres(n Node, sig syscall.Signal) error {
+	pid, err := c.PostmasterPID(n)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("postmaster %d of %s: %w", pid, n.Name, err)
+	}
+	for _, child := range children(pid) {
+		_ = syscall.Kill(child, sig) // one that just exited is no matter
+	}
+	return nil
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: the fields after the command's closing parenthesis.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(s[i+1:])
+		if len(fields) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(fields[1]); err == nil && ppid == pid {
+			if child, err := strconv.Atoi(strings.Fields(s)[0]); err == nil {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
+}
+
 // Switchover asks Patroni for a planned switchover from leader to candidate.
 func (c *Cluster) Switchover(ctx context.Context, leader, candidate string) error {
 	cmd := exec.CommandContext(ctx, "patronictl", "-c", c.Nodes[0].ConfigFile(), "switchover",
@@ -597,10 +641,15 @@ func postmasters(dir string) []int {
 	return out
 }
 
-// stopGroups sends SIGTERM to each process (each leads its own session and group), waits
-// up to grace for them to exit, then SIGKILLs their groups.
+// stopGroups sends SIGTERM to each process, waits up to grace for them to exit, then
+// SIGKILLs each with its process group (each runs in a session of its own).
 func stopGroups(pids []int, grace time.Duration) {
 	for _, pid := range pids {
+		// A process stopped by a test (SIGSTOP) would not act on SIGTERM.
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+		for _, child := range children(pid) {
+			_ = syscall.Kill(child, syscall.SIGCONT)
+		}
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
 	deadline := time.Now().Add(grace)
@@ -616,7 +665,11 @@ func stopGroups(pids []int, grace time.Duration) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	own := syscall.Getpgrp()
 	for _, pid := range pids {
+		if pgid, err := syscall.Getpgid(pid); err == nil && pgid > 1 && pgid != own {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
