@@ -183,3 +183,23 @@ func sendBatchOnPool(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) erro
 	}
 	return commitOutcome(pc, res.Close())
 }
+
+// AwaitReplicated returns once every transaction committed so far on the primary is also
+// on the synchronous standby, when q is the pool (a transaction cannot wait: it returns
+// nil at once). It commits a transaction of its own with a transaction id, whose COMMIT
+// waits for the standby to reach its commit record, which comes after all of theirs.
+//
+// A read that acknowledges an earlier write needs it: the replay of a request's stored
+// answer may read a transaction whose wait for the standby was cancelled (committed
+// locally, visible, perhaps never replicated); answering it as a success would
+// acknowledge what a failover may lose. After AwaitReplicated returns nil it cannot.
+func AwaitReplicated(ctx context.Context, q DBTX) error {
+	pool, ok := q.(*pgxpool.Pool)
+	if !ok {
+		return nil
+	}
+	return InTx(ctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`)
+		return err
+	})
+}
