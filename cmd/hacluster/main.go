@@ -4,6 +4,7 @@
 //
 //	hacluster start [-dir .data/ha] [-base-port 52110] [-taxrefund .data/bin/taxrefund]
 //	hacluster stop  [-dir .data/ha]
+//	hacluster url   [-base-port 52110]   the multi-host database URL
 //
 // `make ha` and `make ha-stop` wrap it. start leaves everything running and returns;
 // stop stops exactly what start started (its pid files under -dir/pids, and the
@@ -34,7 +35,7 @@ func main() {
 	}
 }
 
-const usage = `usage: hacluster start|stop [flags]`
+const usage = `usage: hacluster start|stop|url [flags]`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
@@ -54,6 +55,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[1] {
 	case "stop":
 		hacluster.StopDir(*dir, stdout)
+		return nil
+	case "url":
+		c, err := hacluster.New(ctx, hacluster.Config{Dir: *dir, Templates: *templates, BasePort: *base})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, c.DatabaseURL(hacluster.Database))
 		return nil
 	case "start":
 	case "-h", "--help", "help":

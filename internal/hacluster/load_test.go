@@ -41,7 +41,7 @@ type clients struct {
 	conns   []*grpc.ClientConn
 }
 
-func dialClients(t *testing.T, c *hacluster.Cluster, name, addrs string) *clients {
+func dialClients(t *testing.T, c *hacluster.Cluster, name, addrs string, opts ...grpc.DialOption) *clients {
 	t.Helper()
 	cl := &clients{name: name}
 	conn := func(party string) *grpc.ClientConn {
@@ -51,7 +51,7 @@ func dialClients(t *testing.T, c *hacluster.Cluster, name, addrs string) *client
 		if err != nil {
 			t.Fatal(err)
 		}
-		cc, err := dial.NewClient(addrs, tlsConf)
+		cc, err := dial.NewClient(addrs, tlsConf, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,6 +87,7 @@ type paid struct {
 type load struct {
 	t      *testing.T
 	groups []*clients
+	prefix string // of the documents and invoices of this load's forms
 	seq    atomic.Int64
 
 	mu       sync.Mutex
@@ -99,8 +100,8 @@ type load struct {
 	wg       sync.WaitGroup
 }
 
-func newLoad(t *testing.T, groups ...*clients) *load {
-	return &load{t: t, groups: groups, success: map[string][]time.Time{}, codes: map[string]int{}, stop: make(chan struct{})}
+func newLoad(t *testing.T, prefix string, groups ...*clients) *load {
+	return &load{t: t, groups: groups, prefix: prefix, success: map[string][]time.Time{}, codes: map[string]int{}, stop: make(chan struct{})}
 }
 
 // retryable are the codes after which a client sends the same request again.
@@ -148,11 +149,11 @@ func (l *load) call(ctx context.Context, what string, fn func(context.Context) e
 func (l *load) newIssue() *storev1.IssueFormRequest {
 	n := l.seq.Add(1)
 	today := refund.LocalDate(time.Now())
-	inv := fmt.Sprintf("HA-%06d", n)
+	inv := fmt.Sprintf("%s-%06d", l.prefix, n)
 	return &storev1.IssueFormRequest{
 		RequestId: uuid.NewString(),
 		Traveller: &storev1.Traveller{
-			Document:           &formv1.Document{Type: formv1.DocumentType_DOCUMENT_TYPE_PASSPORT, Number: fmt.Sprintf("HA%07d", n), IssuingCountry: "DE"},
+			Document:           &formv1.Document{Type: formv1.DocumentType_DOCUMENT_TYPE_PASSPORT, Number: fmt.Sprintf("%s%07d", l.prefix, n), IssuingCountry: "DE"},
 			DocumentExpiryDate: refund.FormatDate(refund.AddDays(today, 3650)),
 			Nationality:        "DE", LastEntryDate: refund.FormatDate(refund.AddDays(today, -10)),
 		},
