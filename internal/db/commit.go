@@ -186,8 +186,10 @@ func sendBatchOnPool(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) erro
 
 // AwaitReplicated returns once every transaction committed so far on the primary is also
 // on the synchronous standby, when q is the pool (a transaction cannot wait: it returns
-// nil at once). It commits a transaction of its own with a transaction id, whose COMMIT
-// waits for the standby to reach its commit record, which comes after all of theirs.
+// nil at once). It commits a transaction of its own that writes a (transactional, empty)
+// WAL message, whose COMMIT waits for the standby to reach its commit record, which comes
+// after all of theirs. (A transaction that only took an id writes no WAL before its
+// commit record, and PostgreSQL does not make it wait for the standby.)
 //
 // A read that acknowledges an earlier write needs it: the replay of a request's stored
 // answer may read a transaction whose wait for the standby was cancelled (committed
@@ -199,7 +201,7 @@ func AwaitReplicated(ctx context.Context, q DBTX) error {
 		return nil
 	}
 	return InTx(ctx, pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`)
+		_, err := tx.Exec(ctx, `SELECT pg_logical_emit_message(true, 'taxrefund.replicated', '')`)
 		return err
 	})
 }
