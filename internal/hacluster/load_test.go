@@ -270,6 +270,23 @@ func (l *load) firstSuccessAfter(ctx context.Context, g string, at time.Time, ti
 	return time.Time{}, false
 }
 
+// waitSuccesses waits until group g has n OK IssueForms completed after at.
+func (l *load) waitSuccesses(ctx context.Context, g string, at time.Time, n int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		l.mu.Lock()
+		ts := l.success[g]
+		i, _ := slices.BinarySearchFunc(ts, at, func(a, b time.Time) int { return a.Compare(b) })
+		got := len(ts) - i
+		l.mu.Unlock()
+		if got >= n {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
 // maxGap is the longest time group g went without an OK IssueForm between from and to
 // (from counts as a success: the gap the fault opened).
 func (l *load) maxGap(g string, from, to time.Time) time.Duration {
