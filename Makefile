@@ -182,7 +182,7 @@ bench-growth: bench-build
 # run, with the same load: the price of synchronous replication on one machine. It uses
 # make ha's ports (stop `make ha` first) and its own directory, stopped at the end.
 BENCH_HA_DIR := .data/bench-ha
-BENCH_HA_OPS = grep -o '"ops_per_s": *[0-9.]*' $(1) | head -1 | sed 's/.*: *//'
+BENCH_HA_OPS = tr , "\n" <$(1) | grep ops_per_s | head -1 | tr -dc 0-9.
 #> bench-ha: IssueForm on the HA cluster ÷ a single node, same run (BENCH.md)
 bench-ha: bench-build deps
 	go build -o $(BIN)/hacluster ./cmd/hacluster
