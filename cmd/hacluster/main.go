@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bin := fs.String("taxrefund", ".data/bin/taxrefund", "the taxrefund binary")
 	templates := fs.String("templates", "deploy", "the folder holding patroni/node.yml.tmpl and etcd/etcd.yml.tmpl")
 	servers := fs.Int("servers", 2, "taxrefund servers to start")
+	serveArgs := fs.String("serve-args", "", "more flags for every taxrefund serve, space-separated")
 	fsync := fs.Bool("fsync", true, "PostgreSQL's fsync (off: faster, survives process kills but not a machine crash)")
 	if err := fs.Parse(args[2:]); err != nil {
 		return err
@@ -79,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	c, err := hacluster.New(ctx, hacluster.Config{Dir: *dir, Templates: *templates, BasePort: *base,
-		Taxrefund: *bin, Servers: *servers, Fsync: *fsync, Log: stdout})
+		Taxrefund: *bin, Servers: *servers, ServeArgs: strings.Fields(*serveArgs), Fsync: *fsync, Log: stdout})
 	if err != nil {
 		return err
 	}
