@@ -38,6 +38,13 @@ type Metrics struct {
 // New registers the Go runtime and process collectors, the gRPC metrics, the pool's
 // statistics and the business collector (read from pool at most once per cacheTTL).
 func New(pool *pgxpool.Pool, cacheTTL time.Duration) *Metrics {
+	return NewFor(pool, pool, cacheTTL)
+}
+
+// NewFor is New with the business figures read from business, a pool whose role may act
+// as the system party (the jobs'); nil leaves them out, for a process that runs only
+// some of the services (another process, with the jobs, exports them).
+func NewFor(pool, business *pgxpool.Pool, cacheTTL time.Duration) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
@@ -52,8 +59,10 @@ func New(pool *pgxpool.Pool, cacheTTL time.Duration) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.GRPC, m.Checks, m.DatabaseUp,
 		newPoolCollector(pool),
-		newBusiness(pool, cacheTTL),
 	)
+	if business != nil {
+		reg.MustRegister(newBusiness(business, cacheTTL))
+	}
 	return m
 }
 
