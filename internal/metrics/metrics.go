@@ -38,13 +38,23 @@ type Metrics struct {
 // New registers the Go runtime and process collectors, the gRPC metrics, the pool's
 // statistics and the business collector (read from pool at most once per cacheTTL).
 func New(pool *pgxpool.Pool, cacheTTL time.Duration) *Metrics {
-	return NewFor(pool, pool, cacheTTL)
+	m := newMetrics(pool)
+	m.Registry.MustRegister(newBusiness(pool, cacheTTL))
+	return m
 }
 
 // NewFor is New with the business figures read from business, a pool whose role may act
 // as the system party (the jobs'); nil leaves them out, for a process that runs only
 // some of the services (another process, with the jobs, exports them).
 func NewFor(pool, business *pgxpool.Pool, cacheTTL time.Duration) *Metrics {
+	m := newMetrics(pool)
+	if business != nil {
+		m.Registry.MustRegister(newBusiness(business, cacheTTL))
+	}
+	return m
+}
+
+func newMetrics(pool *pgxpool.Pool) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
@@ -60,9 +70,6 @@ func NewFor(pool, business *pgxpool.Pool, cacheTTL time.Duration) *Metrics {
 		m.GRPC, m.Checks, m.DatabaseUp,
 		newPoolCollector(pool),
 	)
-	if business != nil {
-		reg.MustRegister(newBusiness(business, cacheTTL))
-	}
 	return m
 }
 
