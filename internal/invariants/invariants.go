@@ -239,7 +239,18 @@ func Check(ctx context.Context, q db.DBTX) ([]ledger.Violation, error) {
 		if err != nil {
 			return nil, fmt.Errorf("check sealed rows: %w", err)
 		}
-		if b := r.Broken; b != nil {
+		b := r.Broken
+		if b == nil {
+			continue
+		}
+		// A sealed row that changed or went, or a seal that did: not rows that are
+		// merely not sealed yet (the chain's own verification reports those; the
+		// benchmarks' bulk fill writes them with the triggers off).
+		var sealed bool
+		if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM seals WHERE chain = $1 AND seq = $2)`, chain, b.Seq).Scan(&sealed); err != nil {
+			return nil, fmt.Errorf("check sealed rows: %w", err)
+		}
+		if sealed {
 			out = append(out, ledger.Violation{Invariant: "sealed_rows",
 				Detail: fmt.Sprintf("%s chain: seal %d (row %s) %s", chain, b.Seq, b.RowID, b.Reason)})
 		}
