@@ -168,7 +168,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	limits := server.DefaultLimits()
 	limits.Deadline = cfg.callTimeout
 	limits.MaxInFlight, limits.PartyInFlight = cfg.maxInFlight, cfg.partyInFlight
-	met := metrics.NewFor(anyPool, jobs, 0)
+	met := metrics.NewFor(a.pools.List(), jobs, 0)
 	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits,
 		Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}, Stream: []grpc.StreamServerInterceptor{met.GRPC.StreamServerInterceptor()},
 		ServerOptions: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
@@ -197,7 +197,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}
 	if cfg.debugAddr != "" {
-		dbg := &http.Server{Addr: cfg.debugAddr, Handler: server.DebugHandler(anyPool), ReadHeaderTimeout: 5 * time.Second}
+		dbg := &http.Server{Addr: cfg.debugAddr, Handler: server.DebugHandler(a.pools.List()...), ReadHeaderTimeout: 5 * time.Second}
 		dl, err := net.Listen("tcp", cfg.debugAddr)
 		if err != nil {
 			return fmt.Errorf("debug listener: %w", err)

@@ -114,6 +114,17 @@ func (p Pools) Any() *pgxpool.Pool {
 	return nil
 }
 
+// List returns each distinct pool once, in AllServices' order.
+func (p Pools) List() []*pgxpool.Pool {
+	var out []*pgxpool.Pool
+	for _, s := range AllServices {
+		if pool, ok := p[s]; ok && !slices.Contains(out, pool) {
+			out = append(out, pool)
+		}
+	}
+	return out
+}
+
 // Close closes every pool once.
 func (p Pools) Close() {
 	closed := map[*pgxpool.Pool]bool{}
