@@ -36,8 +36,10 @@ const (
 	JobsService Service = "jobs"
 )
 
-// AllServices is what one process runs by default.
-var AllServices = []Service{StoreService, DeskService, AuthorityService, JobsService}
+// AllServices returns what one process runs by default, in a fixed order.
+func AllServices() []Service {
+	return []Service{StoreService, DeskService, AuthorityService, JobsService}
+}
 
 // Role returns the database role s acts as.
 func (s Service) Role() string {
@@ -58,7 +60,7 @@ func (s Service) Role() string {
 // every one), in AllServices' order, without repeats.
 func ParseServices(list string) ([]Service, error) {
 	if strings.TrimSpace(list) == "all" {
-		return AllServices, nil
+		return AllServices(), nil
 	}
 	var out []Service
 	for _, name := range strings.Split(list, ",") {
@@ -70,7 +72,7 @@ func ParseServices(list string) ([]Service, error) {
 			out = append(out, s)
 		}
 	}
-	slices.SortFunc(out, func(a, b Service) int { return slices.Index(AllServices, a) - slices.Index(AllServices, b) })
+	slices.SortFunc(out, func(a, b Service) int { return slices.Index(AllServices(), a) - slices.Index(AllServices(), b) })
 	return out, nil
 }
 
@@ -106,7 +108,7 @@ func OpenPools(ctx context.Context, url string, maxConns int32, services []Servi
 
 // Any returns one of the pools, in AllServices' order (nil when there is none).
 func (p Pools) Any() *pgxpool.Pool {
-	for _, s := range AllServices {
+	for _, s := range AllServices() {
 		if pool, ok := p[s]; ok {
 			return pool
 		}
@@ -117,7 +119,7 @@ func (p Pools) Any() *pgxpool.Pool {
 // List returns each distinct pool once, in AllServices' order.
 func (p Pools) List() []*pgxpool.Pool {
 	var out []*pgxpool.Pool
-	for _, s := range AllServices {
+	for _, s := range AllServices() {
 		if pool, ok := p[s]; ok && !slices.Contains(out, pool) {
 			out = append(out, pool)
 		}

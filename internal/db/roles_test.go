@@ -197,7 +197,7 @@ func TestServicePoolsActAsTheirRoles(t *testing.T) {
 	owner := dbtest.OpenPool(t, url, "")
 	rolesFixture(t, owner)
 	ctx := context.Background()
-	pools, err := db.OpenPools(ctx, url, 2, db.AllServices, "")
+	pools, err := db.OpenPools(ctx, url, 2, db.AllServices(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,6 +250,18 @@ func TestOwnerCannotLogIn(t *testing.T) {
 		}
 		if login || bypass || super {
 			t.Errorf("role %s: login %v, bypass row security %v, superuser %v; want none", r, login, bypass, super)
+		}
+	}
+}
+
+func TestParseServices(t *testing.T) {
+	for in, want := range map[string]string{
+		"all": "[store desk authority jobs]", "store": "[store]", "desk, store": "[store desk]",
+		"authority,jobs,authority": "[authority jobs]", "": "error", "store,agency": "error", "Store": "error",
+	} {
+		got, err := db.ParseServices(in)
+		if s := fmt.Sprint(got); (err != nil) != (want == "error") || (err == nil && s != want) {
+			t.Errorf("ParseServices(%q) = %v, %v; want %s", in, got, err, want)
 		}
 	}
 }
