@@ -32,14 +32,17 @@ CREATE TABLE identity_certificates (
 );
 CREATE INDEX identity_certificates_uri ON identity_certificates (uri);
 
--- Only the owner reads and writes the register (`taxrefund certs`); the service may only
--- ask about the certificate in front of it, through identity_standing below.
+-- Only the owner (taxrefund_owner, of which the migrating user, who runs `taxrefund
+-- certs`, is a member) reads and writes the register; the service roles may only ask
+-- about the certificate in front of them, through identity_standing below.
+ALTER TABLE identities OWNER TO taxrefund_owner;
+ALTER TABLE identity_certificates OWNER TO taxrefund_owner;
 ALTER TABLE identities ENABLE ROW LEVEL SECURITY;
 ALTER TABLE identities FORCE ROW LEVEL SECURITY;
 ALTER TABLE identity_certificates ENABLE ROW LEVEL SECURITY;
 ALTER TABLE identity_certificates FORCE ROW LEVEL SECURITY;
-CREATE POLICY identities_owner ON identities TO CURRENT_USER USING (true) WITH CHECK (true);
-CREATE POLICY identity_certificates_owner ON identity_certificates TO CURRENT_USER USING (true) WITH CHECK (true);
+CREATE POLICY identities_owner ON identities TO taxrefund_owner USING (true) WITH CHECK (true);
+CREATE POLICY identity_certificates_owner ON identity_certificates TO taxrefund_owner USING (true) WITH CHECK (true);
 
 -- The standing of one certificate: UNKNOWN (no such identity), SUSPENDED or REVOKED (the
 -- identity's status), UNBOUND (the identity is registered but this certificate — serial
@@ -58,8 +61,10 @@ CREATE FUNCTION identity_standing(p_uri text, p_serial text, p_spki bytea) RETUR
     FROM (SELECT 1) AS one LEFT JOIN identities i ON i.uri = p_uri
 $$;
 -- +goose StatementEnd
+ALTER FUNCTION identity_standing(text, text, bytea) OWNER TO taxrefund_owner;
 REVOKE ALL ON FUNCTION identity_standing(text, text, bytea) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION identity_standing(text, text, bytea) TO taxrefund_app;
+-- Every service role authorizes its callers (taxrefund_app is a member of each).
+GRANT EXECUTE ON FUNCTION identity_standing(text, text, bytea) TO taxrefund_store, taxrefund_desk, taxrefund_authority, taxrefund_jobs;
 
 -- +goose Down
 DROP FUNCTION identity_standing(text, text, bytea);

@@ -27,7 +27,7 @@ func TestHelp(t *testing.T) {
 		"certs revoke":    {"-serial", "-uri", "-reason", "-by"},
 		"certs suspend":   {"-uri", "-reason", "-by"},
 		"certs reinstate": {"-uri", "-reason", "-by"},
-		"serve":           {"-addr", "-cert-dir", "-pii-keys", "-seal-interval"},
+		"serve":           {"-addr", "-cert-dir", "-pii-keys", "-seal-interval", "-services", "-db-role"},
 		"expire":          {"-pii-keys", "-db-role"},
 		"rekey":           {"-pii-keys", "-db-role"},
 		"verify":          {"-database-url"},

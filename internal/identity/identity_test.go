@@ -238,15 +238,24 @@ func TestIssueRefusals(t *testing.T) {
 	}
 }
 
-// TestServiceRoleCannotReadTheRegister: the service's role may ask about one certificate
-// and nothing else: it cannot list, change or add identities or bindings.
+// TestServiceRoleCannotReadTheRegister: the service's roles may ask about one certificate
+// and nothing else: they cannot list, change or add identities or bindings.
 func TestServiceRoleCannotReadTheRegister(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	if _, err := e.reg.Issue(e.ctx, "test", e.cert("o", "taxrefund://authority/sat", false)); err != nil {
 		t.Fatal(err)
 	}
-	app := dbtest.OpenPool(t, e.url, db.AppRole)
+	for _, role := range []string{db.AppRole, "taxrefund_store", "taxrefund_desk", "taxrefund_authority", "taxrefund_jobs"} {
+		e.refusedAs(role)
+	}
+}
+
+// refusedAs checks that role can neither read nor change the register's tables.
+func (e *env) refusedAs(role string) {
+	t := e.t
+	t.Helper()
+	app := dbtest.OpenPool(t, e.url, role)
 	for _, sql := range []string{
 		`SELECT count(*) FROM identities`,
 		`SELECT count(*) FROM identity_certificates`,
@@ -256,7 +265,7 @@ func TestServiceRoleCannotReadTheRegister(t *testing.T) {
 	} {
 		var pgErr *pgconn.PgError
 		if _, err := app.Exec(e.ctx, sql); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
-			t.Errorf("%s as the service's role: %v, want permission denied", sql, err)
+			t.Errorf("%s as %s: %v, want permission denied", sql, role, err)
 		}
 	}
 }
