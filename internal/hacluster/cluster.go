@@ -199,7 +199,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		}
 	}
 	c.logf("waiting for a leader and a synchronous standby")
-	if _, err := c.WaitHealthy(ctx, 90*time.Second); err != nil {
+	if _, err := c.WaitHealthy(ctx, 3*time.Minute); err != nil {
 		return err
 	}
 	if err := c.prepareDatabase(ctx); err != nil {
