@@ -518,6 +518,24 @@ func (c *Cluster) prepareDatabase(ctx context.Context) error {
 	if _, err := pgenv.EnsureDatabase(ctx, url); err != nil {
 		return fmt.Errorf("create database: %w", err)
 	}
+	// A client of the multi-host URL gives up at the first node that lacks the database
+	// (pgx, like libpq, tries no further host after "database does not exist"): wait
+	// until every replica has replayed its creation.
+	for _, n := range c.Nodes {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			err := pgenv.Probe(ctx, c.NodeURL(n, Database))
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("database %s on %s: %w", Database, n.Name, err)
+			}
+			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
 	for _, args := range [][]string{
 		{"migrate"}, {"seed"}, {"certs", "-cert-dir", c.CertDir(), "-pii-keys", c.PIIKeys()},
 	} {
