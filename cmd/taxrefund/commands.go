@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"taxrefund/internal/acquirer"
 	"taxrefund/internal/agency"
 	"taxrefund/internal/authority"
+	"taxrefund/internal/console"
 	"taxrefund/internal/db"
 	"taxrefund/internal/demo"
 	"taxrefund/internal/desk"
@@ -219,16 +221,33 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	limits.Deadline = cfg.callTimeout
 	limits.MaxInFlight, limits.PartyInFlight = cfg.maxInFlight, cfg.partyInFlight
 	met := metrics.New(a.pool, 0)
-	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits,
+	deskH := desk.New(a.forms, a.payouts, a.immediate)
+	authorityH := authority.New(authority.Deps{Expirer: a.forms, Pool: a.pool, Registry: a.registry, Settlement: a.settlement, Immediate: a.immediate})
+	// The console calls the same handlers as the gRPC API, through local: the same
+	// authorization, registry check, rate budget and admission (server.Local).
+	local := &server.Local{}
+	var con *console.Console
+	if cfg.consoleAddr != "" {
+		con, err = console.New(console.Deps{Local: local, Desk: deskH, Authority: authorityH, Desks: a.payouts,
+			BaseURL: cfg.consoleURL, IdleTimeout: cfg.consoleIdle, Log: log})
+		if err != nil {
+			return err
+		}
+	}
+	services := server.Services{
+		Store:     store.New(a.forms),
+		Desk:      deskH,
+		Authority: authorityH,
+		Agency:    agency.New(a.settlement),
+	}
+	if con != nil {
+		services.Console = con
+	}
+	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits, Local: local,
 		Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}, Stream: []grpc.StreamServerInterceptor{met.GRPC.StreamServerInterceptor()},
 		ServerOptions: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(tracing.Propagator)))},
-	}, server.Services{
-		Store:     store.New(a.forms),
-		Desk:      desk.New(a.forms, a.payouts, a.immediate),
-		Authority: authority.New(authority.Deps{Expirer: a.forms, Pool: a.pool, Registry: a.registry, Settlement: a.settlement, Immediate: a.immediate}),
-		Agency:    agency.New(a.settlement),
-	})
+	}, services)
 	if err != nil {
 		return err
 	}
@@ -260,6 +279,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		log.Info("debug listener", "addr", dl.Addr().String(), "paths", "/debug/pprof/ /debug/pool")
 		go func() { _ = dbg.Serve(dl) }()
 		defer dbg.Close()
+	}
+
+	if con != nil {
+		// The console's HTTPS: the server certificate, and no client certificate asked for
+		// (a browser signs in with a link minted by a certificate-authenticated call).
+		ctls := tlsConf.Clone()
+		ctls.ClientAuth, ctls.VerifyConnection, ctls.NextProtos = tls.NoClientCert, nil, []string{"h2", "http/1.1"}
+		cl, err := net.Listen("tcp", cfg.consoleAddr)
+		if err != nil {
+			return fmt.Errorf("console listener: %w", err)
+		}
+		cs := &http.Server{Handler: con.Handler(), TLSConfig: ctls, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		log.Info("console listener", "addr", cl.Addr().String(), "url", cfg.consoleURL)
+		go func() { _ = cs.ServeTLS(cl, "", "") }()
+		defer cs.Close()
 	}
 
 	jobCtx, stopJobs := context.WithCancel(ctx)

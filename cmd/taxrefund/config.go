@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"taxrefund/internal/console"
 	"taxrefund/internal/db"
 	"taxrefund/internal/metrics"
 	"taxrefund/internal/server"
@@ -43,6 +44,11 @@ type config struct {
 	maxInFlight, partyInFlight int
 	// connsPerAddr caps the connections of one client address.
 	connsPerAddr int
+	// consoleAddr is the HTTPS listener of the browser console; empty: off. consoleURL is
+	// where browsers reach it (default https://<consoleAddr>).
+	consoleAddr, consoleURL string
+	// consoleIdle signs a console session out after this long unused.
+	consoleIdle time.Duration
 	// getenv reads the OTEL_* variables of the trace exporter.
 	getenv func(string) string
 }
@@ -101,6 +107,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.IntVar(&c.maxInFlight, "max-in-flight", def.MaxInFlight, "cost units in flight of all callers before RESOURCE_EXHAUSTED (a GetForm costs 1, a report 32; 0: no limit)")
 		fs.IntVar(&c.partyInFlight, "party-in-flight", def.PartyInFlight, "cost units in flight of one caller before RESOURCE_EXHAUSTED (about half of -max-conns keeps one caller from taking the pool; 0: no limit)")
 		fs.IntVar(&c.connsPerAddr, "max-conns-per-addr", server.DefaultConnsPerAddr, "most gRPC connections open at once from one client IP (0: no cap)")
+		fs.StringVar(&c.consoleAddr, "console-addr", env("TAXREFUND_CONSOLE_ADDR", ""), "HTTPS address of the browser console for customs, cashiers and officials (server certificate; sign in with `refundctl console`); empty: off (env TAXREFUND_CONSOLE_ADDR)")
+		fs.StringVar(&c.consoleURL, "console-url", env("TAXREFUND_CONSOLE_URL", ""), "the console's address as browsers reach it, for sign-in links (default https://<console-addr>) (env TAXREFUND_CONSOLE_URL)")
+		fs.DurationVar(&c.consoleIdle, "console-idle", console.DefaultIdleTimeout, "a console session unused this long is signed out")
 		fs.DurationVar(&c.checkInterval, "check-interval", 10*time.Minute, "how often the server verifies the journal and audit hash chains and the ledger invariants, for the metrics (0: never)")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -125,7 +134,10 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 			return config{}, err
 		}
 	}
-	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 {
+	if c.consoleAddr != "" && c.consoleURL == "" {
+		c.consoleURL = "https://" + c.consoleAddr
+	}
+	if c.paramsTTL < 0 || c.consoleIdle < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 {
 		return config{}, errors.New("durations must not be negative")
 	}
 	return c, nil
