@@ -103,6 +103,7 @@ func New(d Deps) (*Console, error) {
 		"list":       func(s ...string) []string { return s },
 		"trimMethod": func(s string) string { return strings.TrimPrefix(s, "PAYMENT_METHOD_") },
 		"trimStatus": func(s string) string { return strings.TrimPrefix(s, "STORE_STATUS_") },
+		"pct":        pct,
 	}
 	base, err := template.New("base.html").Funcs(funcs).ParseFS(web, "web/base.html")
 	if err != nil {
@@ -186,11 +187,13 @@ func (c *Console) CreateSignInLink(ctx context.Context, _ *consolev1.CreateSignI
 
 // page is what every template gets.
 type page struct {
-	L       L
-	Party   auth.Party
-	CSRF    string
-	Nav     []navItem
-	Title   string
+	L     L
+	Party auth.Party
+	CSRF  string
+	Nav   []navItem
+	Title string
+	// Back is where the language switch returns: this page (a GET's query kept).
+	Back    string
 	Error   string
 	Notice  string
 	Content any
@@ -266,7 +269,7 @@ func containsRole(roles []auth.Role, r auth.Role) bool {
 }
 
 func (c *Console) pageFor(s *session, path, title string) page {
-	return page{L: L{Lang: s.lang}, Party: s.party, CSRF: s.csrf, Nav: navFor(s.party, path), Title: title}
+	return page{L: L{Lang: s.lang}, Party: s.party, CSRF: s.csrf, Nav: navFor(s.party, path), Title: title, Back: path}
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name string, p page) {
@@ -274,6 +277,9 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name 
 	if !ok {
 		http.Error(w, "no such page", http.StatusInternalServerError)
 		return
+	}
+	if r.Method == http.MethodGet && p.Back != "" {
+		p.Back = r.URL.RequestURI()
 	}
 	var b strings.Builder
 	if err := t.ExecuteTemplate(&b, "base.html", p); err != nil {
@@ -334,7 +340,7 @@ func (c *Console) switchLang(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	c.sessions.setLang(s, lang)
 	back := r.PostFormValue("back")
-	if !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") {
+	if !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") || strings.ContainsRune(back, '\\') {
 		back = "/"
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)

@@ -51,3 +51,12 @@ func when(ts *timestamppb.Timestamp) string {
 func whenTime(t time.Time) string {
 	return t.In(refund.Shanghai).Format("2006-01-02 15:04:05")
 }
+
+// pct renders a rate as a percentage: "0.13" is "13%".
+func pct(s string) string {
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return s
+	}
+	return d.Shift(2).String() + "%"
+}
