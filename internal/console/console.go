@@ -104,6 +104,7 @@ func New(d Deps) (*Console, error) {
 		"trimMethod": func(s string) string { return strings.TrimPrefix(s, "PAYMENT_METHOD_") },
 		"trimStatus": func(s string) string { return strings.TrimPrefix(s, "STORE_STATUS_") },
 		"pct":        pct,
+		"trimPrepay": func(s string) string { return strings.TrimPrefix(s, "PREPAYMENT_STATE_") },
 	}
 	base, err := template.New("base.html").Funcs(funcs).ParseFS(web, "web/base.html")
 	if err != nil {
@@ -134,6 +135,8 @@ func New(d Deps) (*Console, error) {
 	m.HandleFunc("POST /customs", c.auth([]auth.Role{auth.RoleCustoms}, c.customsPost))
 	m.HandleFunc("GET /cashier", c.auth([]auth.Role{auth.RoleDesk}, c.cashierPage))
 	m.HandleFunc("POST /cashier", c.auth([]auth.Role{auth.RoleDesk}, c.cashierPost))
+	m.HandleFunc("GET /refund-point", c.auth([]auth.Role{auth.RoleDesk}, c.refundPointPage))
+	m.HandleFunc("POST /refund-point", c.auth([]auth.Role{auth.RoleDesk}, c.refundPointPost))
 	m.HandleFunc("GET /official", c.auth([]auth.Role{auth.RoleAuthority}, c.officialPage))
 	m.HandleFunc("GET /official/declarations", c.auth([]auth.Role{auth.RoleAuthority}, c.declarationsPage))
 	m.HandleFunc("POST /official/declarations", c.auth([]auth.Role{auth.RoleAuthority}, c.declarationsPost))
@@ -210,7 +213,7 @@ func navFor(p auth.Party, current string) []navItem {
 	case auth.RoleCustoms:
 		items = []navItem{{Href: "/customs", Key: "nav.customs"}}
 	case auth.RoleDesk:
-		items = []navItem{{Href: "/cashier", Key: "nav.cashier"}}
+		items = []navItem{{Href: "/cashier", Key: "nav.cashier"}, {Href: "/refund-point", Key: "nav.refundpoint"}}
 	case auth.RoleAuthority:
 		items = []navItem{{Href: "/official", Key: "nav.official"}, {Href: "/official/declarations", Key: "nav.declaration"}, {Href: "/official/stores", Key: "nav.stores"}}
 	}
@@ -324,6 +327,11 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 		case auth.RoleCustoms:
 			http.Redirect(w, r, "/customs", http.StatusSeeOther)
 		case auth.RoleDesk:
+			// A refund point in a block pays immediate refunds; an airport desk, refunds.
+			if d, err := c.deskOf(r.Context(), s); err == nil && d.Kind == "REFUND_POINT" {
+				http.Redirect(w, r, "/refund-point", http.StatusSeeOther)
+				return
+			}
 			http.Redirect(w, r, "/cashier", http.StatusSeeOther)
 		case auth.RoleAuthority:
 			http.Redirect(w, r, "/official", http.StatusSeeOther)

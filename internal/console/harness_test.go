@@ -51,6 +51,7 @@ const (
 	customsTFU = "customs-TFU"
 	cashierCKG = "desk-CKG-01"
 	cashierTFU = "desk-TFU-01"
+	refundJFB  = "desk-JFB-RP"
 	official   = "authority"
 	agencyCQ   = "agency-AG-CQ"
 )
@@ -61,6 +62,7 @@ var identities = map[string]string{
 	customsTFU: "taxrefund://customs/TFU/officer-2",
 	cashierCKG: "taxrefund://desk/CKG-01/cashier-1",
 	cashierTFU: "taxrefund://desk/TFU-01/cashier-3",
+	refundJFB:  "taxrefund://desk/JFB-RP/cashier-rp",
 	official:   "taxrefund://authority/sat",
 	agencyCQ:   "taxrefund://agency/AG-CQ/backoffice-1",
 }
