@@ -140,6 +140,7 @@ func New(d Deps) (*Console, error) {
 	m.HandleFunc("GET /official", c.auth([]auth.Role{auth.RoleAuthority}, c.officialPage))
 	m.HandleFunc("GET /official/declarations", c.auth([]auth.Role{auth.RoleAuthority}, c.declarationsPage))
 	m.HandleFunc("POST /official/declarations", c.auth([]auth.Role{auth.RoleAuthority}, c.declarationsPost))
+	m.HandleFunc("GET /official/export", c.auth([]auth.Role{auth.RoleAuthority}, c.exportFile))
 	m.HandleFunc("GET /official/stores", c.auth([]auth.Role{auth.RoleAuthority}, c.storesPage))
 	c.mux = m
 	return c, nil

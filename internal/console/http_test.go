@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/xuri/excelize/v2"
 
 	deskv1 "taxrefund/api/taxrefund/desk/v1"
 	formv1 "taxrefund/api/taxrefund/form/v1"
@@ -149,7 +151,7 @@ func TestCashierStaysInItsLane(t *testing.T) {
 
 	c := h.browserClient(t)
 	csrf := h.signIn(t, c, cashierCKG)
-	for _, p := range []string{"/official", "/official/declarations", "/official/stores?q=JFB", "/customs"} {
+	for _, p := range []string{"/official", "/official/declarations", "/official/stores?q=JFB", "/official/export?month=2025-06&format=csv", "/customs"} {
 		code, body := page(t, c, http.MethodGet, h.consoleURL+p, nil)
 		if code != http.StatusForbidden || !strings.Contains(body, `id="forbidden"`) {
 			t.Errorf("cashier GET %s: %d, want 403", p, code)
@@ -212,5 +214,50 @@ func TestCashierStaysInItsLane(t *testing.T) {
 	}
 	if strings.Contains(h.logs.String(), "K7654321") {
 		t.Error("the log carries the clear document number")
+	}
+}
+
+// TestOfficialDownloadsTheMonth: the official's month page offers the API's export; the
+// workbook holds the month's payout with the official's office in its heading.
+func TestOfficialDownloadsTheMonth(t *testing.T) {
+	h := newHarness(t)
+	form := h.issue(t, "D9081726", "INV-D")
+	req := &deskv1.VerifyExportRequest{RequestId: uuid.NewString(), FormNumber: form.GetNumber(), PresentedDocument: passport("D9081726")}
+	for _, l := range form.GetLines() {
+		req.Lines = append(req.Lines, &deskv1.LineConfirmation{LineNo: l.GetLineNo(), ConfirmedQuantity: l.GetQuantity()})
+	}
+	if _, err := h.desk(t, customsCKG).VerifyExport(ctx(t), req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.desk(t, cashierCKG).SettleRefund(ctx(t), &deskv1.SettleRefundRequest{RequestId: uuid.NewString(), FormNumbers: []string{form.GetNumber()},
+		PresentedDocument: passport("D9081726"), Method: deskv1.PaymentMethod_PAYMENT_METHOD_MOBILE, AccountReference: "wx-user-0042", ReceiptReference: "SIG-D"}); err != nil {
+		t.Fatal(err)
+	}
+	c := h.browserClient(t)
+	h.signIn(t, c, official)
+	resp, err := c.Get(h.consoleURL + "/official/export?month=2025-06&format=xlsx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Disposition"), "taxrefund-report-2025-06.xlsx") {
+		t.Fatalf("export: %d %q", resp.StatusCode, resp.Header.Get("Content-Disposition"))
+	}
+	f, err := excelize.OpenReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("the download is not a workbook: %v", err)
+	}
+	defer f.Close()
+	rows, err := f.GetRows("By port", excelize.Options{RawCellValue: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// G = 150.00, F = 30.00, N = 120.00, paid at CKG.
+	if len(rows) < 6 || !strings.Contains(rows[1][0], "Issuing office: sat") || rows[4][0] != "CKG" || rows[4][7] != "150.00" || rows[4][9] != "120.00" {
+		t.Fatalf("By port: %q", rows)
 	}
 }

@@ -149,6 +149,7 @@ var texts = map[string][2]string{
 	"m.expired":           {"Expired", "过期"},
 	"m.refundcny":         {"Refunds paid (CNY)", "已付退税（元）"},
 	"m.grosscny":          {"Gross refund issued (CNY)", "开具应退税额（元）"},
+	"m.xlsx":              {"Download XLSX (to sign)", "下载 XLSX（供签字）"},
 	"m.trend":             {"Refunds paid, last 12 months (CNY)", "近12个月已付退税（元）"},
 	"m.exceptions":        {"Reconciliation exceptions", "对账差异"},
 	"dim.block":           {"By block", "按街区"},
