@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 )
 
@@ -54,6 +55,13 @@ func TestRefundPointPaysAndTakesBack(t *testing.T) {
 	if state != "RETURNED" {
 		t.Fatalf("prepayment %s after the return, want RETURNED", state)
 	}
+	// The page as the refund point sees it, for review.
+	tab := browser(t)
+	run(t, tab, "sign in as the refund point", chromedp.Navigate(h.link(t, refundJFB)), chromedp.WaitVisible(chromedp.CSS("#rp_form_number")))
+	if got := focused(t, tab); got != "rp_form_number" {
+		t.Errorf("the refund point page opens with the focus on %q, want the form number", got)
+	}
+	screenshot(t, tab, "refund-point")
 	if strings.Contains(h.logs.String(), "R1357913") {
 		t.Error("the log carries the clear document number")
 	}
