@@ -164,9 +164,11 @@ func (c *Console) customsPost(w http.ResponseWriter, r *http.Request, s *session
 			}
 		}
 	}
-	// Show the traveller's forms: all of them when the document is known, else the one.
+	// Show the traveller's forms: after a confirmation, all of the document's (the next
+	// one to confirm is among them); after a refused one, the form again, as the document
+	// typed may be the reason.
 	number := content.Query
-	if !content.Doc.empty() && r.PostFormValue("action") == "confirm" {
+	if !content.Doc.empty() && r.PostFormValue("action") == "confirm" && p.Error == "" {
 		number = ""
 	}
 	if number != "" || !content.Doc.empty() {

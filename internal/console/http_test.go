@@ -15,6 +15,7 @@ import (
 
 	deskv1 "taxrefund/api/taxrefund/desk/v1"
 	formv1 "taxrefund/api/taxrefund/form/v1"
+	storev1 "taxrefund/api/taxrefund/store/v1"
 )
 
 // page GETs or POSTs (form != nil) path with client c and returns the status and body.
@@ -259,5 +260,36 @@ func TestOfficialDownloadsTheMonth(t *testing.T) {
 	// G = 150.00, F = 30.00, N = 120.00, paid at CKG.
 	if len(rows) < 6 || !strings.Contains(rows[1][0], "Issuing office: sat") || rows[4][0] != "CKG" || rows[4][7] != "150.00" || rows[4][9] != "120.00" {
 		t.Fatalf("By port: %q", rows)
+	}
+}
+
+// TestCustomsSeesWhyNot: a voided form is shown with the reason it cannot be confirmed
+// and no confirmation to submit; a confirmation with another traveller's document is
+// refused by the API, the page says why, and nothing changes.
+func TestCustomsSeesWhyNot(t *testing.T) {
+	h := newHarness(t)
+	voided := h.issue(t, "V1122334", "INV-V1")
+	if _, err := storev1.NewStoreServiceClient(h.conn(t, storeJFB)).VoidForm(ctx(t), &storev1.VoidFormRequest{RequestId: uuid.NewString(), FormNumber: voided.GetNumber(), Reason: "goods returned"}); err != nil {
+		t.Fatal(err)
+	}
+	open := h.issue(t, "V1122334", "INV-V2")
+	c := h.browserClient(t)
+	csrf := h.signIn(t, c, customsCKG)
+	code, body := page(t, c, http.MethodPost, h.consoleURL+"/customs", url.Values{"csrf": {csrf}, "action": {"find"}, "form_number": {voided.GetNumber()}})
+	if code != http.StatusOK || !strings.Contains(body, "Voided by the store (goods returned)") || strings.Contains(body, `class="primary confirm"`) {
+		t.Fatalf("a voided form: %d\n%s", code, body)
+	}
+	confirm := url.Values{"csrf": {csrf}, "action": {"confirm"}, "form_number": {open.GetNumber()}, "request_id": {uuid.NewString()},
+		"doc_type": {"PASSPORT"}, "doc_number": {"W9999999"}, "doc_country": {"FR"}, "line": {"1", "2"}, "q1": {"2"}, "q2": {"1"}}
+	code, body = page(t, c, http.MethodPost, h.consoleURL+"/customs", confirm)
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, `id="error"`) || !strings.Contains(body, "form-"+open.GetNumber()) {
+		t.Fatalf("a confirmation with another document: %d\n%s", code, body)
+	}
+	var state string
+	if err := h.pool.QueryRow(ctx(t), `SELECT state FROM forms WHERE number = $1`, open.GetNumber()).Scan(&state); err != nil {
+		t.Fatal(err)
+	}
+	if state != "ISSUED" {
+		t.Fatalf("after the refused confirmation the form is %s, want ISSUED", state)
 	}
 }
