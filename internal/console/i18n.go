@@ -158,6 +158,7 @@ var texts = map[string][2]string{
 	"dim.nationality":     {"Top nationalities", "主要国籍"},
 	"key":                 {"Key", "项目"},
 	"chain":               {"Journal chain head", "账簿哈希链头"},
+	"chain.none":          {"nothing sealed yet", "尚未封存"},
 	"decl.none":           {"No declarations waiting for review.", "没有待审核的结算申报。"},
 	"decl.agency":         {"Agency", "代理机构"},
 	"decl.by":             {"Declared by", "申报人"},
