@@ -347,7 +347,7 @@ func (c *Console) switchLang(w http.ResponseWriter, r *http.Request, s *session)
 	if r.PostFormValue("lang") == langZH {
 		lang = langZH
 	}
-	c.sessions.setLang(s, lang)
+	c.sessions.setLang(r.Context().Value(ctxKey{}).(request).id, lang)
 	back := r.PostFormValue("back")
 	if !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") || strings.ContainsRune(back, '\\') {
 		back = "/"

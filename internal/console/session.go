@@ -79,7 +79,8 @@ func (s *sessions) redeem(tok, lang string) (string, *session, bool) {
 	return id, ss, true
 }
 
-// get returns the session of id if it has not been idle too long, and marks it used.
+// get returns a copy of the session of id if it has not been idle too long, and marks
+// it used.
 func (s *sessions) get(id string) (*session, bool) {
 	k := key(id)
 	s.mu.Lock()
@@ -94,13 +95,16 @@ func (s *sessions) get(id string) (*session, bool) {
 		return nil, false
 	}
 	ss.last = now
-	return ss, true
+	cp := *ss
+	return &cp, true
 }
 
-// setLang changes the session's language.
-func (s *sessions) setLang(ss *session, lang string) {
+// setLang changes the language of the session of id.
+func (s *sessions) setLang(id, lang string) {
 	s.mu.Lock()
-	ss.lang = lang
+	if ss, ok := s.open[key(id)]; ok {
+		ss.lang = lang
+	}
 	s.mu.Unlock()
 }
 
