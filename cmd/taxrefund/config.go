@@ -16,8 +16,13 @@ import (
 
 // config is read once from flags, with environment variables as defaults.
 type config struct {
-	databaseURL    string
-	dbRole         string
+	databaseURL string
+	// dbRole, when set, is the one role every service acts as; empty: each service
+	// acts as its own (db.Service.Role).
+	dbRole string
+	// services are what serve runs (-services).
+	services       []db.Service
+	servicesList   string
 	addr           string
 	certDir        string
 	piiKeys        string
@@ -49,6 +54,9 @@ type config struct {
 	consoleAddr, consoleURL string
 	// consoleIdle signs a console session out after this long unused.
 	consoleIdle time.Duration
+	// tuning is how the pool behaves across a failover (health checks, connection
+	// lifetime, the commit wait).
+	tuning db.Tuning
 	// getenv reads the OTEL_* variables of the trace exporter.
 	getenv func(string) string
 }
@@ -70,14 +78,16 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	has := func(cmds ...string) bool { return slices.Contains(cmds, name) }
 	c := config{
 		getenv: getenv,
-		dbRole: db.AppRole, addr: "127.0.0.1:50051", maxConns: 16, paramsTTL: 30 * time.Second, registryTTL: 2 * time.Second,
+		addr:   "127.0.0.1:50051", maxConns: 16, paramsTTL: 30 * time.Second, registryTTL: 2 * time.Second,
 		expiryInterval: time.Minute, dispatchInterval: 2 * time.Second, sealInterval: time.Second,
+		tuning: db.DefaultTuning(),
 	}
 	fs.StringVar(&c.databaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
 	if has("serve", "expire", "rekey") {
-		fs.StringVar(&c.dbRole, "db-role", env("TAXREFUND_DB_ROLE", db.AppRole), "role the service acts as (SET ROLE); empty: the URL's user (env TAXREFUND_DB_ROLE)")
+		fs.StringVar(&c.dbRole, "db-role", env("TAXREFUND_DB_ROLE", ""), "one database role for every service (SET ROLE), e.g. "+db.AppRole+" (the union of the services' roles) or the URL's user; empty: each service acts as its own, taxrefund_store, taxrefund_desk, taxrefund_authority, taxrefund_jobs (env TAXREFUND_DB_ROLE)")
 	}
 	if has("serve") {
+		fs.StringVar(&c.servicesList, "services", env("TAXREFUND_SERVICES", "all"), "what this process serves, comma-separated: store (StoreService), desk (DeskService and AgencyService), authority (AuthorityService), jobs (expiry, captures, sealing, acquirer dispatch, checks, business metrics); all: every one. Each acts as its own database role, with a pool of -max-conns (env TAXREFUND_SERVICES)")
 		fs.StringVar(&c.addr, "addr", env("TAXREFUND_ADDR", "127.0.0.1:50051"), "gRPC listen address (env TAXREFUND_ADDR)")
 	}
 	if has("serve", "certs") {
@@ -90,7 +100,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.StringVar(&c.piiKeys, "pii-keys", env("TAXREFUND_PII_KEYS", ".data/pii.keys"), "key file for travellers' document numbers (env TAXREFUND_PII_KEYS)")
 	}
 	if has("serve", "expire", "rekey") {
-		fs.IntVar(&c.maxConns, "max-conns", 16, "database pool size")
+		fs.IntVar(&c.maxConns, "max-conns", 16, "database pool size, per service (-services)")
 		fs.DurationVar(&c.paramsTTL, "params-ttl", 30*time.Second, "how long parameters are cached")
 	}
 	if has("serve") {
@@ -110,6 +120,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.StringVar(&c.consoleAddr, "console-addr", env("TAXREFUND_CONSOLE_ADDR", ""), "HTTPS address of the browser console for customs, cashiers and officials (server certificate; sign in with `refundctl console`); empty: off (env TAXREFUND_CONSOLE_ADDR)")
 		fs.StringVar(&c.consoleURL, "console-url", env("TAXREFUND_CONSOLE_URL", ""), "the console's address as browsers reach it, for sign-in links (default https://<console-addr>) (env TAXREFUND_CONSOLE_URL)")
 		fs.DurationVar(&c.consoleIdle, "console-idle", console.DefaultIdleTimeout, "a console session unused this long is signed out")
+		fs.DurationVar(&c.tuning.HealthCheckPeriod, "db-health-check-period", c.tuning.HealthCheckPeriod, "how often idle pool connections are checked, so those to a failed or demoted primary go before a call takes them")
+		fs.DurationVar(&c.tuning.MaxConnLifetime, "db-max-conn-lifetime", c.tuning.MaxConnLifetime, "a pool connection is closed after this long (none stays on a server that stopped being the primary)")
+		fs.DurationVar(&c.tuning.CommitWait, "db-commit-wait", c.tuning.CommitWait, "how long a COMMIT may wait for the synchronous standby, whatever the caller's deadline; never cancelled early (OPERATIONS.md, High availability)")
 		fs.DurationVar(&c.checkInterval, "check-interval", 10*time.Minute, "how often the server verifies the journal and audit hash chains and the ledger invariants, for the metrics (0: never)")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -120,6 +133,13 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if c.databaseURL == "" {
 		return config{}, errors.New("DATABASE_URL is not set (or pass -database-url)")
+	}
+	if has("serve") {
+		services, err := db.ParseServices(c.servicesList)
+		if err != nil {
+			return config{}, fmt.Errorf("-services: %w", err)
+		}
+		c.services = services
 	}
 	if c.maxConns < 1 || c.maxConns > 1000 {
 		return config{}, fmt.Errorf("-max-conns %d: must be 1 to 1000", c.maxConns)
@@ -137,7 +157,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if c.consoleAddr != "" && c.consoleURL == "" {
 		c.consoleURL = "https://" + c.consoleAddr
 	}
-	if c.paramsTTL < 0 || c.consoleIdle < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 {
+	if c.paramsTTL < 0 || c.consoleIdle < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 ||
+		c.tuning.HealthCheckPeriod < 0 || c.tuning.MaxConnLifetime < 0 || c.tuning.CommitWait < 0 {
 		return config{}, errors.New("durations must not be negative")
 	}
 	return c, nil
