@@ -28,8 +28,10 @@ import (
 	"taxrefund/internal/metrics"
 	"taxrefund/internal/params"
 	"taxrefund/internal/payouts"
+	"taxrefund/internal/pdf"
 	"taxrefund/internal/pii"
 	"taxrefund/internal/pki"
+	"taxrefund/internal/printing"
 	"taxrefund/internal/registry"
 	"taxrefund/internal/schedule"
 	"taxrefund/internal/seal"
@@ -37,6 +39,7 @@ import (
 	"taxrefund/internal/settlement"
 	"taxrefund/internal/store"
 	"taxrefund/internal/tracing"
+	"taxrefund/internal/traveller"
 )
 
 func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
@@ -219,12 +222,20 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	limits.Deadline = cfg.callTimeout
 	limits.MaxInFlight, limits.PartyInFlight = cfg.maxInFlight, cfg.partyInFlight
 	met := metrics.New(a.pool, 0)
+	storeHandler := store.New(a.forms)
+	if cfg.chromium != "" {
+		// The browser starts at the first print, not here: a server that never prints
+		// never runs one.
+		renderer := pdf.New(pdf.Options{Chromium: cfg.chromium})
+		defer renderer.Close()
+		storeHandler.WithPrinter(printing.New(a.pool, a.forms, renderer, log))
+	}
 	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits,
 		Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}, Stream: []grpc.StreamServerInterceptor{met.GRPC.StreamServerInterceptor()},
 		ServerOptions: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(tracing.Propagator)))},
 	}, server.Services{
-		Store:     store.New(a.forms),
+		Store:     storeHandler,
 		Desk:      desk.New(a.forms, a.payouts, a.immediate),
 		Authority: authority.New(authority.Deps{Expirer: a.forms, Pool: a.pool, Registry: a.registry, Settlement: a.settlement, Immediate: a.immediate}),
 		Agency:    agency.New(a.settlement),
@@ -264,6 +275,29 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 
 	jobCtx, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
+	travellerDone := make(chan error, 1)
+	if cfg.travellerAddr != "" {
+		certFile, keyFile := cfg.travellerCert, cfg.travellerKey
+		if certFile == "" {
+			certFile, keyFile = filepath.Join(cfg.certDir, "server.pem"), filepath.Join(cfg.certDir, "server-key.pem")
+		}
+		tconf, err := traveller.TLSConfig(certFile, keyFile)
+		if err != nil {
+			return err
+		}
+		tl, err := net.Listen("tcp", cfg.travellerAddr)
+		if err != nil {
+			return fmt.Errorf("traveller listener: %w", err)
+		}
+		tl = server.LimitListener(tl, cfg.connsPerAddr)
+		tsvc := traveller.New(a.pool, traveller.DefaultLimits(), met.Registry, log)
+		ths, _ := traveller.NewServer(tsvc, traveller.ServerOptions{TLS: tconf, Log: log,
+			Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}})
+		log.Info("traveller listener", "addr", tl.Addr().String(), "page", "https://"+tl.Addr().String()+"/")
+		go func() { travellerDone <- traveller.Serve(jobCtx, ths, tl) }()
+	} else {
+		travellerDone <- nil
+	}
 	// Health follows the database.
 	watch := &server.DatabaseWatch{URL: cfg.databaseURL, Health: hs, Server: srv, Log: log, OnChange: func(up bool) {
 		if up {
@@ -315,6 +349,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("shutting down")
 	stopJobs()
 	<-watchDone
+	if err := <-travellerDone; err != nil {
+		log.Error("traveller listener", "error", err)
+	}
 	hs.Shutdown() // every service NOT_SERVING, for good
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
