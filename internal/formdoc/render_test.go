@@ -178,3 +178,23 @@ func TestRenderEveryFormatAndLanguage(t *testing.T) {
 func titleOf(l formdoc.Lang) string {
 	return formdoc.Title(l)
 }
+
+func TestVoidAndReprintMarks(t *testing.T) {
+	for fname, f := range map[string]formdoc.Format{"a4": formdoc.A4, "receipt": formdoc.Receipt80} {
+		t.Run(fname, func(t *testing.T) {
+			number := refund.NewFormNumber()
+			d := sample(number)
+			d.Void, d.Print = true, 3
+			d.Nationality = "JP"
+			got := render(t, d, f, formdoc.Languages(d.Nationality, ""), fname+"-void-reprint")
+			for _, want := range []string{"REPRINT 2", "补打 2", "再発行 2", "VOID", "已作废", "This form has been voided"} {
+				if !strings.Contains(got.text, want) {
+					t.Errorf("text lacks %q", want)
+				}
+			}
+			if len(got.codes) != 2 {
+				t.Errorf("decoded %q; want the Code 128 and the QR code of %s", got.codes, number)
+			}
+		})
+	}
+}
