@@ -135,7 +135,7 @@ func normalize(q Query) Query {
 // errNoMatch is the one answer to a form that does not exist and to a document or
 // nationality that does not match it.
 var errNoMatch = fault.New(fault.NotFound, "NO_MATCHING_FORM",
-	"no refund matches this form number, document and nationality; check the number under the barcode and the last four characters of the document the form was issued for")
+	"No refund matches this form number, document and nationality: check the number under the barcode and the last four characters of the document the form was issued for")
 
 // Lookup answers the query from the client at addr.
 func (s *Service) Lookup(ctx context.Context, addr netip.Addr, q Query) (Answer, error) {

@@ -372,11 +372,17 @@ func TestStatusPage(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "ISSUED") || !strings.Contains(body, "CNY 110.00") || !strings.Contains(body, "2026-06-08") {
 		t.Errorf("POST the right triple: %d\n%s", code, body)
 	}
+	keepPage("found", body)
 	code, body = get(hc.PostForm("https://"+x.addr+"/", url.Values{"form_number": {f.Number}, "document_last4": {"0000"}, "nationality": {"FR"}}))
-	if code != 404 || !strings.Contains(body, "no refund matches") || strings.Contains(body, "CNY 110.00") {
+	if code != 404 || !strings.Contains(body, "No refund matches") || strings.Contains(body, "CNY 110.00") {
 		t.Errorf("POST a wrong document: %d\n%s", code, body)
 	}
-	if os.Getenv("TRAVELLER_PAGE") != "" {
-		_ = os.WriteFile(os.Getenv("TRAVELLER_PAGE"), []byte(body), 0o644)
+	keepPage("nomatch", body)
+}
+
+// keepPage writes a page to $TRAVELLER_PAGES/<name>.html, to look at it in a browser.
+func keepPage(name, body string) {
+	if dir := os.Getenv("TRAVELLER_PAGES"); dir != "" {
+		_ = os.WriteFile(filepath.Join(dir, name+".html"), []byte(body), 0o644)
 	}
 }
