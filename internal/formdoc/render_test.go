@@ -198,3 +198,26 @@ func TestVoidAndReprintMarks(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRender is the time of one print: the HTML and barcodes, and Chromium's layout
+// and PDF, in a warm browser (BENCH.md).
+func BenchmarkRender(b *testing.B) {
+	for name, f := range map[string]formdoc.Format{"A4": formdoc.A4, "Receipt80": formdoc.Receipt80} {
+		paper := pdf.A4
+		if f == formdoc.Receipt80 {
+			paper = pdf.Receipt80
+		}
+		b.Run(name, func(b *testing.B) {
+			d := sample(refund.NewFormNumber())
+			for b.Loop() {
+				html, err := formdoc.HTML(d, f, formdoc.Languages("FR", ""))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := renderer.Render(context.Background(), html, paper); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
