@@ -34,6 +34,7 @@ import (
 	"taxrefund/internal/idempotency"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/params"
+	"taxrefund/internal/payouts"
 	"taxrefund/internal/pki"
 	"taxrefund/internal/refund"
 	"taxrefund/internal/traveller"
@@ -45,6 +46,7 @@ import (
 type fixture struct {
 	t       *testing.T
 	forms   *forms.Service
+	payouts *payouts.Service
 	svc     *traveller.Service
 	reg     *prometheus.Registry
 	addr    string
@@ -65,8 +67,9 @@ func newFixture(t *testing.T, l traveller.Limits) *fixture {
 	clock := dbtest.NewClock(time.Date(2026, 3, 10, 4, 0, 0, 0, time.UTC))
 	x := &fixture{t: t, clock: clock, limits: l, reg: prometheus.NewRegistry(),
 		storeCx: db.WithParty(context.Background(), "store", "S-JFB-1")}
-	x.forms = forms.New(forms.Deps{Pool: app, Ledger: ledger.NewStore(), Keys: dbtest.Keyring(t), Params: params.NewCache(app, 0),
-		Now: clock.Now, Log: slog.New(slog.DiscardHandler)})
+	keys, led, par := dbtest.Keyring(t), ledger.NewStore(), params.NewCache(app, 0)
+	x.forms = forms.New(forms.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Now: clock.Now, Log: slog.New(slog.DiscardHandler)})
+	x.payouts = payouts.New(payouts.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Forms: x.forms, Now: clock.Now, Log: slog.New(slog.DiscardHandler)})
 	x.svc = traveller.New(app, l, x.reg, slog.New(slog.DiscardHandler))
 	now := time.Now()
 	x.limNow.Store(&now)
@@ -317,18 +320,37 @@ func TestStatusesInWords(t *testing.T) {
 	x := newFixture(t, l)
 	c := x.client("127.0.0.1")
 
-	verified := x.issue("S-JFB-1")
-	if _, err := x.forms.Verify(db.WithParty(context.Background(), "customs", "CKG"), forms.VerifyRequest{
-		Idem: idempotency.Key{Caller: "taxrefund://customs/CKG/officer-01", RequestID: uuid.New(), Hash: []byte("v")},
-		Port: "CKG", Officer: "officer-01", Number: verified.Number,
-		Presented: refund.Document{Type: refund.Passport, Number: document, IssuingCountry: "FR"},
-		Confirmed: map[int]int32{1: 1},
-	}); err != nil {
-		t.Fatalf("verify: %v", err)
+	passport := refund.Document{Type: refund.Passport, Number: document, IssuingCountry: "FR"}
+	verify := func(number string) {
+		t.Helper()
+		if _, err := x.forms.Verify(db.WithParty(context.Background(), "customs", "CKG"), forms.VerifyRequest{
+			Idem: idempotency.Key{Caller: "taxrefund://customs/CKG/officer-01", RequestID: uuid.New(), Hash: []byte(number)},
+			Port: "CKG", Officer: "officer-01", Number: number, Presented: passport, Confirmed: map[int]int32{1: 1},
+		}); err != nil {
+			t.Fatalf("verify: %v", err)
+		}
 	}
+	verified := x.issue("S-JFB-1")
+	verify(verified.Number)
 	got, err := ask(c, verified.Number, "5432", "FR")
 	if err != nil || got.GetStatus() != travellerv1.RefundStatus_REFUND_STATUS_EXPORT_CONFIRMED || got.GetAmount() != "110.00" {
 		t.Errorf("verified form: %v, %v; want EXPORT_CONFIRMED 110.00", got, err)
+	}
+
+	// Paid in cash at CKG: G 110.00, the agency's 2% of 1000.00 is 20.00, N 90.00.
+	paid := x.issue("S-JFB-1")
+	verify(paid.Number)
+	if _, err := x.payouts.Settle(db.WithParty(context.Background(), "desk", "CKG-01"), payouts.SettleRequest{
+		Idem:     idempotency.Key{Caller: "taxrefund://desk/CKG-01/cashier-01", RequestID: uuid.New(), Hash: []byte("pay")},
+		DeskCode: "CKG-01", Cashier: "cashier-01", Numbers: []string{paid.Number}, Presented: passport,
+		Method: payouts.Cash, Receipt: "R-1",
+	}); err != nil {
+		t.Fatalf("settle: %v", err)
+	}
+	got, err = ask(c, paid.Number, "5432", "FR")
+	if err != nil || got.GetStatus() != travellerv1.RefundStatus_REFUND_STATUS_PAID || got.GetAmount() != "90.00" ||
+		got.GetPaidMethod() != "CASH" || got.GetPaidDate() != "2026-03-10" || !strings.Contains(got.GetStatusText(), "by cash on 2026-03-10") {
+		t.Errorf("paid form: %v, %v; want PAID 90.00 by CASH on 2026-03-10", got, err)
 	}
 
 	voided := x.issue("S-JFB-2")
