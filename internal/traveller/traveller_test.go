@@ -32,6 +32,7 @@ import (
 	"taxrefund/internal/dbtest"
 	"taxrefund/internal/forms"
 	"taxrefund/internal/idempotency"
+	"taxrefund/internal/immediate"
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/params"
 	"taxrefund/internal/payouts"
@@ -44,17 +45,18 @@ import (
 // to a French passport ending 5432, and the traveller listener on a loopback port with a
 // certificate of a CA of the test's own.
 type fixture struct {
-	t       *testing.T
-	forms   *forms.Service
-	payouts *payouts.Service
-	svc     *traveller.Service
-	reg     *prometheus.Registry
-	addr    string
-	caPool  *x509.CertPool
-	clock   *dbtest.Clock
-	limNow  atomic.Pointer[time.Time]
-	limits  traveller.Limits
-	storeCx context.Context
+	t         *testing.T
+	forms     *forms.Service
+	payouts   *payouts.Service
+	immediate *immediate.Service
+	svc       *traveller.Service
+	reg       *prometheus.Registry
+	addr      string
+	caPool    *x509.CertPool
+	clock     *dbtest.Clock
+	limNow    atomic.Pointer[time.Time]
+	limits    traveller.Limits
+	storeCx   context.Context
 }
 
 const document = "E98765432"
@@ -69,6 +71,7 @@ func newFixture(t *testing.T, l traveller.Limits) *fixture {
 		storeCx: db.WithParty(context.Background(), "store", "S-JFB-1")}
 	keys, led, par := dbtest.Keyring(t), ledger.NewStore(), params.NewCache(app, 0)
 	x.forms = forms.New(forms.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Now: clock.Now, Log: slog.New(slog.DiscardHandler)})
+	x.immediate = immediate.New(immediate.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Forms: x.forms, Now: clock.Now, Log: slog.New(slog.DiscardHandler)})
 	x.payouts = payouts.New(payouts.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Forms: x.forms, Now: clock.Now, Log: slog.New(slog.DiscardHandler)})
 	x.svc = traveller.New(app, l, x.reg, slog.New(slog.DiscardHandler))
 	now := time.Now()
@@ -351,6 +354,25 @@ func TestStatusesInWords(t *testing.T) {
 	if err != nil || got.GetStatus() != travellerv1.RefundStatus_REFUND_STATUS_PAID || got.GetAmount() != "90.00" ||
 		got.GetPaidMethod() != "CASH" || got.GetPaidDate() != "2026-03-10" || !strings.Contains(got.GetStatusText(), "by cash on 2026-03-10") {
 		t.Errorf("paid form: %v, %v; want PAID 90.00 by CASH on 2026-03-10", got, err)
+	}
+
+	// An immediate refund paid at the block's refund point: N 90.00 now, the card
+	// pre-authorization captured 3 working days after the committed date (issue 2026-03-10
+	// + 17 days = Friday 2026-03-27) unless the export is confirmed at TFU or CKG first.
+	prepaid := x.issue("S-JFB-1")
+	if _, err := x.immediate.Pay(db.WithParty(context.Background(), "desk", "JFB-RP"), immediate.PayRequest{
+		Idem:     idempotency.Key{Caller: "taxrefund://desk/JFB-RP/cashier-01", RequestID: uuid.New(), Hash: []byte("prepay")},
+		DeskCode: "JFB-RP", Cashier: "cashier-01", Number: prepaid.Number, Presented: passport, Agreement: "AGR-1",
+		PreAuth: immediate.PreAuth{Token: "tok_abcdefgh", Last4: "4242", Expiry: time.Date(2027, 12, 1, 0, 0, 0, 0, time.UTC),
+			Authorized: decimal.RequireFromString("120.00")},
+		DeparturePort: "TFU",
+	}); err != nil {
+		t.Fatalf("prepay: %v", err)
+	}
+	got, err = ask(c, prepaid.Number, "5432", "FR")
+	if err != nil || got.GetStatus() != travellerv1.RefundStatus_REFUND_STATUS_IMMEDIATE_PAID || got.GetAmount() != "90.00" ||
+		got.GetCaptureDate() != "2026-04-01" || !strings.Contains(got.GetStatusText(), "captured on 2026-04-01") {
+		t.Errorf("prepaid form: %v, %v; want IMMEDIATE_PAID 90.00, captured on 2026-04-01", got, err)
 	}
 
 	voided := x.issue("S-JFB-2")
