@@ -19,18 +19,21 @@ CREATE TRIGGER form_prints_append_only BEFORE UPDATE OR DELETE ON form_prints
 CREATE TRIGGER form_prints_no_truncate BEFORE TRUNCATE ON form_prints
     FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
 
-GRANT SELECT, INSERT ON form_prints TO taxrefund_app;
+-- Owned and granted as 00011_least_privilege.sql does: the store prints (SELECT, INSERT),
+-- the authority and the jobs read; nobody updates.
+ALTER TABLE form_prints OWNER TO taxrefund_owner;
+GRANT SELECT, INSERT ON form_prints TO taxrefund_store;
+GRANT SELECT ON form_prints TO taxrefund_authority, taxrefund_jobs;
 
--- Row-level security as on forms (00008_row_security.sql): a store reads and writes the
--- prints of its own forms; the authority and the service's jobs read every print.
+-- Row-level security as on forms: a store reads and writes the prints of its own forms.
 ALTER TABLE form_prints ENABLE ROW LEVEL SECURITY;
 ALTER TABLE form_prints FORCE ROW LEVEL SECURITY;
-CREATE POLICY form_prints_owner ON form_prints TO CURRENT_USER USING (true) WITH CHECK (true);
-CREATE POLICY form_prints_read ON form_prints FOR SELECT TO taxrefund_app USING (
+CREATE POLICY form_prints_owner ON form_prints TO taxrefund_owner USING (true) WITH CHECK (true);
+CREATE POLICY form_prints_read ON form_prints FOR SELECT TO taxrefund_store, taxrefund_authority, taxrefund_jobs USING (
     (SELECT party_role() IN ('authority', 'system'))
     OR store_code = (SELECT CASE WHEN party_role() = 'store' THEN party_code() END)
 );
-CREATE POLICY form_prints_print ON form_prints FOR INSERT TO taxrefund_app WITH CHECK (
+CREATE POLICY form_prints_print ON form_prints FOR INSERT TO taxrefund_store WITH CHECK (
     store_code = (SELECT CASE WHEN party_role() = 'store' THEN party_code() END)
 );
 
