@@ -53,13 +53,14 @@ type fixture struct {
 	svc   *printing.Service
 }
 
-// newFixture runs the services as the application role, under row-level security, on a
+// newFixture runs the services as the store service's role, under row-level security, on a
 // database of the test's own.
 func newFixture(t *testing.T) *fixture {
 	url := dbtest.NewURL(t)
 	owner := dbtest.OpenPool(t, url, "")
 	dbtest.Registry(t, owner)
-	app := dbtest.OpenPool(t, url, db.AppRole)
+	// As serve runs StoreService: the store's own role, which only prints and reads prints.
+	app := dbtest.OpenPool(t, url, db.StoreRole)
 	clock := dbtest.NewClock(time.Date(2026, 3, 10, 4, 0, 0, 0, time.UTC))
 	f := forms.New(forms.Deps{Pool: app, Ledger: ledger.NewStore(), Keys: dbtest.Keyring(t), Params: params.NewCache(app, 0),
 		Now: clock.Now, Log: slog.New(slog.DiscardHandler)})

@@ -73,7 +73,8 @@ func newFixture(t *testing.T, l traveller.Limits) *fixture {
 	x.forms = forms.New(forms.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Now: clock.Now, Log: slog.New(slog.DiscardHandler)})
 	x.immediate = immediate.New(immediate.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Forms: x.forms, Now: clock.Now, Log: slog.New(slog.DiscardHandler)})
 	x.payouts = payouts.New(payouts.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Forms: x.forms, Now: clock.Now, Log: slog.New(slog.DiscardHandler)})
-	x.svc = traveller.New(app, l, x.reg, slog.New(slog.DiscardHandler))
+	// The look-up runs as serve runs it: on the jobs' pool and role.
+	x.svc = traveller.New(dbtest.OpenPool(t, url, db.JobsRole), l, x.reg, slog.New(slog.DiscardHandler))
 	now := time.Now()
 	x.limNow.Store(&now)
 	x.svc.WithClock(func() time.Time { return *x.limNow.Load() })
