@@ -22,12 +22,16 @@ import (
 	"taxrefund/internal/db"
 	"taxrefund/internal/demo"
 	"taxrefund/internal/metrics"
+	"taxrefund/internal/pdf"
 	"taxrefund/internal/pii"
 	"taxrefund/internal/pki"
+	"taxrefund/internal/printing"
 	"taxrefund/internal/schedule"
 	"taxrefund/internal/seal"
 	"taxrefund/internal/server"
+	"taxrefund/internal/store"
 	"taxrefund/internal/tracing"
+	"taxrefund/internal/traveller"
 )
 
 func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
@@ -172,6 +176,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	limits.MaxInFlight, limits.PartyInFlight = cfg.maxInFlight, cfg.partyInFlight
 	met := metrics.NewFor(a.pools.List(), jobs, 0)
 	services := a.grpcServices()
+	if st := a.stacks[db.StoreService]; st != nil && cfg.chromium != "" {
+		// The browser starts at the first print, not here: a server that never prints
+		// never runs one.
+		renderer := pdf.New(pdf.Options{Chromium: cfg.chromium})
+		defer renderer.Close()
+		services.Store = store.New(st.forms).WithPrinter(printing.New(st.pool, st.forms, renderer, log))
+	}
 	// The console calls the same handlers as the gRPC API, through local: the same
 	// authorization, registry check, rate budget and admission (server.Local).
 	local := &server.Local{}
@@ -243,6 +254,33 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 
 	jobCtx, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
+	travellerDone := make(chan error, 1)
+	if cfg.travellerAddr != "" {
+		// The look-up reads as the system (party system/traveller), as the jobs do.
+		if jobs == nil {
+			return errors.New("-traveller-addr needs the jobs service in this process (-services ...,jobs)")
+		}
+		certFile, keyFile := cfg.travellerCert, cfg.travellerKey
+		if certFile == "" {
+			certFile, keyFile = filepath.Join(cfg.certDir, "server.pem"), filepath.Join(cfg.certDir, "server-key.pem")
+		}
+		tconf, err := traveller.TLSConfig(certFile, keyFile)
+		if err != nil {
+			return err
+		}
+		tl, err := net.Listen("tcp", cfg.travellerAddr)
+		if err != nil {
+			return fmt.Errorf("traveller listener: %w", err)
+		}
+		tl = server.LimitListener(tl, cfg.connsPerAddr)
+		tsvc := traveller.New(jobs, traveller.DefaultLimits(), met.Registry, log)
+		ths, _ := traveller.NewServer(tsvc, traveller.ServerOptions{TLS: tconf, Log: log,
+			Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}})
+		log.Info("traveller listener", "addr", tl.Addr().String(), "page", "https://"+tl.Addr().String()+"/")
+		go func() { travellerDone <- traveller.Serve(jobCtx, ths, tl) }()
+	} else {
+		travellerDone <- nil
+	}
 	// Health follows the database.
 	watch := &server.DatabaseWatch{URL: cfg.databaseURL, Health: hs, Server: srv, Log: log, OnChange: func(up bool) {
 		if up {
@@ -301,6 +339,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("shutting down")
 	stopJobs()
 	<-watchDone
+	if err := <-travellerDone; err != nil {
+		log.Error("traveller listener", "error", err)
+	}
 	hs.Shutdown() // every service NOT_SERVING, for good
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()

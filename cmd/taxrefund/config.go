@@ -11,6 +11,7 @@ import (
 	"taxrefund/internal/console"
 	"taxrefund/internal/db"
 	"taxrefund/internal/metrics"
+	"taxrefund/internal/pdf"
 	"taxrefund/internal/server"
 )
 
@@ -49,6 +50,12 @@ type config struct {
 	maxInFlight, partyInFlight int
 	// connsPerAddr caps the connections of one client address.
 	connsPerAddr int
+	// chromium is the browser that renders printed forms; empty: printing off.
+	chromium string
+	// travellerAddr is the traveller's status listener (gRPC and page, TLS without client
+	// certificates); empty: off. travellerCert and travellerKey are its certificate
+	// (default: the cert-dir's server.pem).
+	travellerAddr, travellerCert, travellerKey string
 	// consoleAddr is the HTTPS listener of the browser console; empty: off. consoleURL is
 	// where browsers reach it (default https://<consoleAddr>).
 	consoleAddr, consoleURL string
@@ -117,6 +124,10 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.IntVar(&c.maxInFlight, "max-in-flight", def.MaxInFlight, "cost units in flight of all callers before RESOURCE_EXHAUSTED (a GetForm costs 1, a report 32; 0: no limit)")
 		fs.IntVar(&c.partyInFlight, "party-in-flight", def.PartyInFlight, "cost units in flight of one caller before RESOURCE_EXHAUSTED (about half of -max-conns keeps one caller from taking the pool; 0: no limit)")
 		fs.IntVar(&c.connsPerAddr, "max-conns-per-addr", server.DefaultConnsPerAddr, "most gRPC connections open at once from one client IP (0: no cap)")
+		fs.StringVar(&c.chromium, "chromium", env("TAXREFUND_CHROMIUM", pdf.DefaultChromium), "Chromium executable that renders printed forms (GetFormDocument), started at the first print; empty: printing off (env TAXREFUND_CHROMIUM)")
+		fs.StringVar(&c.travellerAddr, "traveller-addr", env("TAXREFUND_TRAVELLER_ADDR", ""), "address of the travellers' refund status listener: TravellerService over gRPC and the status page over HTTPS, no client certificate; empty: off (env TAXREFUND_TRAVELLER_ADDR)")
+		fs.StringVar(&c.travellerCert, "traveller-cert", env("TAXREFUND_TRAVELLER_CERT", ""), "certificate (PEM) of the traveller listener, one travellers' phones trust; empty: the cert-dir's server.pem (env TAXREFUND_TRAVELLER_CERT)")
+		fs.StringVar(&c.travellerKey, "traveller-key", env("TAXREFUND_TRAVELLER_KEY", ""), "its key; empty: the cert-dir's server-key.pem (env TAXREFUND_TRAVELLER_KEY)")
 		fs.StringVar(&c.consoleAddr, "console-addr", env("TAXREFUND_CONSOLE_ADDR", ""), "HTTPS address of the browser console for customs, cashiers and officials (server certificate; sign in with `refundctl console`); empty: off (env TAXREFUND_CONSOLE_ADDR)")
 		fs.StringVar(&c.consoleURL, "console-url", env("TAXREFUND_CONSOLE_URL", ""), "the console's address as browsers reach it, for sign-in links (default https://<console-addr>) (env TAXREFUND_CONSOLE_URL)")
 		fs.DurationVar(&c.consoleIdle, "console-idle", console.DefaultIdleTimeout, "a console session unused this long is signed out")

@@ -63,6 +63,8 @@ func DefaultMatrix() Matrix {
 		store + "ListForms": {RoleStore},
 		store + "VoidForm":  {RoleStore},
 
+		store + "GetFormDocument": {RoleStore},
+
 		desk + "FindForms":          {RoleCustoms, RoleDesk},
 		desk + "VerifyExport":       {RoleCustoms},
 		desk + "SettleRefund":       {RoleDesk},

@@ -35,6 +35,7 @@ func TestDefaultMatrix(t *testing.T) {
 		store + "GetForm":              {RoleStore},
 		store + "ListForms":            {RoleStore},
 		store + "VoidForm":             {RoleStore},
+		store + "GetFormDocument":      {RoleStore},
 		desk + "FindForms":             {RoleCustoms, RoleDesk},
 		desk + "VerifyExport":          {RoleCustoms},
 		desk + "SettleRefund":          {RoleDesk},
