@@ -72,8 +72,9 @@ check-generate:
 	fi
 
 # Benchmarks (BENCH.md): `make bench` measures IssueForm and the desk mix against pgbench
-# baselines taken in the same run (the desk mix against a whole visit, and for comparison
-# against a settlement alone); `make bench-growth` measures IssueForm at growing
+# baselines taken in the same run (IssueForm against the floor, the minimal write of a
+# form's facts on a database of its own, and against the project's own rows; the desk mix
+# against a whole visit, and for comparison against a settlement alone); `make bench-growth` measures IssueForm at growing
 # numbers of existing forms. Each starts from a fresh database (dropped and created by
 # `loadgen reset-db`, which touches only taxrefund_bench* databases) and keeps its files in
 # $(BENCH_DIR). Override e.g. `make bench BENCH_DURATION=60s`; BENCH_ROUNDS=3 alternates
@@ -97,6 +98,10 @@ BENCH_CERTS = -cert-dir $(BENCH_DIR)/certs
 BENCH_KEYS = -pii-keys $(BENCH_DIR)/pii.keys
 BENCH_LOAD = -concurrency $(BENCH_CONCURRENCY) -warmup $(BENCH_WARMUP) -duration $(BENCH_DURATION)
 BENCH_BASELINE = $(LOADGEN) baseline -work-dir $(BENCH_DIR) -stores $(BENCH_STORES) $(BENCH_LOAD)
+# The per-form counts (rows, index entries, FK checks, trigger calls, WAL): one caller for a
+# few seconds, after the throughput rounds; each waits 11 s before and after for
+# PostgreSQL's statistics to settle (about 75 s in all).
+BENCH_COST = -cost -label cost -concurrency 1 -warmup 0s -duration 4s
 BENCH_RUN = $(LOADGEN) run -addr $(BENCH_ADDR) $(BENCH_CERTS) -stores $(BENCH_STORES) $(BENCH_LOAD) -server-pid $$pid
 # The common start (shell): a fresh database with the schema, demo data, certificates and
 # bench stores; then the server in the background, stopped when the shell exits, whether
@@ -111,13 +116,17 @@ BENCH_START = $(LOADGEN) reset-db; \
 
 #> bench: load benchmarks against pgbench baselines (BENCH.md)
 bench: bench-build
-	@rm -f $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json $(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json
+	@rm -f $(BENCH_DIR)/floor-*.json $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json $(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json $(BENCH_DIR)/cost-*.json
 	$(PGENV) -db $(BENCH_DB) -- sh -ec '$(BENCH_START); \
 		r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
+			$(BENCH_BASELINE) -scenario floor -json $(BENCH_DIR)/floor-$$r-baseline.json; \
 			$(BENCH_BASELINE) -scenario issue -json $(BENCH_DIR)/issue-$$r-baseline.json; \
 			$(BENCH_RUN) -scenario issue -json $(BENCH_DIR)/issue-$$r-service.json; \
 			r=$$((r + 1)); \
 		done; \
+		$(BENCH_BASELINE) -scenario floor $(BENCH_COST) -json $(BENCH_DIR)/cost-floor.json; \
+		$(BENCH_BASELINE) -scenario issue $(BENCH_COST) -json $(BENCH_DIR)/cost-issue-baseline.json; \
+		$(BENCH_RUN) -scenario issue $(BENCH_COST) -json $(BENCH_DIR)/cost-issue-service.json; \
 		r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
 			$(BENCH_BASELINE) -scenario desk -hint $(BENCH_DIR)/issue-1-baseline.json -json $(BENCH_DIR)/desk-$$r-baseline.json; \
 			$(BENCH_BASELINE) -scenario settle -hint $(BENCH_DIR)/issue-1-baseline.json -json $(BENCH_DIR)/settle-$$r-baseline.json; \
@@ -127,7 +136,7 @@ bench: bench-build
 		$(BENCH_RUN) -scenario immediate -json $(BENCH_DIR)/immediate-service.json; \
 		$(BENCH_RUN) -scenario report -concurrency $(BENCH_REPORT_CONCURRENCY) -json $(BENCH_DIR)/report-service.json; \
 		$(LOADGEN) check; \
-		echo; $(LOADGEN) report $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json \
+		echo; $(LOADGEN) report $(BENCH_DIR)/floor-*.json $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/cost-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json \
 			$(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json'
 
 #> bench-flood: 63 stores' IssueForm p99 alone and while one more store floods (BENCH.md).
