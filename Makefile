@@ -94,6 +94,9 @@ BENCH_STORES ?= 500
 BENCH_ROUNDS ?= 1
 BENCH_REPORT_CONCURRENCY ?= 4
 BENCH_GROWTH ?= 0 1000000 5000000
+BENCH_REPORT_MONTH ?= 2026-01
+BENCH_REPORT_FORMS ?= 100000
+BENCH_OTHER_MONTHS ?= 2025-01,2025-02,2025-03,2025-04,2025-05,2025-06,2025-07,2025-08,2025-09,2025-10,2025-11,2025-12
 BENCH_CERTS = -cert-dir $(BENCH_DIR)/certs
 BENCH_KEYS = -pii-keys $(BENCH_DIR)/pii.keys
 BENCH_LOAD = -concurrency $(BENCH_CONCURRENCY) -warmup $(BENCH_WARMUP) -duration $(BENCH_DURATION)
@@ -149,13 +152,19 @@ bench-flood: bench-build
 			r=$$((r + 1)); \
 		done'
 
-#> bench-growth: IssueForm at growing numbers of existing forms (BENCH.md)
+#> bench-growth: IssueForm, and one month's report, at growing numbers of forms of other months (BENCH.md)
+# The report month holds BENCH_REPORT_FORMS forms; each step adds forms of
+# BENCH_OTHER_MONTHS until the others number n of BENCH_GROWTH. The server runs without
+# the expiry job: the filled forms of past months are overdue.
+bench-growth: BENCH_SERVE_FLAGS = -expiry-interval 0
 bench-growth: bench-build
 	@rm -f $(BENCH_DIR)/growth-*.json
 	$(PGENV) -db $(BENCH_DB)_growth -- sh -ec '$(BENCH_START); \
+		$(LOADGEN) fill -month $(BENCH_REPORT_MONTH) -total $(BENCH_REPORT_FORMS) -stores $(BENCH_STORES) $(BENCH_KEYS); \
 		for n in $(BENCH_GROWTH); do \
-			$(LOADGEN) fill -total $$n -stores $(BENCH_STORES) $(BENCH_KEYS); \
+			$(LOADGEN) fill -month $(BENCH_OTHER_MONTHS) -total $$(($(BENCH_REPORT_FORMS) + n)) -stores $(BENCH_STORES) $(BENCH_KEYS); \
 			r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
+				$(BENCH_RUN) -scenario report -month $(BENCH_REPORT_MONTH) -label $$n -concurrency 1 -json $(BENCH_DIR)/growth-$$n-$$r-report.json; \
 				$(BENCH_BASELINE) -scenario issue -label $$n -json $(BENCH_DIR)/growth-$$n-$$r-baseline.json; \
 				$(BENCH_RUN) -scenario issue -label $$n -json $(BENCH_DIR)/growth-$$n-$$r-service.json; \
 				r=$$((r + 1)); \

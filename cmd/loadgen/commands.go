@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -169,8 +170,18 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		fs.IntVar(&c.Workers, "workers", 2, "batches written at a time")
 		fs.IntVar(&c.Stores, "stores", 500, "bench stores the forms belong to")
 		keys := fs.String("pii-keys", ".data/bench/pii.keys", "the server's PII key file (blind indexes and sealed numbers)")
+		months := fs.String("month", "", "purchase months of the forms added, YYYY-MM[,YYYY-MM...], shared out in order (default: the last 89 days)")
 		if err := fs.Parse(rest); err != nil {
 			return err
+		}
+		if *months != "" {
+			for _, m := range strings.Split(*months, ",") {
+				t, err := time.Parse("2006-01", strings.TrimSpace(m))
+				if err != nil {
+					return fmt.Errorf("-month %q: want YYYY-MM[,YYYY-MM...]", *months)
+				}
+				c.Months = append(c.Months, t)
+			}
 		}
 		kr, err := pii.LoadKeyring(*keys)
 		if err != nil {

@@ -244,6 +244,41 @@ func Report(w io.Writer, files []string) error {
 			100*r1, last.service.ExistingForms, 100*r0, first.service.ExistingForms, 100*change, mark(change > -0.10 && change < 0.10),
 			last.service.OpsPerSec, first.service.OpsPerSec, 100*(last.service.OpsPerSec-first.service.OpsPerSec)/first.service.OpsPerSec))
 	}
+	// The monthly report of one month as history grows (make bench-growth: service runs
+	// of scenario report, labelled by the forms of other months): the median call.
+	var grown []*group
+	for _, g := range groups {
+		if strings.HasPrefix(g.key, "report @ ") {
+			grown = append(grown, g)
+		}
+	}
+	if len(grown) > 1 {
+		p50 := func(g *group) (float64, int64) {
+			var v []float64
+			var existing int64
+			for _, rd := range g.rounds {
+				if rd.service != nil && rd.service.Latency.P50 > 0 {
+					v = append(v, rd.service.Latency.P50)
+					existing = rd.service.ExistingForms
+				}
+			}
+			if len(v) == 0 {
+				return 0, 0
+			}
+			sort.Float64s(v)
+			return v[(len(v)-1)/2], existing
+		}
+		first, n0 := p50(grown[0])
+		for _, g := range grown[1:] {
+			v, n := p50(g)
+			if first == 0 || v == 0 {
+				continue
+			}
+			change := (v - first) / first
+			lines = append(lines, fmt.Sprintf("report growth: one month's report p50 %s with %d forms in the database vs %s with %d (%+.1f%%), within 10%%: %s",
+				ms(v), n, ms(first), n0, 100*change, mark(change > -0.10 && change < 0.10)))
+		}
+	}
 	if len(lines) > 0 {
 		fmt.Fprintln(w, "\ntargets (issue #4, 2-core machine):")
 		for _, l := range lines {
