@@ -30,7 +30,9 @@ type Cost struct {
 	// TriggerCalls are the calls of user trigger functions (pg_stat_user_functions; row-
 	// and statement-level alike); -1 if the database does not track functions.
 	TriggerCalls float64 `json:"trigger_calls"`
-	// Transactions committed or rolled back per op.
+	// Transactions committed or rolled back in the database over the window, per op: the
+	// server's background jobs (sealer, dispatcher, health checks) count too, over the
+	// 11 s waits as well, so this is an upper bound, not IssueForm's own.
 	Transactions float64 `json:"transactions"`
 	// WAL written by the measured database's transactions (pg_walinspect: records that
 	// touch its blocks, and every record of the transactions that do, commits included),
@@ -212,7 +214,7 @@ func (c *Cost) String() string {
 	if c.TriggerCalls >= 0 {
 		trig = fmt.Sprintf("%.1f", c.TriggerCalls)
 	}
-	return fmt.Sprintf("rows %.1f, index entries %.1f, FK checks %.1f, trigger calls %s, transactions %.2f, WAL %.0f records %.0f B (%.0f B without full-page images)",
+	return fmt.Sprintf("rows %.1f, index entries %.1f, FK checks %.1f, trigger calls %s, transactions ≤ %.2f, WAL %.0f records %.0f B (%.0f B without full-page images)",
 		c.Rows, c.IndexEntries, c.FKChecks, trig, c.Transactions, c.WALRecords, c.WALBytes, c.WALBytes-c.FPIBytes)
 }
 
