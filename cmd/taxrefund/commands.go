@@ -204,7 +204,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if tracing.Exporting(cfg.getenv) {
 		log.Info("exporting traces", "exporter", cfg.getenv("OTEL_TRACES_EXPORTER"), "endpoint", cfg.getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
 	}
-	a, err := newApp(ctx, cfg, log, db.WithTracer(otelpgx.NewTracer(otelpgx.WithTracerProvider(tp))))
+	a, err := newApp(ctx, cfg, log, db.WithTracer(otelpgx.NewTracer(otelpgx.WithTracerProvider(tp))), db.WithTuning(cfg.tuning))
 	if err != nil {
 		return err
 	}
@@ -270,6 +270,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			met.DatabaseUp.Set(1)
 		} else {
 			met.DatabaseUp.Set(0)
+			// The primary is gone (crashed, demoted, unreachable): every pooled
+			// connection to it is dead or read-only. Dropping them all now spares each
+			// call one failure on a stale connection after a failover.
+			a.pool.Reset()
 		}
 	}}
 	if cfg.checkInterval > 0 {

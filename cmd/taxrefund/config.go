@@ -43,6 +43,9 @@ type config struct {
 	maxInFlight, partyInFlight int
 	// connsPerAddr caps the connections of one client address.
 	connsPerAddr int
+	// tuning is how the pool behaves across a failover (health checks, connection
+	// lifetime, the commit wait).
+	tuning db.Tuning
 	// getenv reads the OTEL_* variables of the trace exporter.
 	getenv func(string) string
 }
@@ -66,6 +69,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		getenv: getenv,
 		dbRole: db.AppRole, addr: "127.0.0.1:50051", maxConns: 16, paramsTTL: 30 * time.Second, registryTTL: 2 * time.Second,
 		expiryInterval: time.Minute, dispatchInterval: 2 * time.Second, sealInterval: time.Second,
+		tuning: db.DefaultTuning(),
 	}
 	fs.StringVar(&c.databaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
 	if has("serve", "expire", "rekey") {
@@ -101,6 +105,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.IntVar(&c.maxInFlight, "max-in-flight", def.MaxInFlight, "cost units in flight of all callers before RESOURCE_EXHAUSTED (a GetForm costs 1, a report 32; 0: no limit)")
 		fs.IntVar(&c.partyInFlight, "party-in-flight", def.PartyInFlight, "cost units in flight of one caller before RESOURCE_EXHAUSTED (about half of -max-conns keeps one caller from taking the pool; 0: no limit)")
 		fs.IntVar(&c.connsPerAddr, "max-conns-per-addr", server.DefaultConnsPerAddr, "most gRPC connections open at once from one client IP (0: no cap)")
+		fs.DurationVar(&c.tuning.HealthCheckPeriod, "db-health-check-period", c.tuning.HealthCheckPeriod, "how often idle pool connections are checked, so those to a failed or demoted primary go before a call takes them")
+		fs.DurationVar(&c.tuning.MaxConnLifetime, "db-max-conn-lifetime", c.tuning.MaxConnLifetime, "a pool connection is closed after this long (none stays on a server that stopped being the primary)")
+		fs.DurationVar(&c.tuning.CommitWait, "db-commit-wait", c.tuning.CommitWait, "how long a COMMIT may wait for the synchronous standby, whatever the caller's deadline; never cancelled early (OPERATIONS.md, High availability)")
 		fs.DurationVar(&c.checkInterval, "check-interval", 10*time.Minute, "how often the server verifies the journal and audit hash chains and the ledger invariants, for the metrics (0: never)")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -125,7 +132,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 			return config{}, err
 		}
 	}
-	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 {
+	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 ||
+		c.tuning.HealthCheckPeriod < 0 || c.tuning.MaxConnLifetime < 0 || c.tuning.CommitWait < 0 {
 		return config{}, errors.New("durations must not be negative")
 	}
 	return c, nil
