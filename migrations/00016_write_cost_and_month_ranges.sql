@@ -49,7 +49,9 @@ BEGIN
         USING ERRCODE = 'restrict_violation';
 END $$;
 -- +goose StatementEnd
-CREATE TRIGGER forms_store_kept BEFORE UPDATE OF store_code, block_code ON forms
+-- AFTER, so that a party moving its form elsewhere is refused by row-level security first
+-- (00008), as before; the trigger catches what that lets through (the owner).
+CREATE TRIGGER forms_store_kept AFTER UPDATE OF store_code, block_code ON forms
     FOR EACH ROW WHEN (NEW.store_code IS DISTINCT FROM OLD.store_code OR NEW.block_code IS DISTINCT FROM OLD.block_code)
     EXECUTE FUNCTION forms_keep_store();
 
