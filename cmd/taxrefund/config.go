@@ -15,8 +15,13 @@ import (
 
 // config is read once from flags, with environment variables as defaults.
 type config struct {
-	databaseURL    string
-	dbRole         string
+	databaseURL string
+	// dbRole, when set, is the one role every service acts as; empty: each service
+	// acts as its own (db.Service.Role).
+	dbRole string
+	// services are what serve runs (-services).
+	services       []db.Service
+	servicesList   string
 	addr           string
 	certDir        string
 	piiKeys        string
@@ -67,15 +72,16 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	has := func(cmds ...string) bool { return slices.Contains(cmds, name) }
 	c := config{
 		getenv: getenv,
-		dbRole: db.AppRole, addr: "127.0.0.1:50051", maxConns: 16, paramsTTL: 30 * time.Second, registryTTL: 2 * time.Second,
+		addr:   "127.0.0.1:50051", maxConns: 16, paramsTTL: 30 * time.Second, registryTTL: 2 * time.Second,
 		expiryInterval: time.Minute, dispatchInterval: 2 * time.Second, sealInterval: time.Second,
 		tuning: db.DefaultTuning(),
 	}
 	fs.StringVar(&c.databaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
 	if has("serve", "expire", "rekey") {
-		fs.StringVar(&c.dbRole, "db-role", env("TAXREFUND_DB_ROLE", db.AppRole), "role the service acts as (SET ROLE); empty: the URL's user (env TAXREFUND_DB_ROLE)")
+		fs.StringVar(&c.dbRole, "db-role", env("TAXREFUND_DB_ROLE", ""), "one database role for every service (SET ROLE), e.g. "+db.AppRole+" (the union of the services' roles) or the URL's user; empty: each service acts as its own, taxrefund_store, taxrefund_desk, taxrefund_authority, taxrefund_jobs (env TAXREFUND_DB_ROLE)")
 	}
 	if has("serve") {
+		fs.StringVar(&c.servicesList, "services", env("TAXREFUND_SERVICES", "all"), "what this process serves, comma-separated: store (StoreService), desk (DeskService and AgencyService), authority (AuthorityService), jobs (expiry, captures, sealing, acquirer dispatch, checks, business metrics); all: every one. Each acts as its own database role, with a pool of -max-conns (env TAXREFUND_SERVICES)")
 		fs.StringVar(&c.addr, "addr", env("TAXREFUND_ADDR", "127.0.0.1:50051"), "gRPC listen address (env TAXREFUND_ADDR)")
 	}
 	if has("serve", "certs") {
@@ -88,7 +94,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.StringVar(&c.piiKeys, "pii-keys", env("TAXREFUND_PII_KEYS", ".data/pii.keys"), "key file for travellers' document numbers (env TAXREFUND_PII_KEYS)")
 	}
 	if has("serve", "expire", "rekey") {
-		fs.IntVar(&c.maxConns, "max-conns", 16, "database pool size")
+		fs.IntVar(&c.maxConns, "max-conns", 16, "database pool size, per service (-services)")
 		fs.DurationVar(&c.paramsTTL, "params-ttl", 30*time.Second, "how long parameters are cached")
 	}
 	if has("serve") {
@@ -118,6 +124,13 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if c.databaseURL == "" {
 		return config{}, errors.New("DATABASE_URL is not set (or pass -database-url)")
+	}
+	if has("serve") {
+		services, err := db.ParseServices(c.servicesList)
+		if err != nil {
+			return config{}, fmt.Errorf("-services: %w", err)
+		}
+		c.services = services
 	}
 	if c.maxConns < 1 || c.maxConns > 1000 {
 		return config{}, fmt.Errorf("-max-conns %d: must be 1 to 1000", c.maxConns)

@@ -21,7 +21,7 @@ func TestHelp(t *testing.T) {
 		"migrate": {"-database-url"},
 		"seed":    {"-database-url"},
 		"certs":   {"-cert-dir", "-pii-keys"},
-		"serve":   {"-addr", "-cert-dir", "-pii-keys", "-seal-interval"},
+		"serve":   {"-addr", "-cert-dir", "-pii-keys", "-seal-interval", "-services", "-db-role"},
 		"expire":  {"-pii-keys", "-db-role"},
 		"rekey":   {"-pii-keys", "-db-role"},
 		"verify":  {"-database-url"},
