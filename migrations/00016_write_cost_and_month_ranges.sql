@@ -54,6 +54,9 @@ END $$;
 CREATE TRIGGER forms_store_kept AFTER UPDATE OF store_code, block_code ON forms
     FOR EACH ROW WHEN (NEW.store_code IS DISTINCT FROM OLD.store_code OR NEW.block_code IS DISTINCT FROM OLD.block_code)
     EXECUTE FUNCTION forms_keep_store();
+-- Owned as every function is (00011).
+ALTER FUNCTION refuse_removal() OWNER TO taxrefund_owner;
+ALTER FUNCTION forms_keep_store() OWNER TO taxrefund_owner;
 
 -- +goose Down
 DROP TRIGGER forms_store_kept ON forms;
