@@ -310,6 +310,7 @@ type Seal struct {
 	PrevHash []byte
 	Hash     []byte
 	SealedAt time.Time
+	Format   int16
 }
 
 type SealQueue struct {
