@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -20,11 +21,15 @@ type Anchor struct {
 	Signer *Signer
 	// File is the checkpoint file's path.
 	File string
+	// Keys verifies the checkpoints Latest returns: the public key file's keys.
+	Keys PublicKeys
 	// Sealer, if set, seals what is queued first, so that a checkpoint at a month's close
 	// covers every row written before it.
 	Sealer *seal.Sealer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Log, if set, gets a line for every checkpoint that could not be made.
+	Log *slog.Logger
 
 	mu sync.Mutex
 }
@@ -79,5 +84,25 @@ func (a *Anchor) Round(ctx context.Context) (int, error) {
 // CloseMonth makes the checkpoint of a month's close.
 func (a *Anchor) CloseMonth(ctx context.Context, month time.Time) error {
 	_, err := a.Checkpoint(ctx, MonthClose, month.Format("2006-01"))
+	if err != nil && a.Log != nil {
+		a.Log.Error("checkpoint of a month's close failed", "month", month.Format("2006-01"), "error", err)
+	}
 	return err
+}
+
+// Latest returns the latest validly signed checkpoints of month ("YYYY-MM") in the
+// checkpoint file, one per chain in seal.Chains order; Keys verifies them.
+func (a *Anchor) Latest(month string) ([]Checkpoint, error) {
+	lines, err := ReadFile(a.File)
+	if err != nil {
+		return nil, err
+	}
+	latest := Latest(lines, a.Keys, month)
+	var out []Checkpoint
+	for _, chain := range seal.Chains {
+		if c, ok := latest[chain]; ok {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
