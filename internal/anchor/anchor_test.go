@@ -221,6 +221,39 @@ func TestTruncatedChainIsReported(t *testing.T) {
 	}
 }
 
+// TestMissingSealIsReported: a seal in the middle removed with its row, a checkpoint
+// after each row: the checkpoint of that seal names it missing, at that seal and row.
+func TestMissingSealIsReported(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for range 3 {
+		e.add()
+		e.checkpoint()
+	}
+	journal := e.sealedRows(seal.Journal)
+	su := e.superuser()
+	tx, err := su.Begin(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(e.ctx) }()
+	for _, sql := range []string{
+		`SET LOCAL session_replication_role = replica`,
+		`DELETE FROM seals WHERE chain = 'journal' AND seq = 2`,
+		`DELETE FROM journal_entries WHERE txn_id = '` + journal[1] + `'::uuid`,
+		`DELETE FROM journal_txns WHERE id = '` + journal[1] + `'::uuid`,
+	} {
+		if _, err := tx.Exec(e.ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	f := findings(e.check(tx), seal.Journal)
+	if len(f) != 1 || f[0].Kind != anchor.Truncated || f[0].From != 2 || f[0].To != 2 || f[0].RowID != journal[1] ||
+		!strings.Contains(f[0].Message, "seal 2 signed in") || !strings.Contains(f[0].Message, "missing from the chain") {
+		t.Errorf("findings %+v; want seal 2 (row %s) missing", f, journal[1])
+	}
+}
+
 // TestForgedCheckpointLines: lines appended to the checkpoint file by someone without
 // the key are reported with their line numbers and take no part in the comparison: one
 // signed by an unknown key claiming another head, a valid line with its seq changed, and

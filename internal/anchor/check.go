@@ -157,12 +157,19 @@ func checkChain(ctx context.Context, q db.DBTX, chain string, cps []Line, cc *Ch
 			// The chain itself names the row: its seal no longer matches it.
 			f.From, f.RowID = b.Seq, b.RowID
 		}
+		if f.RowID == "" && f.From == c.Seq {
+			f.RowID = c.RowID // the seal is gone: the row it signed
+		}
 		where := fmt.Sprintf("seal %d (row %s)", f.From, f.RowID)
 		if f.From < f.To {
 			where = fmt.Sprintf("among seals %d..%d, from seal %d (row %s)", f.From, f.To, f.From, f.RowID)
 		}
 		since := fmt.Sprintf("the checkpoint of %s (line %d, seal %d, key %s)", c.Time.Format("2006-01-02T15:04:05Z07:00"), l.N, c.Seq, c.KeyID)
 		switch {
+		case !ok && c.Seq <= last:
+			f.Kind = Truncated
+			f.Message = fmt.Sprintf("%s: seal %d signed in %s is missing from the chain; the first row that differs is %s",
+				chain, c.Seq, since, where)
 		case !ok:
 			// The seals after the chain's end are gone; the seals before them are
 			// vouched for only up to the last checkpoint that matches.
