@@ -34,7 +34,7 @@ DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-too
 #> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051
 run: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
-	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && $(TAXREFUND) seed -demo-forms && exec $(TAXREFUND) serve'
+	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && $(TAXREFUND) keys && $(TAXREFUND) seed -demo-forms && exec $(TAXREFUND) serve'
 
 #> test: install missing Debian packages, check generated code and alert rules, go vet, all tests against PostgreSQL
 test: deps check-generate check-deploy pgenv
@@ -95,6 +95,7 @@ BENCH_REPORT_CONCURRENCY ?= 4
 BENCH_GROWTH ?= 0 1000000 5000000
 BENCH_CERTS = -cert-dir $(BENCH_DIR)/certs
 BENCH_KEYS = -pii-keys $(BENCH_DIR)/pii.keys
+BENCH_JOURNAL = -journal-key $(BENCH_DIR)/journal.key -journal-pubkeys $(BENCH_DIR)/journal.pub
 BENCH_LOAD = -concurrency $(BENCH_CONCURRENCY) -warmup $(BENCH_WARMUP) -duration $(BENCH_DURATION)
 BENCH_BASELINE = $(LOADGEN) baseline -work-dir $(BENCH_DIR) -stores $(BENCH_STORES) $(BENCH_LOAD)
 BENCH_RUN = $(LOADGEN) run -addr $(BENCH_ADDR) $(BENCH_CERTS) -stores $(BENCH_STORES) $(BENCH_LOAD) -server-pid $$pid
@@ -104,8 +105,9 @@ BENCH_RUN = $(LOADGEN) run -addr $(BENCH_ADDR) $(BENCH_CERTS) -stores $(BENCH_ST
 BENCH_START = $(LOADGEN) reset-db; \
 	$(TAXREFUND) migrate; $(TAXREFUND) seed; \
 	$(TAXREFUND) certs $(BENCH_CERTS) $(BENCH_KEYS) >/dev/null; \
+	$(TAXREFUND) keys $(BENCH_JOURNAL) >/dev/null; \
 	$(LOADGEN) setup $(BENCH_CERTS) -stores $(BENCH_STORES); \
-	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) -metrics-addr $(BENCH_METRICS_ADDR) $(BENCH_SERVE_FLAGS) $(BENCH_CERTS) $(BENCH_KEYS) 2>$(BENCH_DIR)/server.log & pid=$$!; \
+	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) -metrics-addr $(BENCH_METRICS_ADDR) $(BENCH_SERVE_FLAGS) $(BENCH_CERTS) $(BENCH_KEYS) $(BENCH_JOURNAL) -checkpoints $(BENCH_DIR)/checkpoints.log 2>$(BENCH_DIR)/server.log & pid=$$!; \
 	trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; trap "exit 130" INT TERM; \
 	echo "bench: server pid $$pid on $(BENCH_ADDR), log in $(BENCH_DIR)/server.log"
 
