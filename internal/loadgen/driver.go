@@ -128,7 +128,9 @@ func (s *stats) merge(o *stats) {
 
 // outcome is what drive measured.
 type outcome struct {
-	stats   *stats
+	stats *stats
+	// from is when the measurement window began (the end of the warm-up).
+	from    time.Time
 	window  time.Duration
 	late    int64
 	dropped int64
@@ -273,7 +275,7 @@ func drive(ctx context.Context, l Load, m *meter, visit visitFunc, setup func(w 
 		return outcome{}, ctx.Err()
 	}
 	m.begin()
-	var out outcome
+	out := outcome{from: from}
 	select {
 	case <-time.After(time.Until(to)):
 	case <-done:
