@@ -1,7 +1,9 @@
 package anchor
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +66,9 @@ func (a *Anchor) Checkpoint(ctx context.Context, reason, month string) ([]Checkp
 		if seq == 0 {
 			continue // nothing sealed yet
 		}
+		if err := a.extends(ctx, chain, seq); err != nil {
+			return nil, err
+		}
 		cps = append(cps, a.Signer.Sign(Checkpoint{Time: t, Chain: chain, Seq: seq, RowID: row, Head: fmt.Sprintf("%x", hash), Reason: reason, Month: month}))
 	}
 	if len(cps) == 0 {
@@ -105,4 +110,79 @@ func (a *Anchor) Latest(month string) ([]Checkpoint, error) {
 		}
 	}
 	return out, nil
+}
+
+// errStop ends a walk early.
+var errStop = errors.New("stop")
+
+// extends refuses to sign a head that does not extend the last head signed in the file:
+// the seals after that checkpoint must link to its signed head and hash their rows as they
+// are now. A chain re-sealed since is not signed again, so the latest checkpoint never
+// vouches for a rewritten history (`taxrefund verify` names the rows).
+func (a *Anchor) extends(ctx context.Context, chain string, head int64) error {
+	lines, err := ReadFile(a.File)
+	if err != nil {
+		return err
+	}
+	keys := PublicKeys{a.Signer.ID: a.Signer.Public()}
+	for id, k := range a.Keys {
+		keys[id] = k
+	}
+	var last *Checkpoint
+	for _, l := range lines {
+		c := l.Checkpoint
+		if l.Err == nil && c.Chain == chain && keys.Verify(c) == nil && (last == nil || c.Seq >= last.Seq) {
+			last = &c
+		}
+	}
+	if last == nil {
+		return nil
+	}
+	refuse := func(why string) error {
+		return fmt.Errorf("%s chain: not signing seal %d: %s since the checkpoint of %s (seal %d); run `taxrefund verify`",
+			chain, head, why, last.Time.Format(time.RFC3339), last.Seq)
+	}
+	prev, err := hex.DecodeString(last.Head)
+	if err != nil {
+		return refuse("the signed head is not hex")
+	}
+	if head < last.Seq {
+		return refuse(fmt.Sprintf("the chain ends at seal %d, shorter than signed", head))
+	}
+	if head == last.Seq {
+		var hash []byte
+		if err := a.Pool.QueryRow(ctx, `SELECT hash FROM seals WHERE chain = $1 AND seq = $2`, chain, head).Scan(&hash); err != nil {
+			return err
+		}
+		if !bytes.Equal(hash, prev) {
+			return refuse("its head was re-sealed")
+		}
+		return nil
+	}
+	next := last.Seq + 1
+	err = seal.WalkFrom(ctx, a.Pool, chain, last.Seq, func(x seal.Sealed) error {
+		switch {
+		case x.Seq > head:
+			return errStop
+		case x.Seq != next:
+			return refuse(fmt.Sprintf("seal %d is missing", next))
+		case !bytes.Equal(x.Prev, prev):
+			return refuse(fmt.Sprintf("seal %d no longer links to the signed head", x.Seq))
+		case x.Problem != "":
+			return refuse(fmt.Sprintf("seal %d: %s", x.Seq, x.Problem))
+		}
+		prev = x.Next(prev)
+		if !bytes.Equal(prev, x.Hash) {
+			return refuse(fmt.Sprintf("seal %d no longer matches its row (row %s)", x.Seq, x.RowID))
+		}
+		next++
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return err
+	}
+	if next <= head {
+		return refuse(fmt.Sprintf("seal %d is missing", next))
+	}
+	return nil
 }

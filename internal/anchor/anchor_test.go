@@ -433,3 +433,39 @@ func TestLatestOfAMonth(t *testing.T) {
 		t.Errorf("2025-04: %+v; want none", got)
 	}
 }
+
+// TestCheckpointRefusesAResealedChain: after the owner re-sealed the journal chain
+// (committed), the next checkpoint refuses to sign its head, naming the seal that no
+// longer links to the signed one, and writes nothing: the latest checkpoint never vouches
+// for a rewritten history. The control: before the attack, a further checkpoint over new
+// rows is signed.
+func TestCheckpointRefusesAResealedChain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for range 3 {
+		e.add()
+	}
+	e.checkpoint()
+	e.add()
+	if cps := e.checkpoint(); len(cps) != 2 || cps[0].Seq != 4 {
+		t.Fatalf("control: %+v; want the journal's seal 4 signed", cps)
+	}
+	journal := e.sealedRows(seal.Journal)
+	tx := e.tamper(t, seal.Journal, `UPDATE journal_txns SET ref = 'TR-FORGED' WHERE id = $1::uuid`, journal[1])
+	if err := tx.Commit(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.add()
+	before, err := anchor.ReadFile(e.cpFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.anchor.Checkpoint(e.ctx, anchor.Daily, "")
+	if err == nil || !strings.Contains(err.Error(), "journal chain: not signing") || !strings.Contains(err.Error(), "re-sealed") && !strings.Contains(err.Error(), "no longer links") {
+		t.Errorf("checkpoint of a re-sealed chain: %v; want a refusal", err)
+	}
+	after, err := anchor.ReadFile(e.cpFile)
+	if err != nil || len(after) != len(before) {
+		t.Errorf("the checkpoint file went from %d to %d lines (%v); want nothing written", len(before), len(after), err)
+	}
+}

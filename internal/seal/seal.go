@@ -296,7 +296,11 @@ const walkPage = 5000
 // Walk calls fn with each seal of chain in seq order, from the first, with its row's
 // content as it is now. It stops at fn's first error and returns it.
 func Walk(ctx context.Context, q db.DBTX, chain string, fn func(Sealed) error) error {
-	var after int64
+	return WalkFrom(ctx, q, chain, 0, fn)
+}
+
+// WalkFrom is Walk from the seal after seq after.
+func WalkFrom(ctx context.Context, q db.DBTX, chain string, after int64, fn func(Sealed) error) error {
 	for {
 		rows, err := q.Query(ctx, `
 			SELECT seq, row_id, prev_hash, hash, format, to_char(sealed_at AT TIME ZONE 'UTC', `+utcMicros+`)
