@@ -42,7 +42,7 @@ func (a *Anchor) Checkpoint(ctx context.Context, reason, month string) ([]Checkp
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.Sealer != nil {
-		if _, err := a.Sealer.SealAll(ctx); err != nil {
+		if err := a.sealQueued(ctx); err != nil {
 			return nil, fmt.Errorf("seal before the checkpoint: %w", err)
 		}
 	}
@@ -78,6 +78,29 @@ func (a *Anchor) Checkpoint(ctx context.Context, reason, month string) ([]Checkp
 		return nil, fmt.Errorf("checkpoint file: %w", err)
 	}
 	return cps, nil
+}
+
+// sealQueued returns once every row queued before it started is sealed, by a.Sealer or
+// by the server's sealer, which may hold the sealer lock (a.Sealer then seals nothing).
+func (a *Anchor) sealQueued(ctx context.Context) error {
+	var upTo int64
+	if err := a.Pool.QueryRow(ctx, `SELECT coalesce(max(queued), 0) FROM seal_queue`).Scan(&upTo); err != nil {
+		return err
+	}
+	for {
+		if _, err := a.Sealer.SealAll(ctx); err != nil {
+			return err
+		}
+		var waiting bool
+		if err := a.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM seal_queue WHERE queued <= $1)`, upTo).Scan(&waiting); err != nil || !waiting {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Round is Checkpoint as a background job's round (schedule.Every): a daily checkpoint.

@@ -469,3 +469,42 @@ func TestCheckpointRefusesAResealedChain(t *testing.T) {
 		t.Errorf("the checkpoint file went from %d to %d lines (%v); want nothing written", len(before), len(after), err)
 	}
 }
+
+// TestCheckpointWaitsForTheQueue: while the server's sealer holds the sealer lock, a
+// checkpoint does not sign a head that leaves queued rows out: it waits until every row
+// queued before it is sealed, then signs the head that covers them. (Observed before it
+// waited: a checkpoint at a server's start, racing its sealer, signed nothing.)
+func TestCheckpointWaitsForTheQueue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for range 3 {
+		e.add()
+	}
+	tx, err := e.app.Begin(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(e.ctx) }()
+	if _, err := tx.Exec(e.ctx, `SELECT pg_advisory_xact_lock($1)`, int64(0x7461787365616c)); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		cps []anchor.Checkpoint
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		cps, err := e.anchor.Checkpoint(e.ctx, anchor.Daily, "")
+		done <- result{cps, err}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("the checkpoint returned while the rows were queued and the lock held: %+v, %v", r.cps, r.err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	_ = tx.Rollback(e.ctx) // the other sealer goes away; the checkpoint's own sealer seals
+	r := <-done
+	if r.err != nil || len(r.cps) != 2 || r.cps[0].Seq != 3 || r.cps[1].Seq != 3 {
+		t.Errorf("checkpoint: %+v, %v; want both chains signed at seal 3", r.cps, r.err)
+	}
+}
