@@ -29,7 +29,7 @@ GENERATED := api internal/db proto
 # (one `apt-get update`, then `apt-get install`), and otherwise says what to install.
 DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-tools prometheus fonts-noto-cjk
 
-.PHONY: help bench-flood check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck
+.PHONY: help bench-flood check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck ha ha-stop test-ha bench-ha
 
 #> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051
 run: pgenv
@@ -40,6 +40,28 @@ run: pgenv
 test: deps check-generate check-deploy pgenv
 	go vet ./...
 	$(PGENV) -db taxrefund_test -- go test -count=1 -p 2 -timeout 20m ./...
+
+# The high-availability layout on this machine (OPERATIONS.md, "High availability"): etcd,
+# three PostgreSQL nodes under Patroni with a synchronous standby, two taxrefund servers
+# whose pools follow the primary. Data, configuration (from deploy/patroni and deploy/etcd),
+# logs and pid files under $(HA_DIR); PostgreSQL on HA_BASE_PORT..+2, Patroni's REST API
+# on +3..+5, etcd on +10, taxrefund on +20 and +21.
+HA_DIR ?= .data/ha
+HA_BASE_PORT ?= 52110
+#> ha: start etcd, three PostgreSQL nodes under Patroni and two taxrefund servers (stop: make ha-stop)
+ha: deps
+	go build -o $(TAXREFUND) ./cmd/taxrefund
+	go build -o $(BIN)/hacluster ./cmd/hacluster
+	$(BIN)/hacluster start -dir $(HA_DIR) -base-port $(HA_BASE_PORT) -taxrefund $(TAXREFUND)
+
+#> ha-stop: stop exactly what `make ha` started (its pid files, its nodes' postmasters)
+ha-stop:
+	go build -o $(BIN)/hacluster ./cmd/hacluster
+	$(BIN)/hacluster stop -dir $(HA_DIR)
+
+#> test-ha: the failover test alone: faults under load, no acknowledged write lost (BENCH.md)
+test-ha: deps
+	go test -count=1 -v -timeout 10m -run 'TestFailover' ./internal/hacluster
 
 #> check-deploy: check the Prometheus alerting rules and run their unit tests (promtool)
 check-deploy:
@@ -156,6 +178,33 @@ bench-growth: bench-build
 		done; \
 		$(LOADGEN) check; \
 		echo; $(LOADGEN) report $(foreach n,$(BENCH_GROWTH),$(BENCH_DIR)/growth-$(n)-*.json)'
+
+# bench-ha: IssueForm throughput on the HA cluster (three nodes under Patroni, a
+# synchronous standby, fsync on) divided by a single node (pgenv's PostgreSQL), in the same
+# run, with the same load: the price of synchronous replication on one machine. It uses
+# make ha's ports (stop `make ha` first) and its own directory, stopped at the end.
+BENCH_HA_DIR := .data/bench-ha
+BENCH_HA_OPS = tr , "\n" <$(1) | grep ops_per_s | head -1 | tr -dc 0-9.
+# The load generator holds a connection per bench store, all from one address: no cap.
+BENCH_HA_SERVE_FLAGS = -max-conns-per-addr 0
+#> bench-ha: IssueForm on the HA cluster ÷ a single node, same run (BENCH.md)
+bench-ha: BENCH_SERVE_FLAGS = $(BENCH_HA_SERVE_FLAGS)
+bench-ha: bench-build deps
+	go build -o $(BIN)/hacluster ./cmd/hacluster
+	@rm -f $(BENCH_DIR)/ha-*.json
+	$(BIN)/hacluster stop -dir $(BENCH_HA_DIR) >/dev/null; rm -rf $(BENCH_HA_DIR)
+	$(PGENV) -db $(BENCH_DB) -- sh -ec '$(BENCH_START); \
+		$(BENCH_RUN) -scenario issue -label single-node -json $(BENCH_DIR)/ha-single.json; \
+		kill $$pid; wait $$pid || true; \
+		trap "$(BIN)/hacluster stop -dir $(BENCH_HA_DIR)" EXIT; \
+		$(BIN)/hacluster start -dir $(BENCH_HA_DIR) -base-port $(HA_BASE_PORT) -taxrefund $(TAXREFUND) -servers 1 -serve-args "$(BENCH_HA_SERVE_FLAGS)"; \
+		DATABASE_URL="$$($(BIN)/hacluster url -base-port $(HA_BASE_PORT))"; export DATABASE_URL; \
+		$(LOADGEN) setup -cert-dir $(BENCH_HA_DIR)/certs -stores $(BENCH_STORES); \
+		$(LOADGEN) run -addr 127.0.0.1:$$(($(HA_BASE_PORT) + 20)) -cert-dir $(BENCH_HA_DIR)/certs -stores $(BENCH_STORES) $(BENCH_LOAD) \
+			-server-pid $$(cat $(BENCH_HA_DIR)/pids/taxrefund1.pid) -scenario issue -label ha-sync-standby -json $(BENCH_DIR)/ha-cluster.json; \
+		echo; $(LOADGEN) report $(BENCH_DIR)/ha-single.json $(BENCH_DIR)/ha-cluster.json; \
+		single=$$($(call BENCH_HA_OPS,$(BENCH_DIR)/ha-single.json)); ha=$$($(call BENCH_HA_OPS,$(BENCH_DIR)/ha-cluster.json)); \
+		echo; echo "IssueForm: single node $$single/s, HA cluster $$ha/s, HA / single = $$(awk -v a=$$ha -v b=$$single "BEGIN { printf \"%.2f\", a / b }")"'
 
 #> bench-build: build the server and load generator for the benchmarks
 bench-build: pgenv

@@ -122,7 +122,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		fs.DurationVar(&c.Load.Warmup, "warmup", 5*time.Second, "warm-up, not measured")
 		fs.DurationVar(&c.Load.Duration, "duration", 20*time.Second, "measured time")
 		fs.DurationVar(&c.Load.Timeout, "timeout", 10*time.Second, "deadline of each call")
-		fs.StringVar(&c.Addr, "addr", "127.0.0.1:50051", "server address")
+		fs.StringVar(&c.Addr, "addr", "127.0.0.1:50051", "server address, or several comma-separated (calls spread over them, retried on UNAVAILABLE)")
 		dir := certDir()
 		fs.IntVar(&c.ServerPID, "server-pid", 0, "the server's process id, to read its CPU time and peak RSS from /proc (0: not measured)")
 		fs.IntVar(&c.Stores, "stores", 500, "bench stores that issue forms")

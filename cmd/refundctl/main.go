@@ -30,9 +30,9 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
+	"taxrefund/internal/dial"
 	"taxrefund/internal/pki"
 	"taxrefund/internal/tracing"
 )
@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		addr = "localhost:50051"
 	}
 	var o options
-	fs.StringVar(&o.addr, "addr", addr, "server address (env TAXREFUND_ADDR)")
+	fs.StringVar(&o.addr, "addr", addr, "server address, or several comma-separated (calls spread over them, retried on UNAVAILABLE) (env TAXREFUND_ADDR)")
 	fs.StringVar(&o.ca, "ca", filepath.Join(certDir, pki.CACertFile), "CA certificate")
 	fs.StringVar(&o.cert, "cert", filepath.Join(certDir, "authority.pem"), "the official's client certificate")
 	fs.StringVar(&o.key, "key", filepath.Join(certDir, "authority-key.pem"), "its private key")
@@ -134,13 +134,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("-month %q: want YYYY-MM", o.month)
 	}
 	o.progress = isTerminal(stderr)
-	host, _, err := net.SplitHostPort(o.addr)
+	addrs, err := dial.Addresses(o.addr)
 	if err != nil {
 		return fmt.Errorf("-addr %q: %w", o.addr, err)
 	}
-	tlsConf, err := pki.ClientTLSConfig(o.ca, o.cert, o.key, host)
+	host, _ := dial.Host(o.addr)
+	first, _, _ := net.SplitHostPort(addrs[0])
+	tlsConf, err := pki.ClientTLSConfig(o.ca, o.cert, o.key, first)
 	if err != nil {
 		return err
+	}
+	if host == "" {
+		tlsConf.ServerName = "" // servers on several hosts: each is checked against its own name
 	}
 	// The call's trace starts here and continues in the server (exported when the OTEL_*
 	// environment asks for it).
@@ -149,7 +154,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer func() { _ = tp.Shutdown(context.WithoutCancel(ctx)) }()
-	conn, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+	conn, err := dial.NewClient(o.addr, tlsConf,
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(tracing.Propagator))))
 	if err != nil {
 		return err

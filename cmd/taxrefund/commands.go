@@ -19,26 +19,15 @@ import (
 	"google.golang.org/grpc"
 
 	"taxrefund/internal/acquirer"
-	"taxrefund/internal/agency"
 	"taxrefund/internal/anchor"
-	"taxrefund/internal/authority"
 	"taxrefund/internal/db"
 	"taxrefund/internal/demo"
-	"taxrefund/internal/desk"
-	"taxrefund/internal/forms"
-	"taxrefund/internal/immediate"
-	"taxrefund/internal/ledger"
 	"taxrefund/internal/metrics"
-	"taxrefund/internal/params"
-	"taxrefund/internal/payouts"
 	"taxrefund/internal/pii"
 	"taxrefund/internal/pki"
-	"taxrefund/internal/registry"
 	"taxrefund/internal/schedule"
 	"taxrefund/internal/seal"
 	"taxrefund/internal/server"
-	"taxrefund/internal/settlement"
-	"taxrefund/internal/store"
 	"taxrefund/internal/tracing"
 )
 
@@ -136,57 +125,13 @@ func devParties(ctx context.Context, pool *pgxpool.Pool) ([]devParty, error) {
 	return out, rows.Err()
 }
 
-// app is the wired service.
-type app struct {
-	pool       *pgxpool.Pool
-	forms      *forms.Service
-	payouts    *payouts.Service
-	registry   *registry.Service
-	settlement *settlement.Service
-	immediate  *immediate.Service
-}
-
-func newApp(ctx context.Context, cfg config, log *slog.Logger, opts ...db.Option) (*app, error) {
-	keys, err := pii.LoadKeyring(cfg.piiKeys)
-	if err != nil {
-		return nil, fmt.Errorf("PII keys (run `taxrefund certs` for development keys): %w", err)
-	}
-	pool, err := db.OpenAs(ctx, cfg.databaseURL, int32(cfg.maxConns), cfg.dbRole, opts...)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.dbRole != "" {
-		var user string
-		if err := pool.QueryRow(ctx, `SELECT session_user`).Scan(&user); err == nil && user != cfg.dbRole {
-			log.Warn("the service could not log in as its role and uses SET ROLE: a statement could RESET ROLE to "+user+"; give the role a password or trust and log in as it",
-				"role", cfg.dbRole)
-		}
-	}
-	led := ledger.NewStore()
-	par := params.NewCache(pool, cfg.paramsTTL)
-	f := forms.New(forms.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Log: log})
-	p := payouts.New(payouts.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Forms: f, Log: log})
-	imm := immediate.New(immediate.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Forms: f, Log: log})
-	// Refuse to run with a key file that cannot read the stored document numbers (a fresh
-	// development key file over an old database): look-ups would silently find nothing.
-	if err := f.CheckKeys(db.WithParty(ctx, "system", "keycheck")); err != nil {
-		pool.Close()
-		var km *forms.KeyMismatchError
-		if errors.As(err, &km) {
-			return nil, fmt.Errorf("PII key file %s does not match the database: %w; restore the key file that holds them (-pii-keys), or start from an empty database", cfg.piiKeys, err)
-		}
-		return nil, err
-	}
-	return &app{pool: pool, forms: f, payouts: p, registry: registry.New(pool, nil), settlement: settlement.New(pool, led, nil), immediate: imm}, nil
-}
-
 func expireOnce(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	a, err := newApp(ctx, cfg, log)
+	a, err := newApp(ctx, cfg, log, []db.Service{db.JobsService})
 	if err != nil {
 		return err
 	}
-	defer a.pool.Close()
-	n, err := a.forms.Expire(db.WithParty(ctx, "system", "expire"), "taxrefund expire")
+	defer a.close()
+	n, err := a.stacks[db.JobsService].forms.Expire(db.WithParty(ctx, "system", "expire"), "taxrefund expire")
 	if err != nil {
 		return err
 	}
@@ -207,46 +152,36 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if tracing.Exporting(cfg.getenv) {
 		log.Info("exporting traces", "exporter", cfg.getenv("OTEL_TRACES_EXPORTER"), "endpoint", cfg.getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
 	}
-	signer, err := anchor.LoadSigner(cfg.journalKey)
-	if err != nil {
-		return fmt.Errorf("journal key (run `taxrefund keys` to create it): %w", err)
-	}
-	pubKeys, err := anchor.LoadPublicKeys(cfg.journalPubKeys)
-	if err != nil {
-		return fmt.Errorf("journal public keys (run `taxrefund keys`): %w", err)
-	}
-	if _, ok := pubKeys[signer.ID]; !ok {
-		return fmt.Errorf("journal key %s of %s is not in %s: its checkpoints could not be verified (run `taxrefund keys`)", signer.ID, cfg.journalKey, cfg.journalPubKeys)
-	}
-	a, err := newApp(ctx, cfg, log, db.WithTracer(otelpgx.NewTracer(otelpgx.WithTracerProvider(tp))))
+	a, err := newApp(ctx, cfg, log, cfg.services, db.WithTracer(otelpgx.NewTracer(otelpgx.WithTracerProvider(tp))), db.WithTuning(cfg.tuning))
 	if err != nil {
 		return err
 	}
-	defer a.pool.Close()
-	// Checkpoints: the chain heads signed outside the database, at start, every
-	// -checkpoint-interval and at every month close.
-	anch := &anchor.Anchor{Pool: a.pool, Signer: signer, Keys: pubKeys, File: cfg.checkpoints, Sealer: &seal.Sealer{Pool: a.pool, Log: log}, Log: log}
-	a.settlement.SetAnchor(anch)
+	defer a.close()
+	anyPool := a.pools.Any()
+	var jobs *pgxpool.Pool
+	if a.has(db.JobsService) {
+		jobs = a.stacks[db.JobsService].pool
+	}
+	// Checkpoints (internal/anchor): the chain heads signed outside the database.
+	anch, err := newAnchor(cfg, a, log)
+	if err != nil {
+		return err
+	}
 	tlsConf, err := pki.ServerTLSConfig(filepath.Join(cfg.certDir, pki.CACertFile),
 		filepath.Join(cfg.certDir, "server.pem"), filepath.Join(cfg.certDir, "server-key.pem"))
 	if err != nil {
 		return fmt.Errorf("TLS (run `taxrefund certs` for development certificates): %w", err)
 	}
-	reg := server.NewRegistry(a.pool, cfg.registryTTL)
+	reg := server.NewRegistry(anyPool, cfg.registryTTL)
 	limits := server.DefaultLimits()
 	limits.Deadline = cfg.callTimeout
 	limits.MaxInFlight, limits.PartyInFlight = cfg.maxInFlight, cfg.partyInFlight
-	met := metrics.New(a.pool, 0)
+	met := metrics.NewFor(a.pools.List(), jobs, 0)
 	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits,
 		Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}, Stream: []grpc.StreamServerInterceptor{met.GRPC.StreamServerInterceptor()},
 		ServerOptions: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(tracing.Propagator)))},
-	}, server.Services{
-		Store:     store.New(a.forms),
-		Desk:      desk.New(a.forms, a.payouts, a.immediate),
-		Authority: authority.New(authority.Deps{Expirer: a.forms, Pool: a.pool, Registry: a.registry, Settlement: a.settlement, Immediate: a.immediate}),
-		Agency:    agency.New(a.settlement),
-	})
+	}, a.grpcServices())
 	if err != nil {
 		return err
 	}
@@ -256,7 +191,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	lis = server.LimitListener(lis, cfg.connsPerAddr)
 	met.GRPC.InitializeMetrics(srv)
-	log.Info("serving", "addr", lis.Addr().String(), "cert_dir", cfg.certDir, "journal_key", signer.ID, "checkpoints", cfg.checkpoints)
+	log.Info("serving", "addr", lis.Addr().String(), "cert_dir", cfg.certDir, "journal_key", anch.KeyID(), "checkpoints", cfg.checkpoints)
 	if cfg.metricsAddr != "" {
 		// A metrics port taken by another process costs the scrape, not the service: the
 		// error is logged and Prometheus reports the target down.
@@ -270,7 +205,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}
 	if cfg.debugAddr != "" {
-		dbg := &http.Server{Addr: cfg.debugAddr, Handler: server.DebugHandler(a.pool), ReadHeaderTimeout: 5 * time.Second}
+		dbg := &http.Server{Addr: cfg.debugAddr, Handler: server.DebugHandler(a.pools.List()...), ReadHeaderTimeout: 5 * time.Second}
 		dl, err := net.Listen("tcp", cfg.debugAddr)
 		if err != nil {
 			return fmt.Errorf("debug listener: %w", err)
@@ -288,9 +223,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			met.DatabaseUp.Set(1)
 		} else {
 			met.DatabaseUp.Set(0)
+			// The primary is gone (crashed, demoted, unreachable): every pooled
+			// connection to it is dead or read-only. Dropping them all now spares each
+			// call one failure on a stale connection after a failover.
+			for _, p := range a.pools {
+				p.Reset()
+			}
 		}
 	}}
-	if cfg.checkInterval > 0 {
+	if jobs != nil && cfg.checkInterval > 0 {
 		// The first check waits a minute, off the start-up's way (it reads every
 		// sealed row and the whole ledger).
 		go func() {
@@ -300,28 +241,31 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			case <-time.After(min(time.Minute, cfg.checkInterval)):
 			}
 			schedule.Every(jobCtx, cfg.checkInterval, log, "chain and invariant check", func(ctx context.Context) (int, error) {
-				return met.Checks.Run(ctx, a.pool)
+				return met.Checks.Run(ctx, jobs)
 			})
 		}()
 	}
 	watchDone := make(chan struct{})
 	go func() { watch.Run(jobCtx); close(watchDone) }()
-	if cfg.expiryInterval > 0 {
+	if jobs != nil && cfg.expiryInterval > 0 {
+		st := a.stacks[db.JobsService]
 		go schedule.Every(jobCtx, cfg.expiryInterval, log, "expiry", func(ctx context.Context) (int, error) {
-			return a.forms.Expire(db.WithParty(ctx, "system", "expiry"), "expiry job")
+			return st.forms.Expire(db.WithParty(ctx, "system", "expiry"), "expiry job")
 		})
 		go schedule.Every(jobCtx, cfg.expiryInterval, log, "captures", func(ctx context.Context) (int, error) {
-			return a.immediate.Captures(db.WithParty(ctx, "system", "captures"), "capture job")
+			return st.immediate.Captures(db.WithParty(ctx, "system", "captures"), "capture job")
 		})
 	}
-	if cfg.sealInterval > 0 {
-		sealer := &seal.Sealer{Pool: a.pool, Log: log}
+	if jobs != nil && cfg.sealInterval > 0 {
+		sealer := &seal.Sealer{Pool: jobs, Log: log}
 		go schedule.Every(db.WithParty(jobCtx, "system", "sealer"), cfg.sealInterval, log, "sealer", sealer.SealAll)
 	}
-	go schedule.Every(db.WithParty(jobCtx, "system", "checkpoint"), cfg.checkpointInterval, log, "checkpoint", anch.Round)
-	if cfg.dispatchInterval > 0 {
+	if jobs != nil {
+		go schedule.Every(db.WithParty(jobCtx, "system", "checkpoint"), cfg.checkpointInterval, log, "checkpoint", anch.Round)
+	}
+	if jobs != nil && cfg.dispatchInterval > 0 {
 		// The development acquirer: no card network is reachable from here.
-		d := &acquirer.Dispatcher{Pool: a.pool, Acquirer: acquirer.DevAcquirer{Pool: a.pool}, Log: log}
+		d := &acquirer.Dispatcher{Pool: jobs, Acquirer: acquirer.DevAcquirer{Pool: jobs}, Log: log}
 		go schedule.Every(db.WithParty(jobCtx, "system", "dispatcher"), cfg.dispatchInterval, log, "acquirer dispatcher", d.RunOnce)
 	}
 	done := make(chan error, 1)
@@ -350,12 +294,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 
 // rekey re-encrypts document numbers sealed with an older PII key.
 func rekey(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	a, err := newApp(ctx, cfg, log)
+	a, err := newApp(ctx, cfg, log, []db.Service{db.JobsService})
 	if err != nil {
 		return err
 	}
-	defer a.pool.Close()
-	n, err := a.forms.Rekey(db.WithParty(ctx, "system", "rekey"), func(done int) { fmt.Fprintf(stdout, "\rre-encrypted %d", done) })
+	defer a.close()
+	n, err := a.stacks[db.JobsService].forms.Rekey(db.WithParty(ctx, "system", "rekey"), func(done int) { fmt.Fprintf(stdout, "\rre-encrypted %d", done) })
 	if n > 0 {
 		fmt.Fprintln(stdout)
 	}
@@ -364,6 +308,39 @@ func rekey(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	fmt.Fprintf(stdout, "%d document numbers re-encrypted with the current key\n", n)
 	return nil
+}
+
+// newAnchor makes the process's anchor. The jobs service signs the chain heads at start
+// and every -checkpoint-interval, the authority at every month close: a process running
+// either needs the journal key (the jobs' pool also seals what is queued first; the
+// authority's waits for the jobs to). Every service's declarations carry the month's
+// checkpoints, read from the checkpoint file.
+func newAnchor(cfg config, a *app, log *slog.Logger) (*anchor.Anchor, error) {
+	signs := a.has(db.JobsService) || a.has(db.AuthorityService)
+	pubKeys, err := anchor.LoadPublicKeys(cfg.journalPubKeys)
+	if err != nil && (signs || !errors.Is(err, fs.ErrNotExist)) {
+		return nil, fmt.Errorf("journal public keys (run `taxrefund keys`): %w", err)
+	}
+	anch := &anchor.Anchor{Keys: pubKeys, File: cfg.checkpoints, Log: log}
+	if signs {
+		signer, err := anchor.LoadSigner(cfg.journalKey)
+		if err != nil {
+			return nil, fmt.Errorf("journal key (run `taxrefund keys` to create it): %w", err)
+		}
+		if _, ok := pubKeys[signer.ID]; !ok {
+			return nil, fmt.Errorf("journal key %s of %s is not in %s: its checkpoints could not be verified (run `taxrefund keys`)", signer.ID, cfg.journalKey, cfg.journalPubKeys)
+		}
+		anch.Signer = signer
+		if st := a.stacks[db.JobsService]; st != nil {
+			anch.Pool, anch.Sealer = st.pool, &seal.Sealer{Pool: st.pool, Log: log}
+		} else {
+			anch.Pool = a.stacks[db.AuthorityService].pool
+		}
+	}
+	for _, st := range a.stacks {
+		st.settlement.SetAnchor(anch)
+	}
+	return anch, nil
 }
 
 // verifyChains recomputes the hash chains, checks them against the signed checkpoints

@@ -16,8 +16,13 @@ import (
 
 // config is read once from flags, with environment variables as defaults.
 type config struct {
-	databaseURL    string
-	dbRole         string
+	databaseURL string
+	// dbRole, when set, is the one role every service acts as; empty: each service
+	// acts as its own (db.Service.Role).
+	dbRole string
+	// services are what serve runs (-services).
+	services       []db.Service
+	servicesList   string
 	addr           string
 	certDir        string
 	piiKeys        string
@@ -51,6 +56,9 @@ type config struct {
 	checkpointInterval time.Duration
 	// rotate: keys replaces the signing key.
 	rotate bool
+	// tuning is how the pool behaves across a failover (health checks, connection
+	// lifetime, the commit wait).
+	tuning db.Tuning
 	// getenv reads the OTEL_* variables of the trace exporter.
 	getenv func(string) string
 }
@@ -72,14 +80,16 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	has := func(cmds ...string) bool { return slices.Contains(cmds, name) }
 	c := config{
 		getenv: getenv,
-		dbRole: db.AppRole, addr: "127.0.0.1:50051", maxConns: 16, paramsTTL: 30 * time.Second, registryTTL: 2 * time.Second,
+		addr:   "127.0.0.1:50051", maxConns: 16, paramsTTL: 30 * time.Second, registryTTL: 2 * time.Second,
 		expiryInterval: time.Minute, dispatchInterval: 2 * time.Second, sealInterval: time.Second,
+		tuning: db.DefaultTuning(),
 	}
 	fs.StringVar(&c.databaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
 	if has("serve", "expire", "rekey") {
-		fs.StringVar(&c.dbRole, "db-role", env("TAXREFUND_DB_ROLE", db.AppRole), "role the service acts as (SET ROLE); empty: the URL's user (env TAXREFUND_DB_ROLE)")
+		fs.StringVar(&c.dbRole, "db-role", env("TAXREFUND_DB_ROLE", ""), "one database role for every service (SET ROLE), e.g. "+db.AppRole+" (the union of the services' roles) or the URL's user; empty: each service acts as its own, taxrefund_store, taxrefund_desk, taxrefund_authority, taxrefund_jobs (env TAXREFUND_DB_ROLE)")
 	}
 	if has("serve") {
+		fs.StringVar(&c.servicesList, "services", env("TAXREFUND_SERVICES", "all"), "what this process serves, comma-separated: store (StoreService), desk (DeskService and AgencyService), authority (AuthorityService), jobs (expiry, captures, sealing, acquirer dispatch, checks, business metrics); all: every one. Each acts as its own database role, with a pool of -max-conns (env TAXREFUND_SERVICES)")
 		fs.StringVar(&c.addr, "addr", env("TAXREFUND_ADDR", "127.0.0.1:50051"), "gRPC listen address (env TAXREFUND_ADDR)")
 	}
 	if has("serve", "certs") {
@@ -92,7 +102,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.StringVar(&c.piiKeys, "pii-keys", env("TAXREFUND_PII_KEYS", ".data/pii.keys"), "key file for travellers' document numbers (env TAXREFUND_PII_KEYS)")
 	}
 	if has("serve", "expire", "rekey") {
-		fs.IntVar(&c.maxConns, "max-conns", 16, "database pool size")
+		fs.IntVar(&c.maxConns, "max-conns", 16, "database pool size, per service (-services)")
 		fs.DurationVar(&c.paramsTTL, "params-ttl", 30*time.Second, "how long parameters are cached")
 	}
 	if has("serve") {
@@ -109,6 +119,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.IntVar(&c.maxInFlight, "max-in-flight", def.MaxInFlight, "cost units in flight of all callers before RESOURCE_EXHAUSTED (a GetForm costs 1, a report 32; 0: no limit)")
 		fs.IntVar(&c.partyInFlight, "party-in-flight", def.PartyInFlight, "cost units in flight of one caller before RESOURCE_EXHAUSTED (about half of -max-conns keeps one caller from taking the pool; 0: no limit)")
 		fs.IntVar(&c.connsPerAddr, "max-conns-per-addr", server.DefaultConnsPerAddr, "most gRPC connections open at once from one client IP (0: no cap)")
+		fs.DurationVar(&c.tuning.HealthCheckPeriod, "db-health-check-period", c.tuning.HealthCheckPeriod, "how often idle pool connections are checked, so those to a failed or demoted primary go before a call takes them")
+		fs.DurationVar(&c.tuning.MaxConnLifetime, "db-max-conn-lifetime", c.tuning.MaxConnLifetime, "a pool connection is closed after this long (none stays on a server that stopped being the primary)")
+		fs.DurationVar(&c.tuning.CommitWait, "db-commit-wait", c.tuning.CommitWait, "how long a COMMIT may wait for the synchronous standby, whatever the caller's deadline; never cancelled early (OPERATIONS.md, High availability)")
 		fs.DurationVar(&c.checkInterval, "check-interval", 10*time.Minute, "how often the server verifies the journal and audit hash chains and the ledger invariants, for the metrics (0: never)")
 	}
 	if has("serve", "keys") {
@@ -135,6 +148,13 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if c.databaseURL == "" && name != "keys" {
 		return config{}, errors.New("DATABASE_URL is not set (or pass -database-url)")
 	}
+	if has("serve") {
+		services, err := db.ParseServices(c.servicesList)
+		if err != nil {
+			return config{}, fmt.Errorf("-services: %w", err)
+		}
+		c.services = services
+	}
 	if c.maxConns < 1 || c.maxConns > 1000 {
 		return config{}, fmt.Errorf("-max-conns %d: must be 1 to 1000", c.maxConns)
 	}
@@ -151,7 +171,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if name == "serve" && (c.checkpointInterval <= 0 || c.checkpointInterval > 24*time.Hour) {
 		return config{}, fmt.Errorf("-checkpoint-interval %v: must be more than 0 and at most 24h (checkpoints are at least daily)", c.checkpointInterval)
 	}
-	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 {
+	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 ||
+		c.tuning.HealthCheckPeriod < 0 || c.tuning.MaxConnLifetime < 0 || c.tuning.CommitWait < 0 {
 		return config{}, errors.New("durations must not be negative")
 	}
 	return c, nil

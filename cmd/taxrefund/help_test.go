@@ -22,7 +22,7 @@ func TestHelp(t *testing.T) {
 		"seed":    {"-database-url"},
 		"certs":   {"-cert-dir", "-pii-keys"},
 		"keys":    {"-journal-key", "-journal-pubkeys", "-rotate"},
-		"serve":   {"-addr", "-cert-dir", "-pii-keys", "-seal-interval", "-journal-key", "-journal-pubkeys", "-checkpoints", "-checkpoint-interval"},
+		"serve":   {"-addr", "-cert-dir", "-pii-keys", "-seal-interval", "-journal-key", "-journal-pubkeys", "-checkpoints", "-checkpoint-interval", "-services", "-db-role"},
 		"expire":  {"-pii-keys", "-db-role"},
 		"rekey":   {"-pii-keys", "-db-role"},
 		"verify":  {"-database-url", "-journal-pubkeys", "-checkpoints"},

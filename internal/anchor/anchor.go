@@ -25,8 +25,8 @@ type Anchor struct {
 	File string
 	// Keys verifies the checkpoints Latest returns: the public key file's keys.
 	Keys PublicKeys
-	// Sealer, if set, seals what is queued first, so that a checkpoint at a month's close
-	// covers every row written before it.
+	// Sealer, if set, seals what is queued first; without it a checkpoint waits for the
+	// server's sealer. Either way a checkpoint covers every row queued before it.
 	Sealer *seal.Sealer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -41,10 +41,11 @@ type Anchor struct {
 func (a *Anchor) Checkpoint(ctx context.Context, reason, month string) ([]Checkpoint, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.Sealer != nil {
-		if err := a.sealQueued(ctx); err != nil {
-			return nil, fmt.Errorf("seal before the checkpoint: %w", err)
-		}
+	if a.Signer == nil {
+		return nil, errors.New("no journal key: this process does not sign checkpoints")
+	}
+	if err := a.sealQueued(ctx); err != nil {
+		return nil, fmt.Errorf("seal before the checkpoint: %w", err)
 	}
 	now := time.Now
 	if a.Now != nil {
@@ -80,16 +81,19 @@ func (a *Anchor) Checkpoint(ctx context.Context, reason, month string) ([]Checkp
 	return cps, nil
 }
 
-// sealQueued returns once every row queued before it started is sealed, by a.Sealer or
-// by the server's sealer, which may hold the sealer lock (a.Sealer then seals nothing).
+// sealQueued returns once every row queued before it started is sealed, by a.Sealer (if
+// set) or by the server's sealer, which may hold the sealer lock (a.Sealer then seals
+// nothing), or run in another process.
 func (a *Anchor) sealQueued(ctx context.Context) error {
 	var upTo int64
 	if err := a.Pool.QueryRow(ctx, `SELECT coalesce(max(queued), 0) FROM seal_queue`).Scan(&upTo); err != nil {
 		return err
 	}
 	for {
-		if _, err := a.Sealer.SealAll(ctx); err != nil {
-			return err
+		if a.Sealer != nil {
+			if _, err := a.Sealer.SealAll(ctx); err != nil {
+				return err
+			}
 		}
 		var waiting bool
 		if err := a.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM seal_queue WHERE queued <= $1)`, upTo).Scan(&waiting); err != nil || !waiting {
@@ -101,6 +105,14 @@ func (a *Anchor) sealQueued(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// KeyID is the signing key's id, "" without one.
+func (a *Anchor) KeyID() string {
+	if a.Signer == nil {
+		return ""
+	}
+	return a.Signer.ID
 }
 
 // Round is Checkpoint as a background job's round (schedule.Every): a daily checkpoint.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,7 @@ func runPipelined(ctx context.Context, pool *pgxpool.Pool, party string, fn func
 		return err
 	}
 	tx := &Tx{conn: c.Conn(), party: party}
+	resetCommitState(tx.conn.PgConn())
 	defer func() {
 		// Also on a panic in fn: the connection goes back idle, or is destroyed.
 		tx.ended = true
@@ -150,6 +152,10 @@ var errFinalCallback = errors.New("db: Tx.SendFinal: a query of the final batch 
 // waits for its answer (at most cancelGrace), so that the error it returns wraps
 // ctx.Err() only when nothing was committed; if the COMMIT won the race, it returns nil.
 // The connection is closed afterwards, so that no late cancel reaches its next user.
+// Once every statement of b has answered, only the COMMIT is left, which may be waiting
+// for the synchronous standby: that wait is never cancelled (it would commit without
+// the standby's copy); SendFinal waits for it up to the pool's commit wait instead. A
+// COMMIT whose outcome is unknown returns ErrCommitUnknown.
 func (tx *Tx) SendFinal(ctx context.Context, b *pgx.Batch) error {
 	if tx.ended {
 		return pgx.ErrTxClosed
@@ -165,11 +171,21 @@ func (tx *Tx) SendFinal(ctx context.Context, b *pgx.Batch) error {
 	final := &pgx.Batch{QueuedQueries: slices.Clip(b.QueuedQueries)}
 	final.Queue("commit")
 
-	sendCtx, drop := context.WithCancel(context.WithoutCancel(ctx))
+	pc := tx.conn.PgConn()
+	sendCtx, drop := context.WithTimeout(context.WithoutCancel(ctx), commitWaitOf(pc))
 	defer drop()
 	answered, cancelled := make(chan struct{}), make(chan struct{})
+	var committing atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
 		defer close(cancelled)
+		if committing.Load() {
+			// Only the COMMIT is left: let it finish (bounded by sendCtx).
+			select {
+			case <-answered:
+			case <-sendCtx.Done():
+			}
+			return
+		}
 		cctx, done := context.WithTimeout(sendCtx, cancelGrace)
 		defer done()
 		if err := tx.conn.PgConn().CancelRequest(cctx); err != nil {
@@ -184,7 +200,10 @@ func (tx *Tx) SendFinal(ctx context.Context, b *pgx.Batch) error {
 	})
 	res := tx.SendBatch(sendCtx, final)
 	tx.ended = true
-	err := readFinal(res, b.Len())
+	err := readFinal(res, b.Len(), &committing)
+	if committing.Load() {
+		err = commitOutcome(pc, err)
+	}
 	close(answered)
 	if !stop() {
 		<-cancelled
@@ -201,14 +220,16 @@ func (tx *Tx) SendFinal(ctx context.Context, b *pgx.Batch) error {
 // caller that gave up; past it, the connection is dropped and the outcome is unknown.
 const cancelGrace = 5 * time.Second
 
-// readFinal reads the results of n statements and the COMMIT behind them.
-func readFinal(res pgx.BatchResults, n int) error {
+// readFinal reads the results of n statements and the COMMIT behind them; committing is
+// set once the n statements have answered.
+func readFinal(res pgx.BatchResults, n int, committing *atomic.Bool) error {
 	for range n {
 		if _, err := res.Exec(); err != nil {
 			_ = res.Close()
 			return err
 		}
 	}
+	committing.Store(true)
 	tag, err := res.Exec()
 	if err != nil {
 		_ = res.Close()
@@ -262,7 +283,10 @@ func (tx *Tx) Commit(ctx context.Context) error {
 		tx.committed = true // nothing was sent: nothing to commit
 		return nil
 	}
-	tx.endErr = tx.inner.Commit(ctx)
+	pc := tx.conn.PgConn()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitWaitOf(pc))
+	defer cancel()
+	tx.endErr = commitOutcome(pc, tx.inner.Commit(cctx))
 	tx.committed = tx.endErr == nil
 	return tx.endErr
 }

@@ -114,6 +114,9 @@ func open(ctx context.Context, url string, maxConns int32, adjust func(*pgxpool.
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
 	}
+	// A COMMIT whose wait for the synchronous standby was cancelled is not a success
+	// (commit.go).
+	cfg.ConnConfig.OnNotice = onNotice
 	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
 		decimalcodec.Register(conn.TypeMap())
 		// google/uuid's UUID has no encode plan of pgx's own: without this codec every

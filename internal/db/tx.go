@@ -19,9 +19,14 @@ const maxAttempts = 8
 // transaction runs as ctx's party (WithParty), set by the same round trip as BEGIN.
 // A transaction made of batches saves the round trips of BEGIN and COMMIT with
 // InPipelinedTx.
+//
+// The COMMIT runs apart from ctx, bounded by the pool's commit wait (Tuning): a caller
+// that gives up does not cancel a backend that waits for the synchronous standby. A
+// COMMIT whose outcome is unknown (no answer, or the wait for the standby cancelled)
+// returns ErrCommitUnknown, never nil.
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
 	opts := beginOptions(ctx)
-	return Retry(ctx, func() error { return pgx.BeginTxFunc(ctx, pool, opts, fn) })
+	return Retry(ctx, func() error { return runTx(ctx, pool, opts, fn) })
 }
 
 // Retry runs op until it succeeds, fails with an error that is not retryable, or has
@@ -49,8 +54,12 @@ type Batcher interface {
 
 // SendBatch sends b in one round trip and reads every result. On the pool the batch runs
 // as one implicit transaction: the first error aborts it, and nothing is written; it
-// runs as ctx's party (WithParty), set by a statement queued first.
+// runs as ctx's party (WithParty), set by a statement queued first, and a commit whose
+// outcome is unknown returns ErrCommitUnknown.
 func SendBatch(ctx context.Context, q Batcher, b *pgx.Batch) error {
+	if pool, ok := q.(*pgxpool.Pool); ok {
+		return sendBatchOnPool(ctx, pool, b)
+	}
 	b = withParty(ctx, q, b)
 	res := q.SendBatch(ctx, b)
 	for range b.Len() {

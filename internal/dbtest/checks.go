@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"testing"
 
+	"taxrefund/internal/db"
 	"taxrefund/internal/fault"
 	"taxrefund/internal/invariants"
-	"taxrefund/internal/ledger"
 )
 
 // WantFault fails unless err is a *fault.Error of kind k and reason; fields, when given,
@@ -37,7 +37,7 @@ func WantFault(t testing.TB, err error, k fault.Kind, reason string, fields ...s
 }
 
 // CheckInvariants fails the test on any DOMAIN.md §8 invariant violation (invariants.Check).
-func CheckInvariants(t testing.TB, ctx context.Context, q ledger.Querier) {
+func CheckInvariants(t testing.TB, ctx context.Context, q db.DBTX) {
 	t.Helper()
 	vs, err := invariants.Check(ctx, q)
 	if err != nil {

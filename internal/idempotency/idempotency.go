@@ -77,7 +77,8 @@ func IsDuplicate(err error) bool {
 }
 
 // Replay reads the stored answer of an earlier request into out, or refuses a request_id
-// reused for something else.
+// reused for something else. Read from the pool, the answer is returned only once the
+// synchronous standby holds it (db.AwaitReplicated).
 func Replay(ctx context.Context, q db.DBTX, k Key, method string, out any) error {
 	row, err := db.New().Idempotency(ctx, q, db.IdempotencyParams{Caller: k.Caller, RequestID: k.RequestID})
 	if err != nil {
@@ -89,6 +90,11 @@ func Replay(ctx context.Context, q db.DBTX, k Key, method string, out any) error
 	}
 	if err := json.Unmarshal(row.Response, out); err != nil {
 		return fmt.Errorf("decode stored answer: %w", err)
+	}
+	// The record may come from a transaction committed on the primary only (its wait for
+	// the synchronous standby cancelled): it is an answer once the standby has it.
+	if err := db.AwaitReplicated(ctx, q); err != nil {
+		return fmt.Errorf("replay: wait for the standby: %w", err)
 	}
 	return nil
 }

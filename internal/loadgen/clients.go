@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"taxrefund/internal/dial"
 	"taxrefund/internal/pki"
 )
 
@@ -57,7 +57,7 @@ func (c *conns) dial(name string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s (run `loadgen setup`): %w", name, err)
 	}
-	cc, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
+	cc, err := dial.NewClient(c.addr, tlsConf)
 	if err != nil {
 		return nil, fmt.Errorf("connect as %s: %w", name, err)
 	}

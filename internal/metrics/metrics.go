@@ -38,6 +38,24 @@ type Metrics struct {
 // New registers the Go runtime and process collectors, the gRPC metrics, the pool's
 // statistics and the business collector (read from pool at most once per cacheTTL).
 func New(pool *pgxpool.Pool, cacheTTL time.Duration) *Metrics {
+	m := newMetrics([]*pgxpool.Pool{pool})
+	m.Registry.MustRegister(newBusiness(pool, cacheTTL))
+	return m
+}
+
+// NewFor is New over a process's pools (their statistics summed), with the business
+// figures read from business, a pool whose role may act as the system party (the
+// jobs'); nil leaves them out, for a process that runs only some of the services
+// (another process, with the jobs, exports them).
+func NewFor(pools []*pgxpool.Pool, business *pgxpool.Pool, cacheTTL time.Duration) *Metrics {
+	m := newMetrics(pools)
+	if business != nil {
+		m.Registry.MustRegister(newBusiness(business, cacheTTL))
+	}
+	return m
+}
+
+func newMetrics(pools []*pgxpool.Pool) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
@@ -51,8 +69,7 @@ func New(pool *pgxpool.Pool, cacheTTL time.Duration) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.GRPC, m.Checks, m.DatabaseUp,
-		newPoolCollector(pool),
-		newBusiness(pool, cacheTTL),
+		newPoolCollector(pools),
 	)
 	return m
 }

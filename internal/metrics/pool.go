@@ -5,17 +5,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// poolCollector reads pgxpool.Stat at each scrape.
+// poolCollector reads pgxpool.Stat at each scrape, summed over the process's pools (one
+// per service it runs).
 type poolCollector struct {
-	pool  *pgxpool.Pool
+	pools []*pgxpool.Pool
 	descs map[string]*prometheus.Desc
 }
 
-func newPoolCollector(pool *pgxpool.Pool) *poolCollector {
+func newPoolCollector(pools []*pgxpool.Pool) *poolCollector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "db_pool", name), help, nil, nil)
 	}
-	return &poolCollector{pool: pool, descs: map[string]*prometheus.Desc{
+	return &poolCollector{pools: pools, descs: map[string]*prometheus.Desc{
 		"max":          d("max_connections", "The pool's maximum size."),
 		"total":        d("connections", "Connections open now."),
 		"acquired":     d("acquired_connections", "Connections in use now."),
@@ -38,19 +39,34 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.pool.Stat()
+	var max, total, acquired, idle, constructing, acquires, empty, canceled, created, lifetime, idleDestroy, emptyWait float64
+	for _, p := range c.pools {
+		s := p.Stat()
+		max += float64(s.MaxConns())
+		total += float64(s.TotalConns())
+		acquired += float64(s.AcquiredConns())
+		idle += float64(s.IdleConns())
+		constructing += float64(s.ConstructingConns())
+		acquires += float64(s.AcquireCount())
+		empty += float64(s.EmptyAcquireCount())
+		emptyWait += s.EmptyAcquireWaitTime().Seconds()
+		canceled += float64(s.CanceledAcquireCount())
+		created += float64(s.NewConnsCount())
+		lifetime += float64(s.MaxLifetimeDestroyCount())
+		idleDestroy += float64(s.MaxIdleDestroyCount())
+	}
 	g := func(k string, v float64) { ch <- prometheus.MustNewConstMetric(c.descs[k], prometheus.GaugeValue, v) }
 	n := func(k string, v float64) { ch <- prometheus.MustNewConstMetric(c.descs[k], prometheus.CounterValue, v) }
-	g("max", float64(s.MaxConns()))
-	g("total", float64(s.TotalConns()))
-	g("acquired", float64(s.AcquiredConns()))
-	g("idle", float64(s.IdleConns()))
-	g("constructing", float64(s.ConstructingConns()))
-	n("acquires", float64(s.AcquireCount()))
-	n("empty", float64(s.EmptyAcquireCount()))
-	n("emptywait", s.EmptyAcquireWaitTime().Seconds())
-	n("canceled", float64(s.CanceledAcquireCount()))
-	n("new", float64(s.NewConnsCount()))
-	n("lifetime", float64(s.MaxLifetimeDestroyCount()))
-	n("idledestroy", float64(s.MaxIdleDestroyCount()))
+	g("max", max)
+	g("total", total)
+	g("acquired", acquired)
+	g("idle", idle)
+	g("constructing", constructing)
+	n("acquires", acquires)
+	n("empty", empty)
+	n("emptywait", emptyWait)
+	n("canceled", canceled)
+	n("new", created)
+	n("lifetime", lifetime)
+	n("idledestroy", idleDestroy)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
+	"taxrefund/internal/db"
 	"taxrefund/internal/invariants"
 	"taxrefund/internal/ledger"
 )
@@ -122,7 +123,7 @@ SELECT a.code, coalesce(sum(e.amount) FILTER (WHERE e.side = 'D'), 0), coalesce(
 // Reconcile matches the month's store issuance, customs confirmations and agency payouts:
 // each difference is an exception with its reason. It adds the trial balance at the end
 // of the month and DOMAIN.md §8's invariants. now is the reference for "unpaid for N days".
-func Reconcile(ctx context.Context, q ledger.Querier, month time.Time, unpaidAfterDays int, now time.Time) (Reconciliation, error) {
+func Reconcile(ctx context.Context, q db.DBTX, month time.Time, unpaidAfterDays int, now time.Time) (Reconciliation, error) {
 	end := month.AddDate(0, 1, 0)
 	r := Reconciliation{Month: month}
 	args := pgx.NamedArgs{"start": month, "end": end, "days": unpaidAfterDays, "now": now}

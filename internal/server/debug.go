@@ -32,7 +32,10 @@ func CheckDebugAddr(addr string) error {
 // DebugHandler serves /debug/pprof/ (net/http/pprof's handlers: profile, heap, goroutine,
 // trace...) and /debug/pool, the pool's statistics as JSON: how often a caller had to
 // wait for a connection and for how long in all, which is where a saturated pool shows.
-func DebugHandler(pool *pgxpool.Pool) http.Handler {
+//
+// With several pools (a process running several services, one pool per database role)
+// /debug/pool shows their sums.
+func DebugHandler(pools ...*pgxpool.Pool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -41,7 +44,11 @@ func DebugHandler(pool *pgxpool.Pool) http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/pool", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(poolStats(pool.Stat()))
+		var sum PoolStats
+		for _, pool := range pools {
+			sum = sum.add(poolStats(pool.Stat()))
+		}
+		_ = json.NewEncoder(w).Encode(sum)
 	})
 	return mux
 }
@@ -66,5 +73,14 @@ func poolStats(s *pgxpool.Stat) PoolStats {
 		AcquireCount: s.AcquireCount(), EmptyAcquireCount: s.EmptyAcquireCount(),
 		EmptyAcquireWaitSecs: s.EmptyAcquireWaitTime().Seconds(), AcquireDurationSecs: s.AcquireDuration().Seconds(),
 		CanceledAcquireCount: s.CanceledAcquireCount(), NewConnsCount: s.NewConnsCount(),
+	}
+}
+
+func (a PoolStats) add(b PoolStats) PoolStats {
+	return PoolStats{
+		MaxConns: a.MaxConns + b.MaxConns, TotalConns: a.TotalConns + b.TotalConns, AcquiredConns: a.AcquiredConns + b.AcquiredConns,
+		IdleConns: a.IdleConns + b.IdleConns, AcquireCount: a.AcquireCount + b.AcquireCount, EmptyAcquireCount: a.EmptyAcquireCount + b.EmptyAcquireCount,
+		EmptyAcquireWaitSecs: a.EmptyAcquireWaitSecs + b.EmptyAcquireWaitSecs, AcquireDurationSecs: a.AcquireDurationSecs + b.AcquireDurationSecs,
+		CanceledAcquireCount: a.CanceledAcquireCount + b.CanceledAcquireCount, NewConnsCount: a.NewConnsCount + b.NewConnsCount,
 	}
 }
