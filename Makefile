@@ -31,10 +31,10 @@ DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-too
 
 .PHONY: help bench-flood check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck ha ha-stop test-ha bench-ha
 
-#> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051
+#> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051 (console https://127.0.0.1:50443)
 run: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
-	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && $(TAXREFUND) keys && $(TAXREFUND) seed -demo-forms && exec $(TAXREFUND) serve'
+	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && $(TAXREFUND) keys && $(TAXREFUND) seed -demo-forms && exec $(TAXREFUND) serve -console-addr 127.0.0.1:50443'
 
 #> test: install missing Debian packages, check generated code and alert rules, go vet, all tests against PostgreSQL
 test: deps check-generate check-deploy pgenv

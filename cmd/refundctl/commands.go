@@ -12,6 +12,7 @@ import (
 	"time"
 
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
+	consolev1 "taxrefund/api/taxrefund/console/v1"
 	settlementv1 "taxrefund/api/taxrefund/settlement/v1"
 )
 
@@ -198,5 +199,16 @@ func printReconciliation(ctx context.Context, c authorityv1.AuthorityServiceClie
 	} else {
 		fmt.Fprintln(stdout, "\nInvariants: all hold.")
 	}
+	return nil
+}
+
+// signInLink prints a one-time console sign-in link for the certificate's party.
+func signInLink(ctx context.Context, c consolev1.ConsoleServiceClient, stdout io.Writer) error {
+	resp, err := c.CreateSignInLink(ctx, &consolev1.CreateSignInLinkRequest{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, resp.GetUrl())
+	fmt.Fprintf(stdout, "open it before %s (once only)\n", resp.GetExpiresAt().AsTime().In(shanghai).Format("15:04:05 MST"))
 	return nil
 }

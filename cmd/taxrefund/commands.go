@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"taxrefund/internal/acquirer"
 	"taxrefund/internal/anchor"
+	"taxrefund/internal/console"
 	"taxrefund/internal/db"
 	"taxrefund/internal/demo"
 	"taxrefund/internal/metrics"
@@ -177,11 +179,27 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	limits.Deadline = cfg.callTimeout
 	limits.MaxInFlight, limits.PartyInFlight = cfg.maxInFlight, cfg.partyInFlight
 	met := metrics.NewFor(a.pools.List(), jobs, 0)
-	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits,
+	services := a.grpcServices()
+	// The console calls the same handlers as the gRPC API, through local: the same
+	// authorization, registry check, rate budget and admission (server.Local).
+	local := &server.Local{}
+	var con *console.Console
+	if cfg.consoleAddr != "" {
+		if services.Desk == nil || services.Authority == nil {
+			return errors.New("-console-addr: the console needs the desk and authority services in this process (-services)")
+		}
+		con, err = console.New(console.Deps{Local: local, Desk: services.Desk, Authority: services.Authority, Desks: a.stacks[db.DeskService].payouts,
+			BaseURL: cfg.consoleURL, IdleTimeout: cfg.consoleIdle, Log: log})
+		if err != nil {
+			return err
+		}
+		services.Console = con
+	}
+	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits, Local: local,
 		Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}, Stream: []grpc.StreamServerInterceptor{met.GRPC.StreamServerInterceptor()},
 		ServerOptions: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(tracing.Propagator)))},
-	}, a.grpcServices())
+	}, services)
 	if err != nil {
 		return err
 	}
@@ -213,6 +231,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		log.Info("debug listener", "addr", dl.Addr().String(), "paths", "/debug/pprof/ /debug/pool")
 		go func() { _ = dbg.Serve(dl) }()
 		defer dbg.Close()
+	}
+
+	if con != nil {
+		// The console's HTTPS: the server certificate, and no client certificate asked for
+		// (a browser signs in with a link minted by a certificate-authenticated call).
+		ctls := tlsConf.Clone()
+		ctls.ClientAuth, ctls.VerifyConnection, ctls.NextProtos = tls.NoClientCert, nil, []string{"h2", "http/1.1"}
+		cl, err := net.Listen("tcp", cfg.consoleAddr)
+		if err != nil {
+			return fmt.Errorf("console listener: %w", err)
+		}
+		cs := &http.Server{Handler: con.Handler(), TLSConfig: ctls, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		log.Info("console listener", "addr", cl.Addr().String(), "url", cfg.consoleURL)
+		go func() { _ = cs.ServeTLS(cl, "", "") }()
+		defer cs.Close()
 	}
 
 	jobCtx, stopJobs := context.WithCancel(ctx)
