@@ -34,7 +34,7 @@ DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-too
 #> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051 (console https://127.0.0.1:50443)
 run: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
-	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && $(TAXREFUND) seed -demo-forms && exec $(TAXREFUND) serve -console-addr 127.0.0.1:50443 -traveller-addr 127.0.0.1:50444'
+	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && $(TAXREFUND) keys && $(TAXREFUND) seed -demo-forms && exec $(TAXREFUND) serve -console-addr 127.0.0.1:50443 -traveller-addr 127.0.0.1:50444'
 
 #> test: install missing Debian packages, check generated code and alert rules, go vet, all tests against PostgreSQL
 test: deps check-generate check-deploy pgenv
@@ -121,6 +121,7 @@ BENCH_REPORT_FORMS ?= 100000
 BENCH_OTHER_MONTHS ?= 2025-01,2025-02,2025-03,2025-04,2025-05,2025-06,2025-07,2025-08,2025-09,2025-10,2025-11,2025-12
 BENCH_CERTS = -cert-dir $(BENCH_DIR)/certs
 BENCH_KEYS = -pii-keys $(BENCH_DIR)/pii.keys
+BENCH_JOURNAL = -journal-key $(BENCH_DIR)/journal.key -journal-pubkeys $(BENCH_DIR)/journal.pub
 BENCH_LOAD = -concurrency $(BENCH_CONCURRENCY) -warmup $(BENCH_WARMUP) -duration $(BENCH_DURATION)
 BENCH_BASELINE = $(LOADGEN) baseline -work-dir $(BENCH_DIR) -stores $(BENCH_STORES) $(BENCH_LOAD)
 # The per-form counts (rows, index entries, FK checks, trigger calls, WAL): one caller for a
@@ -136,8 +137,9 @@ BENCH_RUN = $(LOADGEN) run -addr $(BENCH_ADDR) $(BENCH_CERTS) -stores $(BENCH_ST
 BENCH_START = $(LOADGEN) reset-db; \
 	$(TAXREFUND) migrate; $(TAXREFUND) seed; \
 	$(TAXREFUND) certs $(BENCH_CERTS) $(BENCH_KEYS) >/dev/null; \
+	$(TAXREFUND) keys $(BENCH_JOURNAL) >/dev/null; \
 	$(LOADGEN) setup $(BENCH_CERTS) -stores $(BENCH_STORES); \
-	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) -metrics-addr $(BENCH_METRICS_ADDR) -max-conns-per-addr 0 $(BENCH_SERVE_FLAGS) $(BENCH_CERTS) $(BENCH_KEYS) 2>$(BENCH_DIR)/server.log & pid=$$!; \
+	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) -metrics-addr $(BENCH_METRICS_ADDR) -max-conns-per-addr 0 $(BENCH_SERVE_FLAGS) $(BENCH_CERTS) $(BENCH_KEYS) $(BENCH_JOURNAL) -checkpoints $(BENCH_DIR)/checkpoints.log 2>$(BENCH_DIR)/server.log & pid=$$!; \
 	trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; trap "exit 130" INT TERM; \
 	echo "bench: server pid $$pid on $(BENCH_ADDR), log in $(BENCH_DIR)/server.log"
 

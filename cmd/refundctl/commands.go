@@ -13,6 +13,7 @@ import (
 
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
 	consolev1 "taxrefund/api/taxrefund/console/v1"
+	settlementv1 "taxrefund/api/taxrefund/settlement/v1"
 )
 
 // export streams the report into a file (written to a temporary name, renamed when
@@ -150,7 +151,22 @@ func printReport(ctx context.Context, c authorityv1.AuthorityServiceClient, o op
 	} else {
 		fmt.Fprintln(stdout, "\njournal chain head: none (nothing sealed yet)")
 	}
+	printCheckpoints(stdout, r.GetMonth(), r.GetCheckpoints())
 	return nil
+}
+
+// printCheckpoints prints a month's latest signed checkpoints (`taxrefund verify` checks
+// the chains against them).
+func printCheckpoints(w io.Writer, month string, cps []*settlementv1.Checkpoint) {
+	if len(cps) == 0 {
+		fmt.Fprintf(w, "checkpoints of %s: none signed\n", month)
+		return
+	}
+	fmt.Fprintf(w, "checkpoints of %s (signed outside the database):\n", month)
+	for _, c := range cps {
+		fmt.Fprintf(w, "  %-8s seal %d %s  %s %s  key %s\n  %8s signature %s\n", c.GetChain(), c.GetSeq(), c.GetHead(), c.GetReason(),
+			c.GetSignedAt().AsTime().UTC().Format(time.RFC3339), c.GetKeyId(), "", c.GetSignature())
+	}
 }
 
 func printReconciliation(ctx context.Context, c authorityv1.AuthorityServiceClient, o options, stdout io.Writer) error {

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/exaring/otelpgx"
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"taxrefund/internal/acquirer"
+	"taxrefund/internal/anchor"
 	"taxrefund/internal/console"
 	"taxrefund/internal/db"
 	"taxrefund/internal/demo"
@@ -165,6 +168,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if a.has(db.JobsService) {
 		jobs = a.stacks[db.JobsService].pool
 	}
+	// Checkpoints (internal/anchor): the chain heads signed outside the database.
+	anch, err := newAnchor(cfg, a, log)
+	if err != nil {
+		return err
+	}
 	tlsConf, err := pki.ServerTLSConfig(filepath.Join(cfg.certDir, pki.CACertFile),
 		filepath.Join(cfg.certDir, "server.pem"), filepath.Join(cfg.certDir, "server-key.pem"))
 	if err != nil {
@@ -212,7 +220,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	lis = server.LimitListener(lis, cfg.connsPerAddr)
 	met.GRPC.InitializeMetrics(srv)
-	log.Info("serving", "addr", lis.Addr().String(), "cert_dir", cfg.certDir)
+	log.Info("serving", "addr", lis.Addr().String(), "cert_dir", cfg.certDir, "journal_key", anch.KeyID(), "checkpoints", cfg.checkpoints)
 	if cfg.metricsAddr != "" {
 		// A metrics port taken by another process costs the scrape, not the service: the
 		// error is logged and Prometheus reports the target down.
@@ -324,6 +332,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		sealer := &seal.Sealer{Pool: jobs, Log: log}
 		go schedule.Every(db.WithParty(jobCtx, "system", "sealer"), cfg.sealInterval, log, "sealer", sealer.SealAll)
 	}
+	if jobs != nil {
+		go schedule.Every(db.WithParty(jobCtx, "system", "checkpoint"), cfg.checkpointInterval, log, "checkpoint", anch.Round)
+	}
 	if jobs != nil && cfg.dispatchInterval > 0 {
 		// The development acquirer: no card network is reachable from here.
 		d := &acquirer.Dispatcher{Pool: jobs, Acquirer: acquirer.DevAcquirer{Pool: jobs}, Log: log}
@@ -374,28 +385,108 @@ func rekey(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	return nil
 }
 
-// verifyChains recomputes the hash chains and exits non-zero on a broken link.
+// newAnchor makes the process's anchor. The jobs service signs the chain heads at start
+// and every -checkpoint-interval, the authority at every month close: a process running
+// either needs the journal key (the jobs' pool also seals what is queued first; the
+// authority's waits for the jobs to). Every service's declarations carry the month's
+// checkpoints, read from the checkpoint file.
+func newAnchor(cfg config, a *app, log *slog.Logger) (*anchor.Anchor, error) {
+	signs := a.has(db.JobsService) || a.has(db.AuthorityService)
+	pubKeys, err := anchor.LoadPublicKeys(cfg.journalPubKeys)
+	if err != nil && (signs || !errors.Is(err, fs.ErrNotExist)) {
+		return nil, fmt.Errorf("journal public keys (run `taxrefund keys`): %w", err)
+	}
+	anch := &anchor.Anchor{Keys: pubKeys, File: cfg.checkpoints, Log: log}
+	if signs {
+		signer, err := anchor.LoadSigner(cfg.journalKey)
+		if err != nil {
+			return nil, fmt.Errorf("journal key (run `taxrefund keys` to create it): %w", err)
+		}
+		if _, ok := pubKeys[signer.ID]; !ok {
+			return nil, fmt.Errorf("journal key %s of %s is not in %s: its checkpoints could not be verified (run `taxrefund keys`)", signer.ID, cfg.journalKey, cfg.journalPubKeys)
+		}
+		anch.Signer = signer
+		if st := a.stacks[db.JobsService]; st != nil {
+			anch.Pool, anch.Sealer = st.pool, &seal.Sealer{Pool: st.pool, Log: log}
+		} else {
+			anch.Pool = a.stacks[db.AuthorityService].pool
+		}
+	}
+	for _, st := range a.stacks {
+		st.settlement.SetAnchor(anch)
+	}
+	return anch, nil
+}
+
+// verifyChains recomputes the hash chains, checks them against the signed checkpoints
+// and exits non-zero on a broken link, a chain that no longer matches a checkpoint
+// (re-sealed, changed or truncated since) or a checkpoint line that is not validly signed.
 func verifyChains(ctx context.Context, cfg config, stdout io.Writer) error {
+	lines, err := anchor.ReadFile(cfg.checkpoints)
+	if err != nil {
+		return err
+	}
+	keys, err := anchor.LoadPublicKeys(cfg.journalPubKeys)
+	if err != nil && (len(lines) > 0 || !errors.Is(err, fs.ErrNotExist)) {
+		return fmt.Errorf("journal public keys (-journal-pubkeys): %w", err)
+	}
 	pool, err := db.Open(ctx, cfg.databaseURL, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	broken := false
-	for _, chain := range seal.Chains {
-		r, err := seal.Verify(ctx, pool, chain)
+	r, err := anchor.Check(ctx, pool, lines, keys)
+	if err != nil {
+		return err
+	}
+	for _, c := range r.Chains {
+		v := c.Verify
+		if b := v.Broken; b != nil {
+			fmt.Fprintf(stdout, "%s: BROKEN at seal %d (row %s): %s; %d seals verified before it\n", c.Chain, b.Seq, b.RowID, b.Reason, v.Verified)
+		} else {
+			fmt.Fprintf(stdout, "%s: %d seals verified, head %d %s\n", c.Chain, v.Verified, v.Seq, v.Head)
+		}
+		switch {
+		case c.Checkpoints == 0:
+			fmt.Fprintf(stdout, "%s: no signed checkpoint in %s: checked against itself only\n", c.Chain, cfg.checkpoints)
+		case c.Last != nil:
+			fmt.Fprintf(stdout, "%s: %d of %d signed checkpoints match; the last matching: seal %d, %s, key %s\n",
+				c.Chain, c.Matched, c.Checkpoints, c.Last.Seq, c.Last.Time.Format(time.RFC3339), c.Last.KeyID)
+		default:
+			fmt.Fprintf(stdout, "%s: none of %d signed checkpoints match\n", c.Chain, c.Checkpoints)
+		}
+	}
+	for _, f := range r.Findings {
+		fmt.Fprintf(stdout, "%s: %s\n", strings.ToUpper(f.Kind), f.Message)
+	}
+	if !r.OK() {
+		return errors.New("the hash chains do not verify against themselves or their signed checkpoints")
+	}
+	return nil
+}
+
+// journalKeys creates the journal key that signs the checkpoints if it is missing (like certs,
+// it keeps what exists), or with -rotate replaces it.
+func journalKeys(cfg config, log *slog.Logger, stdout io.Writer) error {
+	if cfg.rotate {
+		old, id, err := anchor.RotateKey(cfg.journalKey, cfg.journalPubKeys)
 		if err != nil {
 			return err
 		}
-		if b := r.Broken; b != nil {
-			broken = true
-			fmt.Fprintf(stdout, "%s: BROKEN at seal %d (row %s): %s; %d seals verified before it\n", chain, b.Seq, b.RowID, b.Reason, r.Verified)
-			continue
-		}
-		fmt.Fprintf(stdout, "%s: %d seals verified, head %d %s\n", chain, r.Verified, r.Seq, r.Head)
+		log.Info("journal key rotated", "old_key", old, "key", id, "file", cfg.journalKey, "public_keys", cfg.journalPubKeys)
+		fmt.Fprintf(stdout, "journal key %s replaces %s in %s; %s keeps both public keys; restart serve to sign with the new key\n",
+			id, old, cfg.journalKey, cfg.journalPubKeys)
+		return nil
 	}
-	if broken {
-		return errors.New("a hash chain is broken")
+	id, created, err := anchor.EnsureKey(cfg.journalKey, cfg.journalPubKeys)
+	if err != nil {
+		return err
 	}
+	state := "kept"
+	if created {
+		state = "created"
+	}
+	log.Info("journal key ready", "key", id, "state", state, "file", cfg.journalKey, "public_keys", cfg.journalPubKeys)
+	fmt.Fprintf(stdout, "journal key %s (%s) in %s, public keys in %s\n", id, state, cfg.journalKey, cfg.journalPubKeys)
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"taxrefund/internal/anchor"
 	"taxrefund/internal/console"
 	"taxrefund/internal/db"
 	"taxrefund/internal/metrics"
@@ -56,6 +57,13 @@ type config struct {
 	// certificates); empty: off. travellerCert and travellerKey are its certificate
 	// (default: the cert-dir's server.pem).
 	travellerAddr, travellerCert, travellerKey string
+	// journalKey is the checkpoints' signing key file, journalPubKeys the public keys of
+	// every key that signed, checkpoints the checkpoint file (internal/anchor).
+	journalKey, journalPubKeys, checkpoints string
+	// checkpointInterval is how often serve signs the chain heads (besides month closes).
+	checkpointInterval time.Duration
+	// rotate: keys replaces the signing key.
+	rotate bool
 	// consoleAddr is the HTTPS listener of the browser console; empty: off. consoleURL is
 	// where browsers reach it (default https://<consoleAddr>).
 	consoleAddr, consoleURL string
@@ -136,13 +144,28 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.DurationVar(&c.tuning.CommitWait, "db-commit-wait", c.tuning.CommitWait, "how long a COMMIT may wait for the synchronous standby, whatever the caller's deadline; never cancelled early (OPERATIONS.md, High availability)")
 		fs.DurationVar(&c.checkInterval, "check-interval", 10*time.Minute, "how often the server verifies the journal and audit hash chains and the ledger invariants, for the metrics (0: never)")
 	}
+	if has("serve", "keys") {
+		fs.StringVar(&c.journalKey, "journal-key", env("TAXREFUND_JOURNAL_KEY", anchor.DefaultKeyFile), "Ed25519 key that signs the hash chains' checkpoints, mode 0600, out of the database's reach (env TAXREFUND_JOURNAL_KEY)")
+	}
+	if has("serve", "keys", "verify") {
+		fs.StringVar(&c.journalPubKeys, "journal-pubkeys", env("TAXREFUND_JOURNAL_PUBKEYS", anchor.DefaultPublicKeyFile), "public keys of every journal key that signed checkpoints, kept across rotations (env TAXREFUND_JOURNAL_PUBKEYS)")
+	}
+	if has("serve", "verify") {
+		fs.StringVar(&c.checkpoints, "checkpoints", env("TAXREFUND_CHECKPOINTS", anchor.DefaultCheckpointFile), "append-only file of signed chain checkpoints, one JSON line each (env TAXREFUND_CHECKPOINTS)")
+	}
+	if has("serve") {
+		fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", 24*time.Hour, "how often the chain heads are signed into the checkpoint file, besides at start and at every month close (at most 24h)")
+	}
+	if has("keys") {
+		fs.BoolVar(&c.rotate, "rotate", false, "replace the signing key with a new one; its public key joins the old ones in -journal-pubkeys")
+	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q (taxrefund %s -h lists the flags)", fs.Arg(0), name)
 	}
-	if c.databaseURL == "" {
+	if c.databaseURL == "" && name != "keys" {
 		return config{}, errors.New("DATABASE_URL is not set (or pass -database-url)")
 	}
 	if has("serve") {
@@ -164,6 +187,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		if err := server.CheckDebugAddr(c.debugAddr); err != nil {
 			return config{}, err
 		}
+	}
+	if name == "serve" && (c.checkpointInterval <= 0 || c.checkpointInterval > 24*time.Hour) {
+		return config{}, fmt.Errorf("-checkpoint-interval %v: must be more than 0 and at most 24h (checkpoints are at least daily)", c.checkpointInterval)
 	}
 	if c.consoleAddr != "" && c.consoleURL == "" {
 		c.consoleURL = "https://" + c.consoleAddr

@@ -464,7 +464,12 @@ func (h *Handler) MonthlyReport(ctx context.Context, req *authorityv1.MonthlyRep
 	if err != nil {
 		return nil, err
 	}
-	resp := &authorityv1.MonthlyReportResponse{Month: settlement.FormatMonth(month), JournalHead: &authorityv1.ChainHead{Seq: seq, Hash: head}}
+	cps, err := h.settlement.Checkpoints(month)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints of %s: %w", settlement.FormatMonth(month), err)
+	}
+	resp := &authorityv1.MonthlyReportResponse{Month: settlement.FormatMonth(month), JournalHead: &authorityv1.ChainHead{Seq: seq, Hash: head},
+		Checkpoints: wire.Checkpoints(cps)}
 	for _, r := range rows {
 		resp.Rows = append(resp.Rows, wire.ReportRow(r))
 	}

@@ -321,6 +321,7 @@ type Seal struct {
 	PrevHash []byte
 	Hash     []byte
 	SealedAt time.Time
+	Format   int16
 }
 
 type SealQueue struct {
