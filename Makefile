@@ -27,14 +27,14 @@ GENERATED := api internal/db proto
 # poppler and zbar to read printed forms back, promtool (prometheus) for the alert
 # rules, Noto CJK for the PDFs. `make deps` installs the missing ones when run as root
 # (one `apt-get update`, then `apt-get install`), and otherwise says what to install.
-DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-tools prometheus fonts-noto-cjk
+DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-tools prometheus fonts-noto-cjk fonts-dejavu-core
 
 .PHONY: help bench-flood check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck ha ha-stop test-ha bench-ha
 
-#> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051
+#> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051 (console https://127.0.0.1:50443)
 run: pgenv
 	go build -o $(TAXREFUND) ./cmd/taxrefund
-	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && $(TAXREFUND) seed -demo-forms && exec $(TAXREFUND) serve'
+	$(PGENV) -db taxrefund -- sh -c '$(TAXREFUND) migrate && $(TAXREFUND) seed && $(TAXREFUND) certs && $(TAXREFUND) keys && $(TAXREFUND) seed -demo-forms && exec $(TAXREFUND) serve -console-addr 127.0.0.1:50443 -traveller-addr 127.0.0.1:50444'
 
 #> test: install missing Debian packages, check generated code and alert rules, go vet, all tests against PostgreSQL
 test: deps check-generate check-deploy pgenv
@@ -94,8 +94,9 @@ check-generate:
 	fi
 
 # Benchmarks (BENCH.md): `make bench` measures IssueForm and the desk mix against pgbench
-# baselines taken in the same run (the desk mix against a whole visit, and for comparison
-# against a settlement alone); `make bench-growth` measures IssueForm at growing
+# baselines taken in the same run (IssueForm against the floor, the minimal write of a
+# form's facts on a database of its own, and against the project's own rows; the desk mix
+# against a whole visit, and for comparison against a settlement alone); `make bench-growth` measures IssueForm at growing
 # numbers of existing forms. Each starts from a fresh database (dropped and created by
 # `loadgen reset-db`, which touches only taxrefund_bench* databases) and keeps its files in
 # $(BENCH_DIR). Override e.g. `make bench BENCH_DURATION=60s`; BENCH_ROUNDS=3 alternates
@@ -115,31 +116,46 @@ BENCH_STORES ?= 500
 BENCH_ROUNDS ?= 1
 BENCH_REPORT_CONCURRENCY ?= 4
 BENCH_GROWTH ?= 0 1000000 5000000
+BENCH_REPORT_MONTH ?= 2026-01
+BENCH_REPORT_FORMS ?= 100000
+BENCH_OTHER_MONTHS ?= 2025-01,2025-02,2025-03,2025-04,2025-05,2025-06,2025-07,2025-08,2025-09,2025-10,2025-11,2025-12
 BENCH_CERTS = -cert-dir $(BENCH_DIR)/certs
 BENCH_KEYS = -pii-keys $(BENCH_DIR)/pii.keys
+BENCH_JOURNAL = -journal-key $(BENCH_DIR)/journal.key -journal-pubkeys $(BENCH_DIR)/journal.pub
 BENCH_LOAD = -concurrency $(BENCH_CONCURRENCY) -warmup $(BENCH_WARMUP) -duration $(BENCH_DURATION)
 BENCH_BASELINE = $(LOADGEN) baseline -work-dir $(BENCH_DIR) -stores $(BENCH_STORES) $(BENCH_LOAD)
+# The per-form counts (rows, index entries, FK checks, trigger calls, WAL): one caller for a
+# few seconds, after the throughput rounds; each waits 11 s before and after for
+# PostgreSQL's statistics to settle (about 75 s in all).
+BENCH_COST = -cost -label cost -concurrency 1 -warmup 0s -duration 4s
 BENCH_RUN = $(LOADGEN) run -addr $(BENCH_ADDR) $(BENCH_CERTS) -stores $(BENCH_STORES) $(BENCH_LOAD) -server-pid $$pid
 # The common start (shell): a fresh database with the schema, demo data, certificates and
-# bench stores; then the server in the background, stopped when the shell exits, whether
+# bench stores; then the server in the background (without the cap on connections from
+# one address: the load generator is every bench store at once, a connection each, from
+# 127.0.0.1; with the default cap of 64 most of its calls failed UNAVAILABLE), stopped when the shell exits, whether
 # the benchmark finished, failed or was interrupted.
 BENCH_START = $(LOADGEN) reset-db; \
 	$(TAXREFUND) migrate; $(TAXREFUND) seed; \
 	$(TAXREFUND) certs $(BENCH_CERTS) $(BENCH_KEYS) >/dev/null; \
+	$(TAXREFUND) keys $(BENCH_JOURNAL) >/dev/null; \
 	$(LOADGEN) setup $(BENCH_CERTS) -stores $(BENCH_STORES); \
-	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) -metrics-addr $(BENCH_METRICS_ADDR) $(BENCH_SERVE_FLAGS) $(BENCH_CERTS) $(BENCH_KEYS) 2>$(BENCH_DIR)/server.log & pid=$$!; \
+	$(TAXREFUND) serve -addr $(BENCH_ADDR) -debug-addr $(BENCH_DEBUG_ADDR) -metrics-addr $(BENCH_METRICS_ADDR) -max-conns-per-addr 0 $(BENCH_SERVE_FLAGS) $(BENCH_CERTS) $(BENCH_KEYS) $(BENCH_JOURNAL) -checkpoints $(BENCH_DIR)/checkpoints.log 2>$(BENCH_DIR)/server.log & pid=$$!; \
 	trap "kill $$pid 2>/dev/null; wait $$pid 2>/dev/null" EXIT; trap "exit 130" INT TERM; \
 	echo "bench: server pid $$pid on $(BENCH_ADDR), log in $(BENCH_DIR)/server.log"
 
 #> bench: load benchmarks against pgbench baselines (BENCH.md)
 bench: bench-build
-	@rm -f $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json $(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json
+	@rm -f $(BENCH_DIR)/floor-*.json $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json $(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json $(BENCH_DIR)/cost-*.json
 	$(PGENV) -db $(BENCH_DB) -- sh -ec '$(BENCH_START); \
 		r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
+			$(BENCH_BASELINE) -scenario floor -json $(BENCH_DIR)/floor-$$r-baseline.json; \
 			$(BENCH_BASELINE) -scenario issue -json $(BENCH_DIR)/issue-$$r-baseline.json; \
 			$(BENCH_RUN) -scenario issue -json $(BENCH_DIR)/issue-$$r-service.json; \
 			r=$$((r + 1)); \
 		done; \
+		$(BENCH_BASELINE) -scenario floor $(BENCH_COST) -json $(BENCH_DIR)/cost-floor.json; \
+		$(BENCH_BASELINE) -scenario issue $(BENCH_COST) -json $(BENCH_DIR)/cost-issue-baseline.json; \
+		$(BENCH_RUN) -scenario issue $(BENCH_COST) -json $(BENCH_DIR)/cost-issue-service.json; \
 		r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
 			$(BENCH_BASELINE) -scenario desk -hint $(BENCH_DIR)/issue-1-baseline.json -json $(BENCH_DIR)/desk-$$r-baseline.json; \
 			$(BENCH_BASELINE) -scenario settle -hint $(BENCH_DIR)/issue-1-baseline.json -json $(BENCH_DIR)/settle-$$r-baseline.json; \
@@ -149,7 +165,7 @@ bench: bench-build
 		$(BENCH_RUN) -scenario immediate -json $(BENCH_DIR)/immediate-service.json; \
 		$(BENCH_RUN) -scenario report -concurrency $(BENCH_REPORT_CONCURRENCY) -json $(BENCH_DIR)/report-service.json; \
 		$(LOADGEN) check; \
-		echo; $(LOADGEN) report $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json \
+		echo; $(LOADGEN) report $(BENCH_DIR)/floor-*.json $(BENCH_DIR)/issue-*.json $(BENCH_DIR)/cost-*.json $(BENCH_DIR)/desk-*.json $(BENCH_DIR)/settle-*.json \
 			$(BENCH_DIR)/immediate-*.json $(BENCH_DIR)/report-*.json'
 
 #> bench-flood: 63 stores' IssueForm p99 alone and while one more store floods (BENCH.md).
@@ -162,13 +178,19 @@ bench-flood: bench-build
 			r=$$((r + 1)); \
 		done'
 
-#> bench-growth: IssueForm at growing numbers of existing forms (BENCH.md)
+#> bench-growth: IssueForm, and one month's report, at growing numbers of forms of other months (BENCH.md)
+# The report month holds BENCH_REPORT_FORMS forms; each step adds forms of
+# BENCH_OTHER_MONTHS until the others number n of BENCH_GROWTH. The server runs without
+# the expiry job: the filled forms of past months are overdue.
+bench-growth: BENCH_SERVE_FLAGS = -expiry-interval 0
 bench-growth: bench-build
 	@rm -f $(BENCH_DIR)/growth-*.json
 	$(PGENV) -db $(BENCH_DB)_growth -- sh -ec '$(BENCH_START); \
+		$(LOADGEN) fill -month $(BENCH_REPORT_MONTH) -total $(BENCH_REPORT_FORMS) -stores $(BENCH_STORES) $(BENCH_KEYS); \
 		for n in $(BENCH_GROWTH); do \
-			$(LOADGEN) fill -total $$n -stores $(BENCH_STORES) $(BENCH_KEYS); \
+			$(LOADGEN) fill -month $(BENCH_OTHER_MONTHS) -total $$(($(BENCH_REPORT_FORMS) + n)) -stores $(BENCH_STORES) $(BENCH_KEYS); \
 			r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
+				$(BENCH_RUN) -scenario report -month $(BENCH_REPORT_MONTH) -label $$n -concurrency 1 -json $(BENCH_DIR)/growth-$$n-$$r-report.json; \
 				$(BENCH_BASELINE) -scenario issue -label $$n -json $(BENCH_DIR)/growth-$$n-$$r-baseline.json; \
 				$(BENCH_RUN) -scenario issue -label $$n -json $(BENCH_DIR)/growth-$$n-$$r-service.json; \
 				r=$$((r + 1)); \

@@ -99,7 +99,7 @@ HA cluster running under %[1]s: leader %[2]s, synchronous standby %[3]s.
   Patroni:                patronictl -c %[6]s list
   switch over:            patronictl -c %[6]s switchover --leader %[2]s --candidate %[3]s --force
   call either server:     grpcurl -cacert %[7]s/ca.pem -cert %[7]s/authority.pem -key %[7]s/authority-key.pem %[8]s grpc.health.v1.Health/Check
-  refundctl (both):       refundctl -addr %[5]s -cert-dir %[7]s ...
+  refundctl (both):       TAXREFUND_CERT_DIR=%[7]s refundctl report -addr %[5]s
   stop:                   make ha-stop
 `, *dir, roles.Leader, roles.Sync, c.DatabaseURL(hacluster.Database), c.ServerAddrs(), c.Nodes[0].ConfigFile(), c.CertDir(), c.ServerAddr(0))
 	return nil

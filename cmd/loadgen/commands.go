@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -77,7 +78,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 
 	case "baseline":
 		var c loadgen.BaselineConfig
-		fs.StringVar(&c.Scenario, "scenario", "issue", "issue, desk (a whole desk visit: find, verify, settle) or settle (a settlement alone)")
+		fs.StringVar(&c.Scenario, "scenario", "issue", "issue, floor (the minimal write of a form's facts, on a database of its own: <database>_floor), desk (a whole desk visit: find, verify, settle) or settle (a settlement alone)")
+		fs.BoolVar(&c.Cost, "cost", false, "issue and floor: also count what PostgreSQL writes per form (rows, index entries, FK checks, trigger calls, WAL); waits 11s before and after for its statistics")
 		fs.StringVar(&c.Label, "label", "", "label of this measurement in the report (e.g. the growth step)")
 		fs.IntVar(&c.Concurrency, "concurrency", 64, "pgbench clients")
 		fs.IntVar(&c.Threads, "threads", 2, "pgbench threads")
@@ -129,11 +131,20 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		fs.IntVar(&c.Travellers, "travellers", 20000, "desk: travellers whose forms are issued before the run (a visit each)")
 		hint := fs.String("hint", "", "desk: an issue run's result (-json); -travellers becomes enough for half its forms/s")
 		seed := fs.Uint64("seed", 0, "random seed (0: random)")
+		fs.BoolVar(&c.Cost, "cost", false, "issue: also count what PostgreSQL writes per form (rows, index entries, FK checks, trigger calls, WAL); waits 11s before and after for its statistics")
+		month := fs.String("month", "", "report: the month asked for, YYYY-MM (default: the current month, Asia/Shanghai)")
 		jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 		if err := fs.Parse(rest); err != nil {
 			return err
 		}
 		c.Load.Mode, c.Load.Seed, c.CertDir, c.Log = loadgen.Mode(mode), *seed, *dir, stderr
+		if *month != "" {
+			m, err := time.Parse("2006-01", *month)
+			if err != nil {
+				return fmt.Errorf("-month %q: want YYYY-MM", *month)
+			}
+			c.Month = m
+		}
 		if *hint != "" {
 			h, err := loadgen.ReadResult(*hint)
 			if err != nil {
@@ -159,8 +170,18 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		fs.IntVar(&c.Workers, "workers", 2, "batches written at a time")
 		fs.IntVar(&c.Stores, "stores", 500, "bench stores the forms belong to")
 		keys := fs.String("pii-keys", ".data/bench/pii.keys", "the server's PII key file (blind indexes and sealed numbers)")
+		months := fs.String("month", "", "purchase months of the forms added, YYYY-MM[,YYYY-MM...], shared out in order (default: the last 89 days)")
 		if err := fs.Parse(rest); err != nil {
 			return err
+		}
+		if *months != "" {
+			for _, m := range strings.Split(*months, ",") {
+				t, err := time.Parse("2006-01", strings.TrimSpace(m))
+				if err != nil {
+					return fmt.Errorf("-month %q: want YYYY-MM[,YYYY-MM...]", *months)
+				}
+				c.Months = append(c.Months, t)
+			}
 		}
 		kr, err := pii.LoadKeyring(*keys)
 		if err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
+	consolev1 "taxrefund/api/taxrefund/console/v1"
+	settlementv1 "taxrefund/api/taxrefund/settlement/v1"
 )
 
 // export streams the report into a file (written to a temporary name, renamed when
@@ -149,7 +151,22 @@ func printReport(ctx context.Context, c authorityv1.AuthorityServiceClient, o op
 	} else {
 		fmt.Fprintln(stdout, "\njournal chain head: none (nothing sealed yet)")
 	}
+	printCheckpoints(stdout, r.GetMonth(), r.GetCheckpoints())
 	return nil
+}
+
+// printCheckpoints prints a month's latest signed checkpoints (`taxrefund verify` checks
+// the chains against them).
+func printCheckpoints(w io.Writer, month string, cps []*settlementv1.Checkpoint) {
+	if len(cps) == 0 {
+		fmt.Fprintf(w, "checkpoints of %s: none signed\n", month)
+		return
+	}
+	fmt.Fprintf(w, "checkpoints of %s (signed outside the database):\n", month)
+	for _, c := range cps {
+		fmt.Fprintf(w, "  %-8s seal %d %s  %s %s  key %s\n  %8s signature %s\n", c.GetChain(), c.GetSeq(), c.GetHead(), c.GetReason(),
+			c.GetSignedAt().AsTime().UTC().Format(time.RFC3339), c.GetKeyId(), "", c.GetSignature())
+	}
 }
 
 func printReconciliation(ctx context.Context, c authorityv1.AuthorityServiceClient, o options, stdout io.Writer) error {
@@ -182,5 +199,16 @@ func printReconciliation(ctx context.Context, c authorityv1.AuthorityServiceClie
 	} else {
 		fmt.Fprintln(stdout, "\nInvariants: all hold.")
 	}
+	return nil
+}
+
+// signInLink prints a one-time console sign-in link for the certificate's party.
+func signInLink(ctx context.Context, c consolev1.ConsoleServiceClient, stdout io.Writer) error {
+	resp, err := c.CreateSignInLink(ctx, &consolev1.CreateSignInLinkRequest{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, resp.GetUrl())
+	fmt.Fprintf(stdout, "open it before %s (once only)\n", resp.GetExpiresAt().AsTime().In(shanghai).Format("15:04:05 MST"))
 	return nil
 }

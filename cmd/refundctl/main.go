@@ -4,6 +4,7 @@
 //	refundctl export [-month 2026-10] [-format xlsx] [-o file or directory]
 //	refundctl report [-month 2026-10]
 //	refundctl reconcile [-month 2026-10]
+//	refundctl console [-cert customs-CKG.pem -key customs-CKG-key.pem]
 //
 // The month defaults to the previous calendar month in Asia/Shanghai. Exports go to the
 // current directory unless -o says otherwise; the progress bar is drawn only when stderr
@@ -32,6 +33,7 @@ import (
 	"google.golang.org/grpc"
 
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
+	consolev1 "taxrefund/api/taxrefund/console/v1"
 	"taxrefund/internal/dial"
 	"taxrefund/internal/pki"
 	"taxrefund/internal/tracing"
@@ -53,6 +55,8 @@ commands:
   export      write the monthly report as CSV or XLSX (progress on a terminal)
   report      print the monthly report and the journal's hash chain head
   reconcile   print the three-way reconciliation of a month
+  console     print a one-time link (valid one minute) that signs the certificate's
+              party into the browser console (customs, cashiers, officials)
 
 The month defaults to the previous calendar month in Asia/Shanghai.
 
@@ -87,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cmd := args[1]
 	switch cmd {
-	case "export", "report", "reconcile":
+	case "export", "report", "reconcile", "console":
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -130,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags come before arguments: refundctl %s -h)", fs.Arg(0), cmd)
 	}
-	if _, err := time.Parse("2006-01", o.month); err != nil {
+	if _, err := time.Parse("2006-01", o.month); err != nil && cmd != "console" {
 		return fmt.Errorf("-month %q: want YYYY-MM", o.month)
 	}
 	o.progress = isTerminal(stderr)
@@ -160,6 +164,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer conn.Close()
+	if cmd == "console" {
+		return signInLink(ctx, consolev1.NewConsoleServiceClient(conn), stdout)
+	}
 	client := authorityv1.NewAuthorityServiceClient(conn)
 	switch cmd {
 	case "export":

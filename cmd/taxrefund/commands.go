@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/exaring/otelpgx"
@@ -17,15 +20,21 @@ import (
 	"google.golang.org/grpc"
 
 	"taxrefund/internal/acquirer"
+	"taxrefund/internal/anchor"
+	"taxrefund/internal/console"
 	"taxrefund/internal/db"
 	"taxrefund/internal/demo"
 	"taxrefund/internal/metrics"
+	"taxrefund/internal/pdf"
 	"taxrefund/internal/pii"
 	"taxrefund/internal/pki"
+	"taxrefund/internal/printing"
 	"taxrefund/internal/schedule"
 	"taxrefund/internal/seal"
 	"taxrefund/internal/server"
+	"taxrefund/internal/store"
 	"taxrefund/internal/tracing"
+	"taxrefund/internal/traveller"
 )
 
 func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
@@ -99,6 +108,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if a.has(db.JobsService) {
 		jobs = a.stacks[db.JobsService].pool
 	}
+	// Checkpoints (internal/anchor): the chain heads signed outside the database.
+	anch, err := newAnchor(cfg, a, log)
+	if err != nil {
+		return err
+	}
 	tlsConf, err := pki.ServerTLSConfig(filepath.Join(cfg.certDir, pki.CACertFile),
 		filepath.Join(cfg.certDir, "server.pem"), filepath.Join(cfg.certDir, "server-key.pem"))
 	if err != nil {
@@ -109,11 +123,34 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	limits.Deadline = cfg.callTimeout
 	limits.MaxInFlight, limits.PartyInFlight = cfg.maxInFlight, cfg.partyInFlight
 	met := metrics.NewFor(a.pools.List(), jobs, 0)
-	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits,
+	services := a.grpcServices()
+	if st := a.stacks[db.StoreService]; st != nil && cfg.chromium != "" {
+		// The browser starts at the first print, not here: a server that never prints
+		// never runs one.
+		renderer := pdf.New(pdf.Options{Chromium: cfg.chromium})
+		defer renderer.Close()
+		services.Store = store.New(st.forms).WithPrinter(printing.New(st.pool, st.forms, renderer, log))
+	}
+	// The console calls the same handlers as the gRPC API, through local: the same
+	// authorization, registry check, rate budget and admission (server.Local).
+	local := &server.Local{}
+	var con *console.Console
+	if cfg.consoleAddr != "" {
+		if services.Desk == nil || services.Authority == nil {
+			return errors.New("-console-addr: the console needs the desk and authority services in this process (-services)")
+		}
+		con, err = console.New(console.Deps{Local: local, Desk: services.Desk, Authority: services.Authority, Desks: a.stacks[db.DeskService].payouts,
+			BaseURL: cfg.consoleURL, IdleTimeout: cfg.consoleIdle, Log: log})
+		if err != nil {
+			return err
+		}
+		services.Console = con
+	}
+	srv, hs, err := server.New(server.Options{TLS: tlsConf, Log: log, Active: reg.Active, Limits: &limits, Local: local,
 		Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}, Stream: []grpc.StreamServerInterceptor{met.GRPC.StreamServerInterceptor()},
 		ServerOptions: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(tracing.Propagator)))},
-	}, a.grpcServices())
+	}, services)
 	if err != nil {
 		return err
 	}
@@ -123,7 +160,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	lis = server.LimitListener(lis, cfg.connsPerAddr)
 	met.GRPC.InitializeMetrics(srv)
-	log.Info("serving", "addr", lis.Addr().String(), "cert_dir", cfg.certDir)
+	log.Info("serving", "addr", lis.Addr().String(), "cert_dir", cfg.certDir, "journal_key", anch.KeyID(), "checkpoints", cfg.checkpoints)
 	if cfg.metricsAddr != "" {
 		// A metrics port taken by another process costs the scrape, not the service: the
 		// error is logged and Prometheus reports the target down.
@@ -147,8 +184,51 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		defer dbg.Close()
 	}
 
+	if con != nil {
+		// The console's HTTPS: the server certificate, and no client certificate asked for
+		// (a browser signs in with a link minted by a certificate-authenticated call).
+		ctls := tlsConf.Clone()
+		ctls.ClientAuth, ctls.VerifyConnection, ctls.NextProtos = tls.NoClientCert, nil, []string{"h2", "http/1.1"}
+		cl, err := net.Listen("tcp", cfg.consoleAddr)
+		if err != nil {
+			return fmt.Errorf("console listener: %w", err)
+		}
+		cs := &http.Server{Handler: con.Handler(), TLSConfig: ctls, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		log.Info("console listener", "addr", cl.Addr().String(), "url", cfg.consoleURL)
+		go func() { _ = cs.ServeTLS(cl, "", "") }()
+		defer cs.Close()
+	}
+
 	jobCtx, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
+	travellerDone := make(chan error, 1)
+	if cfg.travellerAddr != "" {
+		// The look-up reads as the system (party system/traveller), as the jobs do.
+		if jobs == nil {
+			return errors.New("-traveller-addr needs the jobs service in this process (-services ...,jobs)")
+		}
+		certFile, keyFile := cfg.travellerCert, cfg.travellerKey
+		if certFile == "" {
+			certFile, keyFile = filepath.Join(cfg.certDir, "server.pem"), filepath.Join(cfg.certDir, "server-key.pem")
+		}
+		tconf, err := traveller.TLSConfig(certFile, keyFile)
+		if err != nil {
+			return err
+		}
+		tl, err := net.Listen("tcp", cfg.travellerAddr)
+		if err != nil {
+			return fmt.Errorf("traveller listener: %w", err)
+		}
+		tl = server.LimitListener(tl, cfg.connsPerAddr)
+		tsvc := traveller.New(jobs, traveller.DefaultLimits(), met.Registry, log)
+		ths, _ := traveller.NewServer(tsvc, traveller.ServerOptions{TLS: tconf, Log: log,
+			Unary: []grpc.UnaryServerInterceptor{met.GRPC.UnaryServerInterceptor()}})
+		log.Info("traveller listener", "addr", tl.Addr().String(), "page", "https://"+tl.Addr().String()+"/")
+		go func() { travellerDone <- traveller.Serve(jobCtx, ths, tl) }()
+	} else {
+		travellerDone <- nil
+	}
 	// Health follows the database.
 	watch := &server.DatabaseWatch{URL: cfg.databaseURL, Health: hs, Server: srv, Log: log, OnChange: func(up bool) {
 		if up {
@@ -192,6 +272,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		sealer := &seal.Sealer{Pool: jobs, Log: log}
 		go schedule.Every(db.WithParty(jobCtx, "system", "sealer"), cfg.sealInterval, log, "sealer", sealer.SealAll)
 	}
+	if jobs != nil {
+		go schedule.Every(db.WithParty(jobCtx, "system", "checkpoint"), cfg.checkpointInterval, log, "checkpoint", anch.Round)
+	}
 	if jobs != nil && cfg.dispatchInterval > 0 {
 		// The development acquirer: no card network is reachable from here.
 		d := &acquirer.Dispatcher{Pool: jobs, Acquirer: acquirer.DevAcquirer{Pool: jobs}, Log: log}
@@ -207,6 +290,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("shutting down")
 	stopJobs()
 	<-watchDone
+	if err := <-travellerDone; err != nil {
+		log.Error("traveller listener", "error", err)
+	}
 	hs.Shutdown() // every service NOT_SERVING, for good
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
@@ -239,28 +325,108 @@ func rekey(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	return nil
 }
 
-// verifyChains recomputes the hash chains and exits non-zero on a broken link.
+// newAnchor makes the process's anchor. The jobs service signs the chain heads at start
+// and every -checkpoint-interval, the authority at every month close: a process running
+// either needs the journal key (the jobs' pool also seals what is queued first; the
+// authority's waits for the jobs to). Every service's declarations carry the month's
+// checkpoints, read from the checkpoint file.
+func newAnchor(cfg config, a *app, log *slog.Logger) (*anchor.Anchor, error) {
+	signs := a.has(db.JobsService) || a.has(db.AuthorityService)
+	pubKeys, err := anchor.LoadPublicKeys(cfg.journalPubKeys)
+	if err != nil && (signs || !errors.Is(err, fs.ErrNotExist)) {
+		return nil, fmt.Errorf("journal public keys (run `taxrefund keys`): %w", err)
+	}
+	anch := &anchor.Anchor{Keys: pubKeys, File: cfg.checkpoints, Log: log}
+	if signs {
+		signer, err := anchor.LoadSigner(cfg.journalKey)
+		if err != nil {
+			return nil, fmt.Errorf("journal key (run `taxrefund keys` to create it): %w", err)
+		}
+		if _, ok := pubKeys[signer.ID]; !ok {
+			return nil, fmt.Errorf("journal key %s of %s is not in %s: its checkpoints could not be verified (run `taxrefund keys`)", signer.ID, cfg.journalKey, cfg.journalPubKeys)
+		}
+		anch.Signer = signer
+		if st := a.stacks[db.JobsService]; st != nil {
+			anch.Pool, anch.Sealer = st.pool, &seal.Sealer{Pool: st.pool, Log: log}
+		} else {
+			anch.Pool = a.stacks[db.AuthorityService].pool
+		}
+	}
+	for _, st := range a.stacks {
+		st.settlement.SetAnchor(anch)
+	}
+	return anch, nil
+}
+
+// verifyChains recomputes the hash chains, checks them against the signed checkpoints
+// and exits non-zero on a broken link, a chain that no longer matches a checkpoint
+// (re-sealed, changed or truncated since) or a checkpoint line that is not validly signed.
 func verifyChains(ctx context.Context, cfg config, stdout io.Writer) error {
+	lines, err := anchor.ReadFile(cfg.checkpoints)
+	if err != nil {
+		return err
+	}
+	keys, err := anchor.LoadPublicKeys(cfg.journalPubKeys)
+	if err != nil && (len(lines) > 0 || !errors.Is(err, fs.ErrNotExist)) {
+		return fmt.Errorf("journal public keys (-journal-pubkeys): %w", err)
+	}
 	pool, err := db.Open(ctx, cfg.databaseURL, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	broken := false
-	for _, chain := range seal.Chains {
-		r, err := seal.Verify(ctx, pool, chain)
+	r, err := anchor.Check(ctx, pool, lines, keys)
+	if err != nil {
+		return err
+	}
+	for _, c := range r.Chains {
+		v := c.Verify
+		if b := v.Broken; b != nil {
+			fmt.Fprintf(stdout, "%s: BROKEN at seal %d (row %s): %s; %d seals verified before it\n", c.Chain, b.Seq, b.RowID, b.Reason, v.Verified)
+		} else {
+			fmt.Fprintf(stdout, "%s: %d seals verified, head %d %s\n", c.Chain, v.Verified, v.Seq, v.Head)
+		}
+		switch {
+		case c.Checkpoints == 0:
+			fmt.Fprintf(stdout, "%s: no signed checkpoint in %s: checked against itself only\n", c.Chain, cfg.checkpoints)
+		case c.Last != nil:
+			fmt.Fprintf(stdout, "%s: %d of %d signed checkpoints match; the last matching: seal %d, %s, key %s\n",
+				c.Chain, c.Matched, c.Checkpoints, c.Last.Seq, c.Last.Time.Format(time.RFC3339), c.Last.KeyID)
+		default:
+			fmt.Fprintf(stdout, "%s: none of %d signed checkpoints match\n", c.Chain, c.Checkpoints)
+		}
+	}
+	for _, f := range r.Findings {
+		fmt.Fprintf(stdout, "%s: %s\n", strings.ToUpper(f.Kind), f.Message)
+	}
+	if !r.OK() {
+		return errors.New("the hash chains do not verify against themselves or their signed checkpoints")
+	}
+	return nil
+}
+
+// journalKeys creates the journal key that signs the checkpoints if it is missing (like certs,
+// it keeps what exists), or with -rotate replaces it.
+func journalKeys(cfg config, log *slog.Logger, stdout io.Writer) error {
+	if cfg.rotate {
+		old, id, err := anchor.RotateKey(cfg.journalKey, cfg.journalPubKeys)
 		if err != nil {
 			return err
 		}
-		if b := r.Broken; b != nil {
-			broken = true
-			fmt.Fprintf(stdout, "%s: BROKEN at seal %d (row %s): %s; %d seals verified before it\n", chain, b.Seq, b.RowID, b.Reason, r.Verified)
-			continue
-		}
-		fmt.Fprintf(stdout, "%s: %d seals verified, head %d %s\n", chain, r.Verified, r.Seq, r.Head)
+		log.Info("journal key rotated", "old_key", old, "key", id, "file", cfg.journalKey, "public_keys", cfg.journalPubKeys)
+		fmt.Fprintf(stdout, "journal key %s replaces %s in %s; %s keeps both public keys; restart serve to sign with the new key\n",
+			id, old, cfg.journalKey, cfg.journalPubKeys)
+		return nil
 	}
-	if broken {
-		return errors.New("a hash chain is broken")
+	id, created, err := anchor.EnsureKey(cfg.journalKey, cfg.journalPubKeys)
+	if err != nil {
+		return err
 	}
+	state := "kept"
+	if created {
+		state = "created"
+	}
+	log.Info("journal key ready", "key", id, "state", state, "file", cfg.journalKey, "public_keys", cfg.journalPubKeys)
+	fmt.Fprintf(stdout, "journal key %s (%s) in %s, public keys in %s\n", id, state, cfg.journalKey, cfg.journalPubKeys)
 	return nil
 }

@@ -9,8 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"taxrefund/internal/anchor"
+	"taxrefund/internal/console"
 	"taxrefund/internal/db"
 	"taxrefund/internal/metrics"
+	"taxrefund/internal/pdf"
 	"taxrefund/internal/server"
 )
 
@@ -57,6 +60,24 @@ type config struct {
 	// the development set. identity, certName, serial, reason and by are its flags.
 	certsSub                               string
 	identity, certName, serial, reason, by string
+	// chromium is the browser that renders printed forms; empty: printing off.
+	chromium string
+	// travellerAddr is the traveller's status listener (gRPC and page, TLS without client
+	// certificates); empty: off. travellerCert and travellerKey are its certificate
+	// (default: the cert-dir's server.pem).
+	travellerAddr, travellerCert, travellerKey string
+	// journalKey is the checkpoints' signing key file, journalPubKeys the public keys of
+	// every key that signed, checkpoints the checkpoint file (internal/anchor).
+	journalKey, journalPubKeys, checkpoints string
+	// checkpointInterval is how often serve signs the chain heads (besides month closes).
+	checkpointInterval time.Duration
+	// rotate: keys replaces the signing key.
+	rotate bool
+	// consoleAddr is the HTTPS listener of the browser console; empty: off. consoleURL is
+	// where browsers reach it (default https://<consoleAddr>).
+	consoleAddr, consoleURL string
+	// consoleIdle signs a console session out after this long unused.
+	consoleIdle time.Duration
 	// tuning is how the pool behaves across a failover (health checks, connection
 	// lifetime, the commit wait).
 	tuning db.Tuning
@@ -143,10 +164,32 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.IntVar(&c.maxInFlight, "max-in-flight", def.MaxInFlight, "cost units in flight of all callers before RESOURCE_EXHAUSTED (a GetForm costs 1, a report 32; 0: no limit)")
 		fs.IntVar(&c.partyInFlight, "party-in-flight", def.PartyInFlight, "cost units in flight of one caller before RESOURCE_EXHAUSTED (about half of -max-conns keeps one caller from taking the pool; 0: no limit)")
 		fs.IntVar(&c.connsPerAddr, "max-conns-per-addr", server.DefaultConnsPerAddr, "most gRPC connections open at once from one client IP (0: no cap)")
+		fs.StringVar(&c.chromium, "chromium", env("TAXREFUND_CHROMIUM", pdf.DefaultChromium), "Chromium executable that renders printed forms (GetFormDocument), started at the first print; empty: printing off (env TAXREFUND_CHROMIUM)")
+		fs.StringVar(&c.travellerAddr, "traveller-addr", env("TAXREFUND_TRAVELLER_ADDR", ""), "address of the travellers' refund status listener: TravellerService over gRPC and the status page over HTTPS, no client certificate; empty: off (env TAXREFUND_TRAVELLER_ADDR)")
+		fs.StringVar(&c.travellerCert, "traveller-cert", env("TAXREFUND_TRAVELLER_CERT", ""), "certificate (PEM) of the traveller listener, one travellers' phones trust; empty: the cert-dir's server.pem (env TAXREFUND_TRAVELLER_CERT)")
+		fs.StringVar(&c.travellerKey, "traveller-key", env("TAXREFUND_TRAVELLER_KEY", ""), "its key; empty: the cert-dir's server-key.pem (env TAXREFUND_TRAVELLER_KEY)")
+		fs.StringVar(&c.consoleAddr, "console-addr", env("TAXREFUND_CONSOLE_ADDR", ""), "HTTPS address of the browser console for customs, cashiers and officials (server certificate; sign in with `refundctl console`); empty: off (env TAXREFUND_CONSOLE_ADDR)")
+		fs.StringVar(&c.consoleURL, "console-url", env("TAXREFUND_CONSOLE_URL", ""), "the console's address as browsers reach it, for sign-in links (default https://<console-addr>) (env TAXREFUND_CONSOLE_URL)")
+		fs.DurationVar(&c.consoleIdle, "console-idle", console.DefaultIdleTimeout, "a console session unused this long is signed out")
 		fs.DurationVar(&c.tuning.HealthCheckPeriod, "db-health-check-period", c.tuning.HealthCheckPeriod, "how often idle pool connections are checked, so those to a failed or demoted primary go before a call takes them")
 		fs.DurationVar(&c.tuning.MaxConnLifetime, "db-max-conn-lifetime", c.tuning.MaxConnLifetime, "a pool connection is closed after this long (none stays on a server that stopped being the primary)")
 		fs.DurationVar(&c.tuning.CommitWait, "db-commit-wait", c.tuning.CommitWait, "how long a COMMIT may wait for the synchronous standby, whatever the caller's deadline; never cancelled early (OPERATIONS.md, High availability)")
 		fs.DurationVar(&c.checkInterval, "check-interval", 10*time.Minute, "how often the server verifies the journal and audit hash chains and the ledger invariants, for the metrics (0: never)")
+	}
+	if has("serve", "keys") {
+		fs.StringVar(&c.journalKey, "journal-key", env("TAXREFUND_JOURNAL_KEY", anchor.DefaultKeyFile), "Ed25519 key that signs the hash chains' checkpoints, mode 0600, out of the database's reach (env TAXREFUND_JOURNAL_KEY)")
+	}
+	if has("serve", "keys", "verify") {
+		fs.StringVar(&c.journalPubKeys, "journal-pubkeys", env("TAXREFUND_JOURNAL_PUBKEYS", anchor.DefaultPublicKeyFile), "public keys of every journal key that signed checkpoints, kept across rotations (env TAXREFUND_JOURNAL_PUBKEYS)")
+	}
+	if has("serve", "verify") {
+		fs.StringVar(&c.checkpoints, "checkpoints", env("TAXREFUND_CHECKPOINTS", anchor.DefaultCheckpointFile), "append-only file of signed chain checkpoints, one JSON line each (env TAXREFUND_CHECKPOINTS)")
+	}
+	if has("serve") {
+		fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", 24*time.Hour, "how often the chain heads are signed into the checkpoint file, besides at start and at every month close (at most 24h)")
+	}
+	if has("keys") {
+		fs.BoolVar(&c.rotate, "rotate", false, "replace the signing key with a new one; its public key joins the old ones in -journal-pubkeys")
 	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -157,7 +200,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if err := c.checkCertsFlags(); err != nil {
 		return config{}, err
 	}
-	if c.databaseURL == "" {
+	if c.databaseURL == "" && name != "keys" {
 		return config{}, errors.New("DATABASE_URL is not set (or pass -database-url)")
 	}
 	if has("serve") {
@@ -180,7 +223,13 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 			return config{}, err
 		}
 	}
-	if c.paramsTTL < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 ||
+	if name == "serve" && (c.checkpointInterval <= 0 || c.checkpointInterval > 24*time.Hour) {
+		return config{}, fmt.Errorf("-checkpoint-interval %v: must be more than 0 and at most 24h (checkpoints are at least daily)", c.checkpointInterval)
+	}
+	if c.consoleAddr != "" && c.consoleURL == "" {
+		c.consoleURL = "https://" + c.consoleAddr
+	}
+	if c.paramsTTL < 0 || c.consoleIdle < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 ||
 		c.tuning.HealthCheckPeriod < 0 || c.tuning.MaxConnLifetime < 0 || c.tuning.CommitWait < 0 {
 		return config{}, errors.New("durations must not be negative")
 	}

@@ -75,10 +75,11 @@ func TestSettlementSurvivesKill(t *testing.T) {
 	t.Cleanup(pool.Close)
 	dbtest.Registry(t, pool)
 
-	env := append(os.Environ(), "DATABASE_URL="+url)
+	env := append(append(os.Environ(), "DATABASE_URL="+url), journalEnv(dir)...)
 	certDir, piiKeys := filepath.Join(dir, "certs"), filepath.Join(dir, "pii.keys")
 	runBinary(t, env, bin, "migrate") // the database is migrated already: a no-op that must succeed
 	runBinary(t, env, bin, "certs", "-cert-dir", certDir, "-pii-keys", piiKeys)
+	runBinary(t, env, bin, "keys")
 	for _, name := range []string{"server", "store-S-JFB-1", "customs-CKG", "desk-CKG-01", "desk-CKG-02", "authority"} {
 		if _, err := os.Stat(filepath.Join(certDir, name+".pem")); err != nil {
 			t.Fatalf("taxrefund certs did not write %s.pem: %v", name, err)
@@ -383,6 +384,14 @@ func goTool(t *testing.T) string {
 }
 
 // runBinary runs a taxrefund command to completion and fails the test if it fails.
+// journalEnv points the journal key, its public keys and the checkpoint file into dir,
+// as the environment of every command that reads them.
+func journalEnv(dir string) []string {
+	return []string{"TAXREFUND_JOURNAL_KEY=" + filepath.Join(dir, "journal.key"),
+		"TAXREFUND_JOURNAL_PUBKEYS=" + filepath.Join(dir, "journal.pub"),
+		"TAXREFUND_CHECKPOINTS=" + filepath.Join(dir, "checkpoints.log")}
+}
+
 func runBinary(t *testing.T, env []string, bin string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)

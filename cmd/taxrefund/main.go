@@ -5,10 +5,11 @@
 //	taxrefund certs     create a development CA, server and party certificates, and a PII key file
 //	taxrefund certs issue|rotate|revoke|suspend|reinstate
 //	                    change the identity register: one person's or point's certificate
+//	taxrefund keys      create (or -rotate) the key that signs the hash chains' checkpoints
 //	taxrefund serve     serve gRPC
 //	taxrefund expire    expire overdue forms once, now
 //	taxrefund rekey     re-encrypt document numbers with the current PII key
-//	taxrefund verify    verify the journal's and the audit log's hash chains
+//	taxrefund verify    verify the journal's and the audit log's hash chains against the checkpoints
 package main
 
 import (
@@ -46,10 +47,11 @@ commands:
             register an official, officer, cashier or refund point and issue its
             certificate; give it a new one; revoke a certificate or a person;
             suspend or reinstate a person
+  keys      create (or -rotate) the key that signs the hash chains' checkpoints
   serve     serve gRPC
   expire    expire overdue forms once, now
   rekey     re-encrypt document numbers with the current PII key (after adding a key)
-  verify    verify the journal's and the audit log's hash chains
+  verify    verify the journal's and the audit log's hash chains and their signed checkpoints
 
 Run "taxrefund <command> -h" for the flags.`
 
@@ -61,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := slog.New(tracing.LogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	cmd, rest := args[1], args[2:]
 	switch cmd {
-	case "migrate", "seed", "certs", "serve", "expire", "rekey", "verify":
+	case "migrate", "seed", "certs", "keys", "serve", "expire", "rekey", "verify":
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -86,6 +88,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return seed(ctx, cfg, log)
 	case "certs":
 		return certs(ctx, cfg, log, stdout)
+	case "keys":
+		return journalKeys(cfg, log, stdout)
 	case "expire":
 		return expireOnce(ctx, cfg, log, stdout)
 	case "rekey":

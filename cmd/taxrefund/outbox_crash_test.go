@@ -65,9 +65,10 @@ func TestOutboxSurvivesKill(t *testing.T) {
 	t.Cleanup(pool.Close)
 	dbtest.Registry(t, pool)
 
-	env := append(os.Environ(), "DATABASE_URL="+url)
+	env := append(append(os.Environ(), "DATABASE_URL="+url), journalEnv(dir)...)
 	certDir, piiKeys := filepath.Join(dir, "certs"), filepath.Join(dir, "pii.keys")
 	runBinary(t, env, bin, "certs", "-cert-dir", certDir, "-pii-keys", piiKeys)
+	runBinary(t, env, bin, "keys")
 	addr := freeAddr(t)
 	serveArgs := []string{"serve", "-addr", addr, "-cert-dir", certDir, "-pii-keys", piiKeys,
 		"-expiry-interval", "0", "-dispatch-interval", "50ms"}

@@ -13,7 +13,7 @@ package main_test
 //     or is `make run` itself) is fenced as ```sh-norun; output samples as ```text.
 //
 // The blocks run in the checkout's root against a server started as `make run` starts it
-// (migrate, seed, certs, seed -demo-forms, serve), on a database of the test's own and on
+// (migrate, seed, certs, keys, seed -demo-forms, serve), on a database of the test's own and on
 // a port in 52000-52099. Before running, "localhost:50051" in the blocks becomes that
 // server's address, "C=.data/certs" its certificate directory, ".data/bin/taxrefund" the
 // binary the test built, and ".data/bin/pgenv -- " nothing (DATABASE_URL is set);
@@ -127,10 +127,11 @@ func TestREADME(t *testing.T) {
 	certDir, piiKeys := filepath.Join(dir, "certs"), filepath.Join(dir, "pii.keys")
 	addr := readmeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
-	env := append(os.Environ(), "DATABASE_URL="+url, "TAXREFUND_CERT_DIR="+certDir, "TAXREFUND_PII_KEYS="+piiKeys)
+	env := append(append(os.Environ(), "DATABASE_URL="+url, "TAXREFUND_CERT_DIR="+certDir, "TAXREFUND_PII_KEYS="+piiKeys), journalEnv(dir)...)
 	runBinary(t, env, bin, "migrate")
 	runBinary(t, env, bin, "seed")
 	runBinary(t, env, bin, "certs")
+	runBinary(t, env, bin, "keys")
 	runBinary(t, env, bin, "seed", "-demo-forms")
 	logPath := filepath.Join(dir, "serve.log")
 	srv := startChild(t, env, logPath, bin, "serve", "-addr", addr)

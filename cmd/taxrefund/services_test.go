@@ -38,8 +38,9 @@ func TestServicesSplit(t *testing.T) {
 	if out, err := exec.Command(goTool(t), "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	env := append(os.Environ(), "DATABASE_URL="+url)
+	env := append(append(os.Environ(), "DATABASE_URL="+url), journalEnv(dir)...)
 	runBinary(t, env, bin, "certs", "-cert-dir", certDir, "-pii-keys", piiKeys)
+	runBinary(t, env, bin, "keys")
 	start := func(services string) (addr, logPath string) {
 		t.Helper()
 		addr, logPath = freeAddr(t), filepath.Join(dir, "serve-"+services+".log")

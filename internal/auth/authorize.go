@@ -54,6 +54,7 @@ func DefaultMatrix() Matrix {
 		desk      = "/taxrefund.desk.v1.DeskService/"
 		authority = "/taxrefund.authority.v1.AuthorityService/"
 		agency    = "/taxrefund.agency.v1.AgencyService/"
+		console   = "/taxrefund.console.v1.ConsoleService/"
 	)
 	all := Roles()
 	m := Matrix{
@@ -61,6 +62,8 @@ func DefaultMatrix() Matrix {
 		store + "GetForm":   {RoleStore},
 		store + "ListForms": {RoleStore},
 		store + "VoidForm":  {RoleStore},
+
+		store + "GetFormDocument": {RoleStore},
 
 		desk + "FindForms":          {RoleCustoms, RoleDesk},
 		desk + "VerifyExport":       {RoleCustoms},
@@ -72,6 +75,9 @@ func DefaultMatrix() Matrix {
 		agency + "DeclareMonth":     {RoleAgency, RoleDesk},
 		agency + "GetDeclaration":   {RoleAgency, RoleDesk},
 		agency + "ListDeclarations": {RoleAgency, RoleDesk},
+
+		// The console has pages for the people at the desks and in the tax office.
+		console + "CreateSignInLink": {RoleCustoms, RoleDesk, RoleAuthority},
 
 		"/grpc.health.v1.Health/Check": all,
 		"/grpc.health.v1.Health/Watch": all,

@@ -28,12 +28,14 @@ func TestDefaultMatrix(t *testing.T) {
 		desk      = "/taxrefund.desk.v1.DeskService/"
 		authority = "/taxrefund.authority.v1.AuthorityService/"
 		agency    = "/taxrefund.agency.v1.AgencyService/"
+		console   = "/taxrefund.console.v1.ConsoleService/"
 	)
 	want := map[string][]Role{
 		store + "IssueForm":            {RoleStore},
 		store + "GetForm":              {RoleStore},
 		store + "ListForms":            {RoleStore},
 		store + "VoidForm":             {RoleStore},
+		store + "GetFormDocument":      {RoleStore},
 		desk + "FindForms":             {RoleCustoms, RoleDesk},
 		desk + "VerifyExport":          {RoleCustoms},
 		desk + "SettleRefund":          {RoleDesk},
@@ -43,6 +45,7 @@ func TestDefaultMatrix(t *testing.T) {
 		agency + "DeclareMonth":        {RoleAgency, RoleDesk},
 		agency + "GetDeclaration":      {RoleAgency, RoleDesk},
 		agency + "ListDeclarations":    {RoleAgency, RoleDesk},
+		console + "CreateSignInLink":   {RoleCustoms, RoleDesk, RoleAuthority},
 		"/grpc.health.v1.Health/Check": Roles(),
 		"/grpc.health.v1.Health/Watch": Roles(),
 		"/grpc.health.v1.Health/List":  Roles(),

@@ -3,6 +3,7 @@ package authority_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -244,8 +245,11 @@ func TestExportReportStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		// One October form, paid by AG-CQ (G 110.00, F 20.00, N 90.00); the overdue form
-		// was issued in July.
-		if len(got) != 2 || len(got[1]) != 12 || got[1][0] != "AG-CQ" || got[1][1] != "1" || got[1][7] != "110.00" || got[1][9] != "90.00" {
+		// was issued in July. Rows 1 to 4 are the title, the office and generation time
+		// (the official's office, the handler's clock) and the two header rows; the totals
+		// row follows the data.
+		if len(got) < 6 || len(got[4]) != 12 || got[4][0] != "AG-CQ" || got[4][1] != "1" || got[4][7] != "110.00" || got[4][9] != "90.00" ||
+			got[5][0] != "合计 Total" || got[5][9] != "90.00" || !strings.Contains(got[1][0], "Issuing office: sat") {
 			t.Errorf("By agency: %q", got)
 		}
 		_ = f.Close()

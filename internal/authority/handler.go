@@ -464,7 +464,12 @@ func (h *Handler) MonthlyReport(ctx context.Context, req *authorityv1.MonthlyRep
 	if err != nil {
 		return nil, err
 	}
-	resp := &authorityv1.MonthlyReportResponse{Month: settlement.FormatMonth(month), JournalHead: &authorityv1.ChainHead{Seq: seq, Hash: head}}
+	cps, err := h.settlement.Checkpoints(month)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints of %s: %w", settlement.FormatMonth(month), err)
+	}
+	resp := &authorityv1.MonthlyReportResponse{Month: settlement.FormatMonth(month), JournalHead: &authorityv1.ChainHead{Seq: seq, Hash: head},
+		Checkpoints: wire.Checkpoints(cps)}
 	for _, r := range rows {
 		resp.Rows = append(resp.Rows, wire.ReportRow(r))
 	}
@@ -477,7 +482,8 @@ const exportChunk = 64 << 10
 // ExportReport streams the month's report as CSV or XLSX: a header, then the file.
 func (h *Handler) ExportReport(req *authorityv1.ExportReportRequest, stream authorityv1.AuthorityService_ExportReportServer) error {
 	ctx := stream.Context()
-	if _, err := caller(ctx); err != nil {
+	p, err := caller(ctx)
+	if err != nil {
 		return err
 	}
 	f := wire.NewFields()
@@ -500,7 +506,12 @@ func (h *Handler) ExportReport(req *authorityv1.ExportReportRequest, stream auth
 		data, err = report.CSV(rows)
 		header.FileName, header.ContentType = report.FileName(month, "csv"), "text/csv"
 	} else {
-		data, err = report.XLSX(month, rows)
+		// The workbook commits to the journal's chain head, as MonthlyReport does.
+		seq, head, herr := seal.Head(ctx, h.pool, seal.Journal)
+		if herr != nil {
+			return herr
+		}
+		data, err = report.XLSX(month, rows, report.Sheet{Office: p.Office, Generated: h.now(), ChainSeq: seq, ChainHash: head})
 		header.FileName, header.ContentType = report.FileName(month, "xlsx"), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 	}
 	if err != nil {

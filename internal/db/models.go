@@ -173,6 +173,17 @@ type FormLine struct {
 	ConfirmedQty  *int32
 }
 
+type FormPrint struct {
+	FormID    uuid.UUID
+	PrintNo   int32
+	StoreCode string
+	Format    string
+	Language  string
+	PrintedBy string
+	RequestID uuid.UUID
+	PrintedAt time.Time
+}
+
 type IdempotencyKey struct {
 	Caller      string
 	RequestID   uuid.UUID
@@ -331,6 +342,7 @@ type Seal struct {
 	PrevHash []byte
 	Hash     []byte
 	SealedAt time.Time
+	Format   int16
 }
 
 type SealQueue struct {

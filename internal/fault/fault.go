@@ -26,6 +26,8 @@ const (
 	Denied
 	// Unavailable: a dependency is down; the caller may retry with the same request_id.
 	Unavailable
+	// Exhausted: the caller has used up a limit; it may retry later (RESOURCE_EXHAUSTED).
+	Exhausted
 )
 
 func (k Kind) String() string {
@@ -42,6 +44,8 @@ func (k Kind) String() string {
 		return "denied"
 	case Unavailable:
 		return "unavailable"
+	case Exhausted:
+		return "exhausted"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }

@@ -143,6 +143,11 @@ func (c *Cluster) CertDir() string { return filepath.Join(c.cfg.Dir, "certs") }
 // PIIKeys is the key file of the servers.
 func (c *Cluster) PIIKeys() string { return filepath.Join(c.cfg.Dir, "pii.keys") }
 
+// journalArgs name the servers' journal key, its public keys and their checkpoint file.
+func (c *Cluster) journalArgs() []string {
+	return []string{"-journal-key", filepath.Join(c.cfg.Dir, "journal.key"), "-journal-pubkeys", filepath.Join(c.cfg.Dir, "journal.pub")}
+}
+
 // DatabaseURL is the multi-host connection string of database db: libpq and pgx try the
 // nodes in turn and keep the one that accepts writes (target_session_attrs=read-write).
 func (c *Cluster) DatabaseURL(db string) string {
@@ -199,7 +204,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		}
 	}
 	c.logf("waiting for a leader and a synchronous standby")
-	if _, err := c.WaitHealthy(ctx, 90*time.Second); err != nil {
+	if _, err := c.WaitHealthy(ctx, 3*time.Minute); err != nil {
 		return err
 	}
 	if err := c.prepareDatabase(ctx); err != nil {
@@ -512,14 +517,32 @@ func (c *Cluster) Switchover(ctx context.Context, leader, candidate string) erro
 }
 
 // prepareDatabase creates the database on the leader, migrates and seeds it and makes
-// the development certificates and PII keys.
+// the development certificates, PII keys and the journal key.
 func (c *Cluster) prepareDatabase(ctx context.Context) error {
 	url := c.DatabaseURL(Database)
 	if _, err := pgenv.EnsureDatabase(ctx, url); err != nil {
 		return fmt.Errorf("create database: %w", err)
 	}
+	// A client of the multi-host URL gives up at the first node that lacks the database
+	// (pgx, like libpq, tries no further host after "database does not exist"): wait
+	// until every replica has replayed its creation.
+	for _, n := range c.Nodes {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			err := pgenv.Probe(ctx, c.NodeURL(n, Database))
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("database %s on %s: %w", Database, n.Name, err)
+			}
+			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
 	for _, args := range [][]string{
-		{"migrate"}, {"seed"}, {"certs", "-cert-dir", c.CertDir(), "-pii-keys", c.PIIKeys()},
+		{"migrate"}, {"seed"}, {"certs", "-cert-dir", c.CertDir(), "-pii-keys", c.PIIKeys()}, append([]string{"keys"}, c.journalArgs()...),
 	} {
 		cmd := exec.CommandContext(ctx, c.cfg.Taxrefund, append(args, "-database-url", url)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -534,9 +557,9 @@ func (c *Cluster) prepareDatabase(ctx context.Context) error {
 func (c *Cluster) StartServer(ctx context.Context, i int) error {
 	name := fmt.Sprintf("taxrefund%d", i+1)
 	args := []string{"serve", "-addr", c.ServerAddr(i), "-database-url", c.DatabaseURL(Database),
-		"-cert-dir", c.CertDir(), "-pii-keys", c.PIIKeys(),
+		"-cert-dir", c.CertDir(), "-pii-keys", c.PIIKeys(), "-checkpoints", filepath.Join(c.cfg.Dir, "checkpoints.log"),
 		"-metrics-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.cfg.BasePort+30+i))}
-	args = append(args, c.cfg.ServeArgs...)
+	args = append(append(args, c.journalArgs()...), c.cfg.ServeArgs...)
 	cmd, err := c.spawn(name, filepath.Join(c.cfg.Dir, name+".log"), false, c.cfg.Taxrefund, args...)
 	if err != nil {
 		return err

@@ -38,7 +38,9 @@ const respPerLine = 190
 
 // BaselineConfig is a pgbench baseline measurement.
 type BaselineConfig struct {
-	Scenario    string // "issue", "desk" (a whole desk visit) or "settle" (a settlement alone)
+	// Scenario: "issue", "floor" (the minimal write of a form's facts, on a database of its
+	// own: floor.sql), "desk" (a whole desk visit) or "settle" (a settlement alone).
+	Scenario    string
 	Label       string
 	DatabaseURL string
 	Concurrency int
@@ -53,7 +55,9 @@ type BaselineConfig struct {
 	RateHint float64 // throughput metric (calls/s), not money
 	// WorkDir holds the scripts and pgbench's transaction logs.
 	WorkDir string
-	Log     io.Writer
+	// Cost: also measure what PostgreSQL writes per form (Result.Cost; issue and floor).
+	Cost bool
+	Log  io.Writer
 }
 
 // Baseline measures with pgbench a one-round-trip SQL transaction that writes what the
@@ -73,7 +77,27 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 	var script string
 	var perWarm, perRun int // desk and settle: transactions per client
 	vars := []string{}
+	dbURL, counted := cfg.DatabaseURL, "forms"
 	switch cfg.Scenario {
+	case "floor":
+		have, err := benchStores(ctx, pool)
+		if err != nil {
+			return Result{}, err
+		}
+		if cfg.Stores < 1 || have < cfg.Stores {
+			return Result{}, fmt.Errorf("%d bench stores are set up, %d wanted: run `loadgen setup`", have, cfg.Stores)
+		}
+		if dbURL, err = floorDatabase(ctx, cfg.DatabaseURL, cfg.Log); err != nil {
+			return Result{}, err
+		}
+		floor, err := openFloor(ctx, dbURL)
+		if err != nil {
+			return Result{}, fmt.Errorf("floor database: %w", err)
+		}
+		defer floor.Close()
+		pool, counted = floor, "floor_forms"
+		script = floorScript
+		vars = append(vars, "stores="+strconv.Itoa(cfg.Stores), "resp="+strconv.Itoa(respPerLine))
 	case "issue":
 		have, err := benchStores(ctx, pool)
 		if err != nil {
@@ -114,15 +138,17 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 		}
 		fmt.Fprintf(cfg.Log, "loadgen: %s baseline: %d forms prepared in %.1fs\n", cfg.Scenario, n, time.Since(start).Seconds())
 	default:
-		return Result{}, fmt.Errorf("scenario %q: want issue, desk or settle", cfg.Scenario)
+		return Result{}, fmt.Errorf("scenario %q: want issue, floor, desk or settle", cfg.Scenario)
 	}
 	path := filepath.Join(cfg.WorkDir, cfg.Scenario+".pgbench")
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		return Result{}, err
 	}
-	existing, err := countForms(ctx, pool)
-	if err != nil {
-		return Result{}, err
+	var existing int64
+	if counted == "forms" {
+		if existing, err = countForms(ctx, pool); err != nil {
+			return Result{}, err
+		}
 	}
 	// The issue baseline runs for a time (-T); the desk baseline pays a number of forms
 	// per client (-t), as many as were prepared.
@@ -136,7 +162,7 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 		for _, v := range append(vars, "base="+strconv.Itoa(base), "i=0") {
 			a = append(a, "-D", v)
 		}
-		return append(append(a, extra...), cfg.DatabaseURL)
+		return append(append(a, extra...), dbURL)
 	}
 	if err := awaitConnections(ctx, pool, cfg.Concurrency+2, cfg.Log); err != nil {
 		return Result{}, err
@@ -150,6 +176,12 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 	prefix := filepath.Join(cfg.WorkDir, "pgbench-"+cfg.Scenario)
 	removeLogs(prefix)
 	defer removeLogs(prefix)
+	var cm *costMeter
+	if cfg.Cost {
+		if cm, err = newCostMeter(ctx, pool, counted, cfg.Log); err != nil {
+			return Result{}, err
+		}
+	}
 	fmt.Fprintf(cfg.Log, "loadgen: pgbench %s baseline: %d clients, %s...\n", cfg.Scenario, cfg.Concurrency, cfg.Duration)
 	m := newMeter(ctx, pool, 0)
 	started := nowStamp()
@@ -159,15 +191,22 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 	if err != nil {
 		return Result{}, err
 	}
+	elapsed := time.Since(t0)
 	cpu := m.end(run.cpu)
 	hist, err := readPgbenchLogs(prefix)
 	if err != nil {
 		return Result{}, err
 	}
+	var cost *Cost
+	if cm != nil {
+		if cost, err = cm.end(ctx, cfg.Log); err != nil {
+			return Result{}, err
+		}
+	}
 	r := Result{
 		Kind: "baseline", Scenario: cfg.Scenario, Label: cfg.Label, Mode: "pgbench", Concurrency: cfg.Concurrency,
-		Seconds: time.Since(t0).Seconds(), Ops: run.transactions, OpsPerSec: run.tps, Latency: hist.Summary(),
-		CPU: cpu, ExistingForms: existing, Started: started, Notes: m.notes,
+		Seconds: elapsed.Seconds(), Ops: run.transactions, OpsPerSec: run.tps, Latency: hist.Summary(),
+		CPU: cpu, ExistingForms: existing, Started: started, Notes: m.notes, Cost: cost,
 	}
 	if run.failed > 0 {
 		r.Errors = map[string]int64{"pgbench/failed": run.failed}

@@ -30,8 +30,12 @@ type FillConfig struct {
 	Batch   int
 	Workers int
 	Stores  int
-	Keys    *pii.Keyring
-	Log     io.Writer
+	// Months, if any, hold the purchase dates of the forms added (first days of months):
+	// the batches are shared out over them in order, each batch within one month, a day
+	// drawn at random. Otherwise the forms are of the last 89 days.
+	Months []time.Time
+	Keys   *pii.Keyring
+	Log    io.Writer
 }
 
 // Fill adds ISSUED forms until the database holds cfg.Total, with every row IssueForm
@@ -40,7 +44,9 @@ type FillConfig struct {
 // batches at a time, each batch one transaction. The forms are as the service writes them:
 // real blind indexes and sealed document numbers (cfg.Keys is the server's key file), the
 // issue scenario's Zipf travellers, 1–5 lines; their purchase dates spread over the last 89
-// days, so none is due to expire while the benchmark runs.
+// days, so none is due to expire while the benchmark runs; or, with cfg.Months, of those
+// months (history for the monthly report; forms of past months are overdue for expiry,
+// so the server measured runs with -expiry-interval 0).
 //
 // For speed the batches are written with session_replication_role = replica, which
 // turns off the triggers: the per-row foreign-key checks, the forms' store check and the
@@ -119,6 +125,10 @@ func Fill(ctx context.Context, pool *pgxpool.Pool, cfg FillConfig) error {
 					return
 				}
 				n := min(int64(cfg.Batch), todo-b*int64(cfg.Batch))
+				g.month = time.Time{}
+				if len(cfg.Months) > 0 {
+					g.month = cfg.Months[b*int64(len(cfg.Months))/batches]
+				}
 				if err := g.batch(ctx, pool, int(n)); err != nil {
 					cancel(err)
 					return
@@ -171,6 +181,8 @@ type filler struct {
 	blocks           map[string]string // store → block
 	expense, payable int32
 	now              time.Time
+	// month, if not zero, is the month of this batch's purchase dates.
+	month time.Time
 	// replica: write with the triggers off (see Fill).
 	replica bool
 }
@@ -248,6 +260,10 @@ func (g *filler) generate(n int) (*fillBatch, error) {
 		doc := t.doc
 		docType := map[int32]string{1: "PASSPORT", 2: "HK_MACAO_PERMIT", 3: "TAIWAN_PERMIT"}[int32(doc.Type)]
 		purchase := day.AddDate(0, 0, -(1 + g.r.IntN(89)))
+		if !g.month.IsZero() {
+			first := time.Date(g.month.Year(), g.month.Month(), 1, 0, 0, 0, 0, day.Location())
+			purchase = first.AddDate(0, 0, g.r.IntN(first.AddDate(0, 1, -1).Day()))
+		}
 		issuedAt := purchase.Add(-8*time.Hour + time.Duration(g.r.Int64N(int64(12*time.Hour))) + 10*time.Hour)
 		storeCode := storeCode(1 + g.r.IntN(g.stores))
 		formID := uuid.Must(uuid.NewV7())

@@ -103,6 +103,7 @@ func Report(w io.Writer, files []string) error {
 		pairs = append(pairs, p)
 		summary = append(summary, p)
 	}
+	var floorLine string
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\texisting forms\tcallers\tbaseline tx/s\tservice ops/s\tratio\tp50\tp95\tp99\tp99.9\terrors\tserver CPU s\tpeak RSS MiB\t")
 	for _, p := range pairs {
@@ -151,18 +152,69 @@ func Report(w io.Writer, files []string) error {
 		}
 	}
 
+	// The floor (floor.pgbench): the minimal write of a form's facts, in the same run.
+	// Round i of the floor is read with round i of issue, run next to each other.
+	if floor, issue := byKey["floor"], byKey["issue"]; floor != nil && issue != nil {
+		fmt.Fprintln(w, "\nwrite cost against the floor (the minimal write of a form's facts, same rounds):")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "round\tfloor tx/s\town baseline tx/s\tIssueForm forms/s\town baseline ÷ floor\tIssueForm ÷ floor\t")
+		var ratios []float64
+		for i, rd := range issue.rounds {
+			if i >= len(floor.rounds) || floor.rounds[i].baseline == nil || floor.rounds[i].baseline.OpsPerSec == 0 {
+				continue
+			}
+			f := floor.rounds[i].baseline.OpsPerSec
+			base, svc, rb, rs := "-", "-", "-", "-"
+			if rd.baseline != nil {
+				base, rb = fmt.Sprintf("%.0f", rd.baseline.OpsPerSec), fmt.Sprintf("%.1f%%", 100*rd.baseline.OpsPerSec/f)
+			}
+			if rd.service != nil {
+				svc, rs = fmt.Sprintf("%.0f", rd.service.OpsPerSec), fmt.Sprintf("%.1f%%", 100*rd.service.OpsPerSec/f)
+				ratios = append(ratios, rd.service.OpsPerSec/f)
+			}
+			fmt.Fprintf(tw, "#%d\t%.0f\t%s\t%s\t%s\t%s\t\n", i+1, f, base, svc, rb, rs)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if len(ratios) > 0 {
+			sort.Float64s(ratios)
+			med := ratios[(len(ratios)-1)/2]
+			floorLine = fmt.Sprintf("issue vs floor: IssueForm ÷ floor %.1f%% (median of %d rounds, range %.1f–%.1f%%) ≥ 45%%: %s",
+				100*med, len(ratios), 100*ratios[0], 100*ratios[len(ratios)-1], markOf(med >= 0.45))
+		}
+	}
+	// What PostgreSQL wrote per form, where measured (-cost): counts that do not depend on
+	// the machine's load.
+	var costs []string
+	for _, name := range files {
+		r, err := ReadResult(name)
+		if err != nil {
+			return err
+		}
+		if r.Cost == nil {
+			continue
+		}
+		what := r.Kind + " " + r.Scenario
+		costs = append(costs, fmt.Sprintf("  %-17s %d callers, %d forms: %s\n  %-17s rows by table: %s", what, r.Concurrency, r.Cost.Ops, r.Cost, "", r.Cost.tables()))
+	}
+	if len(costs) > 0 {
+		fmt.Fprintln(w, "\nper form (PostgreSQL's statistics of the database; index entries and FK checks from its rows × indexes and foreign keys):")
+		for _, c := range costs {
+			fmt.Fprintln(w, c)
+		}
+	}
+
 	// The targets of issue #4 (for a 2-core machine running server, PostgreSQL and load
 	// generator).
 	var lines []string
-	mark := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "MISSED"
+	mark := markOf
+	if floorLine != "" {
+		lines = append(lines, floorLine)
 	}
 	var first, last *pair
 	for _, p := range summary {
-		if p.baseline == nil || p.service == nil || p.baseline.OpsPerSec == 0 {
+		if p.baseline == nil || p.service == nil || p.baseline.OpsPerSec == 0 || strings.HasSuffix(p.key, "@ "+CostLabel) {
 			continue
 		}
 		ratio := p.service.OpsPerSec / p.baseline.OpsPerSec
@@ -192,6 +244,41 @@ func Report(w io.Writer, files []string) error {
 			100*r1, last.service.ExistingForms, 100*r0, first.service.ExistingForms, 100*change, mark(change > -0.10 && change < 0.10),
 			last.service.OpsPerSec, first.service.OpsPerSec, 100*(last.service.OpsPerSec-first.service.OpsPerSec)/first.service.OpsPerSec))
 	}
+	// The monthly report of one month as history grows (make bench-growth: service runs
+	// of scenario report, labelled by the forms of other months): the median call.
+	var grown []*group
+	for _, g := range groups {
+		if strings.HasPrefix(g.key, "report @ ") {
+			grown = append(grown, g)
+		}
+	}
+	if len(grown) > 1 {
+		p50 := func(g *group) (float64, int64) {
+			var v []float64
+			var existing int64
+			for _, rd := range g.rounds {
+				if rd.service != nil && rd.service.Latency.P50 > 0 {
+					v = append(v, rd.service.Latency.P50)
+					existing = rd.service.ExistingForms
+				}
+			}
+			if len(v) == 0 {
+				return 0, 0
+			}
+			sort.Float64s(v)
+			return v[(len(v)-1)/2], existing
+		}
+		first, n0 := p50(grown[0])
+		for _, g := range grown[1:] {
+			v, n := p50(g)
+			if first == 0 || v == 0 {
+				continue
+			}
+			change := (v - first) / first
+			lines = append(lines, fmt.Sprintf("report growth: one month's report p50 %s with %d forms in the database vs %s with %d (%+.1f%%), within 10%%: %s",
+				ms(v), n, ms(first), n0, 100*change, mark(change > -0.10 && change < 0.10)))
+		}
+	}
 	if len(lines) > 0 {
 		fmt.Fprintln(w, "\ntargets (issue #4, 2-core machine):")
 		for _, l := range lines {
@@ -199,4 +286,15 @@ func Report(w io.Writer, files []string) error {
 		}
 	}
 	return nil
+}
+
+// CostLabel labels the short one-caller runs that count what PostgreSQL writes per form
+// (make bench runs them with -cost): they are listed, not held to the targets.
+const CostLabel = "cost"
+
+func markOf(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
 }

@@ -50,3 +50,50 @@ func TestReportPairsRoundsAndTakesTheMedian(t *testing.T) {
 		t.Errorf("the desk service's CPU split %d times, want once under desk:\n%s", n, text)
 	}
 }
+
+// The floor's rounds are read with the issue rounds of the same number: own baseline ÷
+// floor and IssueForm ÷ floor per round, the median held to 45%; the cost runs are listed
+// per form and kept out of the targets; one month's report is compared across growth steps.
+func TestReportReadsIssueAgainstTheFloor(t *testing.T) {
+	dir := t.TempDir()
+	var files []string
+	write := func(r Result) {
+		name := filepath.Join(dir, fmt.Sprintf("%02d.json", len(files)))
+		if err := r.Write(&strings.Builder{}, name); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, name)
+	}
+	for _, v := range []struct{ floor, base, svc float64 }{{2000, 1000, 500}, {2500, 1000, 1250}} {
+		write(Result{Kind: "baseline", Scenario: "floor", Mode: "pgbench", Concurrency: 64, OpsPerSec: v.floor})
+		write(Result{Kind: "baseline", Scenario: "issue", Mode: "pgbench", Concurrency: 64, OpsPerSec: v.base})
+		write(Result{Kind: "service", Scenario: "issue", Mode: "closed", Concurrency: 64, OpsPerSec: v.svc})
+	}
+	write(Result{Kind: "baseline", Scenario: "issue", Label: CostLabel, Mode: "pgbench", Concurrency: 1, OpsPerSec: 90,
+		Cost: &Cost{Ops: 200, Rows: 19.6, IndexEntries: 30.3, FKChecks: 10.6, TriggerCalls: 5, WALRecords: 57, WALBytes: 6819,
+			ByTable: map[string]float64{"forms": 1, "form_lines": 3}}})
+	write(Result{Kind: "service", Scenario: "issue", Label: CostLabel, Mode: "closed", Concurrency: 1, OpsPerSec: 10})
+	write(Result{Kind: "service", Scenario: "report", Label: "0", Mode: "closed", Concurrency: 1, Latency: Latency{P50: 500}})
+	write(Result{Kind: "service", Scenario: "report", Label: "1000000", Mode: "closed", Concurrency: 1, Latency: Latency{P50: 600}})
+	var out strings.Builder
+	if err := Report(&out, files); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, re := range []string{
+		`(?m)^\s*#1\s+2000\s+1000\s+500\s+50\.0%\s+25\.0%`,
+		`(?m)^\s*#2\s+2500\s+1000\s+1250\s+40\.0%\s+50\.0%`,
+		`issue vs floor: IssueForm ÷ floor 25\.0% \(median of 2 rounds, range 25\.0–50\.0%\) ≥ 45%: MISSED`,
+		`baseline issue\s+1 callers, 200 forms: rows 19\.6, index entries 30\.3, FK checks 10\.6, trigger calls 5\.0`,
+		`rows by table: form_lines 3\.00, forms 1\.00`,
+		`report growth: one month's report p50 600\.0ms .* vs 500\.0ms .* \(\+20\.0%\), within 10%: MISSED`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("report lacks %s:\n%s", re, text)
+		}
+	}
+	// The one-caller cost pair is no growth step of issue.
+	if strings.Contains(text, "growth: ratio") {
+		t.Errorf("the cost runs were read as a growth step:\n%s", text)
+	}
+}

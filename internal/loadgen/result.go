@@ -41,6 +41,8 @@ type Result struct {
 	ExistingForms    int64    `json:"existing_forms"`
 	Started          string   `json:"started"`
 	Notes            []string `json:"notes,omitempty"`
+	// Cost is what PostgreSQL wrote per form, when measured (-cost).
+	Cost *Cost `json:"cost,omitempty"`
 }
 
 // MethodResult is one RPC's figures within a run.
@@ -96,6 +98,13 @@ func (r Result) Text(w io.Writer) {
 	fmt.Fprintf(w, "cpu split   %s\n", r.CPU.String(r.Kind))
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note        %s\n", n)
+	}
+	if c := r.Cost; c != nil {
+		fmt.Fprintf(w, "per form    %s (%d forms)\n", c, c.Ops)
+		fmt.Fprintf(w, "rows/form   %s\n", c.tables())
+		for _, n := range c.Notes {
+			fmt.Fprintf(w, "cost note   %s\n", n)
+		}
 	}
 }
 

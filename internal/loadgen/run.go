@@ -30,8 +30,13 @@ type RunConfig struct {
 	Stores int
 	// Travellers is how many desk travellers get their forms issued before the desk run.
 	Travellers int
-	Load       Load
-	Log        io.Writer
+	// Month is the month the report scenario asks for (the current one if zero).
+	Month time.Time
+	// Cost: also measure what PostgreSQL writes per form (Result.Cost), waiting for its
+	// statistics to settle before and after the run (issue scenario).
+	Cost bool
+	Load Load
+	Log  io.Writer
 }
 
 // Run measures the service under cfg.Load.
@@ -85,7 +90,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig) (Result, error)
 		}
 	case "report":
 		primary = "MonthlyReport"
-		visit, err = prepareReport(c)
+		visit, err = prepareReport(c, cfg.Month)
 		if err != nil {
 			return Result{}, err
 		}
@@ -96,6 +101,12 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig) (Result, error)
 	if err != nil {
 		return Result{}, err
 	}
+	var cm *costMeter
+	if cfg.Cost {
+		if cm, err = newCostMeter(ctx, pool, "forms", cfg.Log); err != nil {
+			return Result{}, err
+		}
+	}
 	m := newMeter(ctx, pool, cfg.ServerPID)
 	started := nowStamp()
 	fmt.Fprintf(cfg.Log, "loadgen: %s, %s loop, %d callers, %s warm-up + %s measured...\n",
@@ -104,13 +115,19 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig) (Result, error)
 	if err != nil {
 		return Result{}, err
 	}
+	var cost *Cost
+	if cm != nil {
+		if cost, err = cm.end(ctx, cfg.Log); err != nil {
+			return Result{}, err
+		}
+	}
 	r := Result{
 		Kind: "service", Scenario: cfg.Scenario, Label: cfg.Label, Mode: string(cfg.Load.Mode),
 		Concurrency: cfg.Load.Concurrency, Seconds: out.window.Seconds(),
 		Latency: out.stats.visits.Summary(), Errors: map[string]int64{},
 		Late: out.late, Dropped: out.dropped, Offered: out.offered,
 		CPU: out.cpu, ServerPeakRSSMiB: out.peakRSS, ServerRSSMiB: out.rssNow,
-		ExistingForms: existing, Started: started, Notes: out.notes,
+		ExistingForms: existing, Started: started, Notes: out.notes, Cost: cost,
 	}
 	if cfg.Load.Mode == Open {
 		r.Rate = cfg.Load.Rate

@@ -107,6 +107,16 @@ func Setup(ctx context.Context, pool *pgxpool.Pool, cfg SetupConfig) error {
 		}
 	}
 	fmt.Fprintf(cfg.Log, "loadgen: %d client certificates in %s\n", len(list), cfg.CertDir)
+	// Count trigger function calls in this database (pg_stat_user_functions), for the
+	// write cost per form (-cost); the sessions opened from now on do. It takes a
+	// superuser: otherwise the cost reports no trigger calls.
+	var name string
+	if err := pool.QueryRow(ctx, `SELECT current_database()`).Scan(&name); err != nil {
+		return err
+	}
+	if _, err := pool.Exec(ctx, `ALTER DATABASE `+pgx.Identifier{name}.Sanitize()+` SET track_functions = 'pl'`); err != nil {
+		fmt.Fprintf(cfg.Log, "loadgen: trigger calls will not be counted (track_functions: %v)\n", err)
+	}
 	return nil
 }
 

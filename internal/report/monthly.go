@@ -44,19 +44,45 @@ type Row struct {
 // A form counts as issued in the month by its purchase date, and its port and agency are
 // where it was confirmed and paid ("" if not yet); it counts as paid in the month by its
 // payout's date, at the payout's port and agency. Both can hold for the same form.
+//
+// The month is read alone, whatever the history: the forms issued in it through the range
+// index on their purchase date, then the forms paid in it but issued in another month
+// through the range index on the payouts' date (migrations/00016). One condition
+// "issued in the month OR paid in it" over the join could use neither index and read
+// every form ever issued.
 const monthlySQL = `
 WITH joined AS (
     SELECT f.block_code, f.store_code, f.nationality, coalesce(f.verified_port, '') AS verified_port,
-           coalesce(p.port_code, '') AS paid_port, coalesce(p.agency_code, '') AS agency, f.state,
+           coalesce(pp.port_code, '') AS paid_port, coalesce(pp.agency_code, '') AS agency, f.state,
            f.eligible_amount, f.gross_refund, f.confirmed_gross,
-           pf.gross_refund AS paid_gross, pf.fee AS paid_fee, pf.net_refund AS paid_net,
-           f.purchase_date >= $1 AND f.purchase_date < $2 AS issued,
-           coalesce(p.paid_date >= $1 AND p.paid_date < $2, false) AS paid
+           pp.gross_refund AS paid_gross, pp.fee AS paid_fee, pp.net_refund AS paid_net,
+           true AS issued,
+           coalesce(pp.paid_date >= $1 AND pp.paid_date < $2, false) AS paid
       FROM forms f
-      -- Payout rows and payouts first (both ~one per paid form): the forms then probe one
-      -- hash table instead of two, 10-15% less CPU than joining them one after the other.
-      LEFT JOIN (payout_forms pf JOIN payouts p ON p.id = pf.payout_id) ON pf.form_id = f.id
-     WHERE (f.purchase_date >= $1 AND f.purchase_date < $2) OR (p.paid_date >= $1 AND p.paid_date < $2)
+      -- The form's payout, looked up by the form (OFFSET 0 keeps the planner from hashing
+      -- every payout ever made instead).
+      LEFT JOIN LATERAL (
+            SELECT p.port_code, p.agency_code, p.paid_date, pf.gross_refund, pf.fee, pf.net_refund
+              FROM payout_forms pf JOIN payouts p ON p.id = pf.payout_id
+             WHERE pf.form_id = f.id
+            OFFSET 0) pp ON true
+     WHERE f.purchase_date >= $1 AND f.purchase_date < $2
+    UNION ALL
+    SELECT pf.block_code, pf.store_code, pf.nationality, coalesce(pf.verified_port, ''),
+           coalesce(p.port_code, ''), p.agency_code, pf.state,
+           pf.eligible_amount, pf.gross_refund, pf.confirmed_gross,
+           pf.paid_gross, pf.paid_fee, pf.paid_net,
+           false, true
+      FROM payouts p
+      -- The payout's forms issued in another month, looked up by the payout.
+      CROSS JOIN LATERAL (
+            SELECT f.block_code, f.store_code, f.nationality, f.verified_port, f.state,
+                   f.eligible_amount, f.gross_refund, f.confirmed_gross,
+                   x.gross_refund AS paid_gross, x.fee AS paid_fee, x.net_refund AS paid_net
+              FROM payout_forms x JOIN forms f ON f.id = x.form_id
+             WHERE x.payout_id = p.id AND NOT (f.purchase_date >= $1 AND f.purchase_date < $2)
+            OFFSET 0) pf
+     WHERE p.paid_date >= $1 AND p.paid_date < $2
 ), parts AS (
     SELECT GROUPING(block_code, nationality) AS part, block_code, store_code, nationality, verified_port, paid_port, agency,
            count(*) FILTER (WHERE issued) AS issued, sum(eligible_amount) FILTER (WHERE issued) AS eligible,

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 	"github.com/xuri/excelize/v2"
@@ -212,7 +213,7 @@ func TestMonthlyReport(t *testing.T) {
 		t.Errorf("store keys in the CSV: %q", keys)
 	}
 
-	xlsx, err := report.XLSX(october, rows)
+	xlsx, err := report.XLSX(october, rows, sheetMeta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +327,7 @@ func TestExportCells(t *testing.T) {
 		t.Errorf("%d CSV records, want %d", len(recs), len(want))
 	}
 
-	xlsx, err := report.XLSX(october, rows[:2])
+	xlsx, err := report.XLSX(october, rows[:2], sheetMeta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,22 +340,46 @@ func TestExportCells(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Rows 5 and 6 are the stores, row 7 their totals, summed as decimals.
 	wantRaw := [][]string{
-		append([]string{"store"}, report.Columns[2:]...),
 		{"S-1", "3", "1234.50", "135.80", "1", "0", "2", "99.00", "18.00", "81.00", "1", "0.10"},
 		{"S-BIG", "1", "999999999999.99", "109999999999.99", "0", "0", "0", "0.00", "0.00", "0.00", "0", "109999999999.99"},
+		{"合计 Total", "4", "1000000001234.49", "110000000135.79", "1", "0", "2", "99.00", "18.00", "81.00", "1", "110000000000.09"},
 	}
-	if fmt.Sprintf("%q", raw) != fmt.Sprintf("%q", wantRaw) {
+	if len(raw) < 7 || fmt.Sprintf("%q", raw[4:7]) != fmt.Sprintf("%q", wantRaw) {
 		t.Errorf("XLSX raw values:\n\tgot  %q\n\twant %q", raw, wantRaw)
 	}
-	for _, cell := range []string{"B2", "C2", "D2", "L2", "C3"} {
+	for _, cell := range []string{"B5", "C5", "D5", "L5", "C6", "C7"} {
 		typ, err := f.GetCellType("By store", cell)
 		if err != nil || (typ != excelize.CellTypeNumber && typ != excelize.CellTypeUnset) {
 			t.Errorf("cell %s has type %v (%v), want a number", cell, typ, err)
 		}
 	}
-	if typ, _ := f.GetCellType("By store", "A2"); typ != excelize.CellTypeInlineString && typ != excelize.CellTypeSharedString {
-		t.Errorf("key cell A2 has type %v, want a string", typ)
+	if typ, _ := f.GetCellType("By store", "A5"); typ != excelize.CellTypeInlineString && typ != excelize.CellTypeSharedString {
+		t.Errorf("key cell A5 has type %v, want a string", typ)
+	}
+	// What an official prints: the title names the month and the office, the headers are
+	// Chinese over English, amounts show as CNY with separators, the header is frozen.
+	for cell, want := range map[string]string{
+		"A1": "离境退税月度报表（按退税商店）2026-10 · Departure tax refund monthly report by store, 2026-10",
+		"A2": "填报机关 Issuing office: sat-demo　单位：人民币元 Unit: CNY　生成时间 Generated: 2026-11-02 09:30:00 (Asia/Shanghai)",
+		"C3": "退税物品金额", "C4": "Eligible amount", "C5": "1,234.50", "C6": "999,999,999,999.99",
+		"A9": "账簿哈希链头 Journal chain head: seal 42, SHA-256 " + sheetMeta.ChainHash,
+	} {
+		if got, _ := f.GetCellValue("By store", cell); got != want {
+			t.Errorf("By store %s reads %q, want %q", cell, got, want)
+		}
+	}
+	panes, err := f.GetPanes("By store")
+	if err != nil || !panes.Freeze || panes.YSplit != 4 || panes.XSplit != 1 {
+		t.Errorf("panes %+v (%v): want the four title and header rows and the key column frozen", panes, err)
+	}
+	if w, _ := f.GetColWidth("By store", "C"); w < 15 {
+		t.Errorf("amount column width %v: too narrow for 999,999,999,999.99", w)
+	}
+	props, err := f.GetDocProps()
+	if err != nil || !strings.HasPrefix(props.Created, "2026-11-02T01:30:00") {
+		t.Errorf("document created %q (%v), want the generation time", props.Created, err)
 	}
 	if sheets := fmt.Sprint(f.GetSheetList()); sheets != "[By block By store By port By agency By nationality]" {
 		t.Errorf("sheets %s", sheets)
@@ -367,7 +392,7 @@ func TestExportCells(t *testing.T) {
 func TestXLSXKeepsFormulaLookingKeysVerbatim(t *testing.T) {
 	t.Parallel()
 	rows := []report.Row{{Dimension: "store", Key: "-2-3", FormsIssued: 1}}
-	data, err := report.XLSX(october, rows)
+	data, err := report.XLSX(october, rows, sheetMeta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,14 +401,19 @@ func TestXLSXKeepsFormulaLookingKeysVerbatim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	v, err := f.GetCellValue("By store", "A2")
+	v, err := f.GetCellValue("By store", "A5")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if typ, _ := f.GetCellType("By store", "A2"); typ != excelize.CellTypeInlineString && typ != excelize.CellTypeSharedString {
+	if typ, _ := f.GetCellType("By store", "A5"); typ != excelize.CellTypeInlineString && typ != excelize.CellTypeSharedString {
 		t.Fatalf("key cell has type %v, want a string cell", typ)
 	}
 	if v != "-2-3" {
 		t.Errorf("store key in the XLSX reads %q, want %q (a string cell, not a formula)", v, "-2-3")
 	}
 }
+
+// sheetMeta is a workbook's heading as the export of 2026-11-02 09:30 in Asia/Shanghai by
+// office sat-demo makes it.
+var sheetMeta = report.Sheet{Office: "sat-demo", Generated: time.Date(2026, 11, 2, 1, 30, 0, 0, time.UTC), ChainSeq: 42,
+	ChainHash: "5d41402abc4b2a76b9719d911017c592aa9b8f7e0c1d2e3f405162738495a6b7"}

@@ -153,18 +153,21 @@ type sealRow struct {
 	seq        int64
 	rowID      string
 	prev, hash []byte
+	format     int
+	sealedAt   string // UTC, microseconds
 }
 
 // seals reads a chain's seals in order.
 func (e *env) seals(chain string) []sealRow {
 	e.t.Helper()
-	rows, err := e.owner.Query(e.ctx, `SELECT seq, row_id, prev_hash, hash FROM seals WHERE chain = $1 ORDER BY seq`, chain)
+	rows, err := e.owner.Query(e.ctx, `SELECT seq, row_id, prev_hash, hash, format,
+		to_char(sealed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM seals WHERE chain = $1 ORDER BY seq`, chain)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sealRow, error) {
 		var s sealRow
-		err := r.Scan(&s.seq, &s.rowID, &s.prev, &s.hash)
+		err := r.Scan(&s.seq, &s.rowID, &s.prev, &s.hash, &s.format, &s.sealedAt)
 		return s, err
 	})
 	if err != nil {
@@ -174,12 +177,27 @@ func (e *env) seals(chain string) []sealRow {
 }
 
 // The tests' own statement of what a seal covers (package seal's doc): hash =
-// SHA-256(previous hash ‖ content), the content being length-prefixed fields. A journal
-// transaction: "txn", id, idempotency key, kind, ref, effective date, then per entry in id
-// order "entry", id, account code, "posted"/"pending", side, amount with two decimals. An
-// audit event: "audit", id, time (UTC, microseconds), actor, action, object, request id,
-// detail. withEntries false leaves the entries out: the blind hash of the broken control.
-func content(ctx context.Context, q db.DBTX, chain, id string, withEntries bool) ([]byte, error) {
+// SHA-256(previous hash ‖ content), the content being length-prefixed fields. Format 1,
+// a journal transaction: "txn", id, idempotency key, kind, ref, effective date, then per
+// entry in id order "entry", id, account code, "posted"/"pending", side, amount with two
+// decimals. An audit event: "audit", id, time (UTC, microseconds), actor, action, object,
+// request id, detail. Format 2 (sealed): "seal/2", the seal's sealed_at (UTC,
+// microseconds), then the row: a journal transaction as format 1 with its created_at (UTC,
+// microseconds) after the effective date; an audit event as format 1. withEntries false
+// leaves the entries out: the blind hash of the broken control.
+func sealed(ctx context.Context, q db.DBTX, chain string, s sealRow) ([]byte, error) {
+	c, err := content(ctx, q, chain, s.rowID, s.format, true)
+	if err != nil || s.format == 1 {
+		return c, err
+	}
+	field := func(b []byte, s string) []byte {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		return append(b, s...)
+	}
+	return append(field(field(nil, "seal/2"), s.sealedAt), c...), nil
+}
+
+func content(ctx context.Context, q db.DBTX, chain, id string, format int, withEntries bool) ([]byte, error) {
 	field := func(b []byte, s string) []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 		return append(b, s...)
@@ -187,13 +205,17 @@ func content(ctx context.Context, q db.DBTX, chain, id string, withEntries bool)
 	var b []byte
 	switch chain {
 	case seal.Journal:
-		var key, kind, ref, date string
-		if err := q.QueryRow(ctx, `SELECT idem_key, kind, ref, effective_date::text FROM journal_txns WHERE id = $1::uuid`, id).
-			Scan(&key, &kind, &ref, &date); err != nil {
+		var key, kind, ref, date, created string
+		if err := q.QueryRow(ctx, `SELECT idem_key, kind, ref, effective_date::text,
+			to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM journal_txns WHERE id = $1::uuid`, id).
+			Scan(&key, &kind, &ref, &date, &created); err != nil {
 			return nil, err
 		}
 		for _, f := range []string{"txn", id, key, kind, ref, date} {
 			b = field(b, f)
+		}
+		if format == 2 {
+			b = field(b, created)
 		}
 		if !withEntries {
 			return b, nil

@@ -1,9 +1,22 @@
 // Package seal makes the ledger journal and the audit log tamper-evident. Each journal
 // transaction and each audit event gets a seal: seq, the previous seal's hash, and
-// hash = SHA-256(previous hash ‖ canonical content of the row). One sealer (an advisory
-// lock keeps it single across servers) appends seals in batches from a queue the inserts
-// fill, so writers never wait on the chain. Verify recomputes a chain from the rows as
-// they are now and names the first link that no longer matches.
+// hash = SHA-256(previous hash ‖ canonical content of the seal and its row). One sealer
+// (an advisory lock keeps it single across servers) appends seals in batches from a
+// queue the inserts fill, so writers never wait on the chain. Verify recomputes a chain
+// from the rows as they are now and names the first link that no longer matches.
+//
+// A seal records its format, the version of what its hash covers, so that a seal keeps
+// being verified the way it was made when a later format covers more:
+//
+//   - Format 1: a journal transaction's id, idempotency key, kind, ref and effective date
+//     and its entries (id, account code, pending or posted, side, amount); an audit
+//     event's every column.
+//   - Format 2 (what the sealer writes): every column that carries meaning. Format 1's
+//     fields plus the transaction's created_at, after the format and the seal's own
+//     sealed_at.
+//
+// The chain alone shows changes to rows, not a chain re-sealed by whoever owns the
+// tables: package anchor signs the heads outside the database for that.
 package seal
 
 import (
@@ -11,6 +24,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -29,11 +43,22 @@ const (
 // Chains lists the chains in sealing order.
 var Chains = []string{Journal, Audit}
 
+// Seal formats (see the package documentation).
+const (
+	Format1 = 1
+	Format2 = 2
+	// Current is the format the sealer writes.
+	Current = Format2
+)
+
 // genesis is the previous hash of a chain's first seal.
 var genesis = make([]byte, sha256.Size)
 
 // sealerLock is the advisory lock key that makes the sealer single.
 const sealerLock = 0x7461787365616c // "taxseal"
+
+// utcMicros renders a timestamptz in SQL as the seals hash it: UTC, microseconds.
+const utcMicros = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`
 
 // Sealer appends seals.
 type Sealer struct {
@@ -82,11 +107,19 @@ func sealChain(ctx context.Context, tx pgx.Tx, chain string, batch int) (int, er
 	if err != nil {
 		return 0, err
 	}
+	// The seals are inserted with sealed_at = now(), the transaction's start: the same
+	// instant, as text, goes into their hashes.
 	var seq int64
+	var sealedAt string
 	prev := genesis
-	err = tx.QueryRow(ctx, `SELECT seq, hash FROM seals WHERE chain = $1 ORDER BY seq DESC LIMIT 1`, chain).Scan(&seq, &prev)
-	if err != nil && err != pgx.ErrNoRows {
+	err = tx.QueryRow(ctx, `SELECT to_char(now() AT TIME ZONE 'UTC', `+utcMicros+`), coalesce(s.seq, 0), s.hash
+		FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT seq, hash FROM seals WHERE chain = $1 ORDER BY seq DESC LIMIT 1) s ON true`, chain).
+		Scan(&sealedAt, &seq, &prev)
+	if err != nil {
 		return 0, err
+	}
+	if prev == nil {
+		prev = genesis
 	}
 	seqs := make([]int64, len(ids))
 	prevs := make([][]byte, len(ids))
@@ -98,13 +131,17 @@ func sealChain(ctx context.Context, tx pgx.Tx, chain string, batch int) (int, er
 		}
 		seq++
 		seqs[i], prevs[i] = seq, prev
-		prev = link(prev, c)
+		b, err := sealContent(Current, sealedAt, c)
+		if err != nil {
+			return 0, err
+		}
+		prev = link(prev, b)
 		hashes[i] = prev
 	}
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO seals (chain, seq, row_id, prev_hash, hash)
-		SELECT $1, s, r, p, h FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::bytea[]) AS u(s, r, p, h)`,
-		chain, seqs, ids, prevs, hashes); err != nil {
+		INSERT INTO seals (chain, seq, row_id, prev_hash, hash, format, sealed_at)
+		SELECT $1, s, r, p, h, $6, now() FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::bytea[]) AS u(s, r, p, h)`,
+		chain, seqs, ids, prevs, hashes, Current); err != nil {
 		return 0, err
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM seal_queue WHERE chain = $1 AND row_id = ANY($2)`, chain, ids); err != nil {
@@ -140,13 +177,30 @@ func field(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+// rowContent is a row's canonical content under each format.
+type rowContent struct{ v1, v2 []byte }
+
+// sealContent is what a seal of format, sealed at sealedAt (UTC, microseconds), hashes
+// after the previous hash.
+func sealContent(format int, sealedAt string, c rowContent) ([]byte, error) {
+	switch format {
+	case Format1:
+		return c.v1, nil
+	case Format2:
+		b := field(field(nil, "seal/2"), sealedAt)
+		return append(b, c.v2...), nil
+	}
+	return nil, fmt.Errorf("unknown seal format %d", format)
+}
+
 // canonical returns the canonical content of the rows ids of chain, by id.
-func canonical(ctx context.Context, q db.DBTX, chain string, ids []string) (map[string][]byte, error) {
-	out := make(map[string][]byte, len(ids))
+func canonical(ctx context.Context, q db.DBTX, chain string, ids []string) (map[string]rowContent, error) {
+	out := make(map[string]rowContent, len(ids))
 	switch chain {
 	case Journal:
 		rows, err := q.Query(ctx, `
 			SELECT t.id::text, t.idem_key, t.kind, t.ref, to_char(t.effective_date, 'YYYY-MM-DD'),
+			       to_char(t.created_at AT TIME ZONE 'UTC', `+utcMicros+`),
 			       coalesce(e.id, 0), coalesce(a.code, ''), coalesce(e.pending, false), coalesce(e.side::text, ''), coalesce(to_char(e.amount, 'FM999999999999990.00'), '')
 			  FROM journal_txns t
 			  LEFT JOIN journal_entries e ON e.txn_id = t.id
@@ -158,17 +212,18 @@ func canonical(ctx context.Context, q db.DBTX, chain string, ids []string) (map[
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var id, key, kind, ref, date, account, side, amount string
+			var id, key, kind, ref, date, created, account, side, amount string
 			var entry int64
 			var pending bool
-			if err := rows.Scan(&id, &key, &kind, &ref, &date, &entry, &account, &pending, &side, &amount); err != nil {
+			if err := rows.Scan(&id, &key, &kind, &ref, &date, &created, &entry, &account, &pending, &side, &amount); err != nil {
 				return nil, err
 			}
-			b, ok := out[id]
+			c, ok := out[id]
 			if !ok {
 				for _, f := range []string{"txn", id, key, kind, ref, date} {
-					b = field(b, f)
+					c.v1 = field(c.v1, f)
 				}
+				c.v2 = field(append([]byte(nil), c.v1...), created)
 			}
 			if entry != 0 {
 				layer := "posted"
@@ -176,15 +231,16 @@ func canonical(ctx context.Context, q db.DBTX, chain string, ids []string) (map[
 					layer = "pending"
 				}
 				for _, f := range []string{"entry", fmt.Sprint(entry), account, layer, side, amount} {
-					b = field(b, f)
+					c.v1 = field(c.v1, f)
+					c.v2 = field(c.v2, f)
 				}
 			}
-			out[id] = b
+			out[id] = c
 		}
 		return out, rows.Err()
 	case Audit:
 		rows, err := q.Query(ctx, `
-			SELECT id::text, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), actor, action, object,
+			SELECT id::text, to_char(at AT TIME ZONE 'UTC', `+utcMicros+`), actor, action, object,
 			       coalesce(request_id::text, ''), detail::text
 			  FROM audit_events WHERE id = ANY($1::bigint[])`, ids)
 		if err != nil {
@@ -201,11 +257,88 @@ func canonical(ctx context.Context, q db.DBTX, chain string, ids []string) (map[
 			for _, x := range f {
 				b = field(b, x)
 			}
-			out[f[0]] = b
+			// Format 1 already covered every column of an audit event.
+			out[f[0]] = rowContent{v1: b, v2: b}
 		}
 		return out, rows.Err()
 	}
 	return nil, fmt.Errorf("unknown chain %q", chain)
+}
+
+// Sealed is one stored seal with the content of its row as the row is now.
+type Sealed struct {
+	Chain  string
+	Seq    int64
+	RowID  string
+	Format int
+	// SealedAt is the seal's sealed_at, UTC with microseconds, as format 2 hashes it.
+	SealedAt string
+	// Prev and Hash are the hashes stored in the seal.
+	Prev, Hash []byte
+	// Problem says why the seal's hash cannot be recomputed (its row is gone, its format
+	// unknown); empty when it can.
+	Problem string
+	content []byte
+}
+
+// Next returns the hash this seal would have after prev, over its row as it is now
+// (nil when Problem is set).
+func (s Sealed) Next(prev []byte) []byte {
+	if s.Problem != "" {
+		return nil
+	}
+	return link(prev, s.content)
+}
+
+// walkPage is how many seals Walk reads at a time.
+const walkPage = 5000
+
+// Walk calls fn with each seal of chain in seq order, from the first, with its row's
+// content as it is now. It stops at fn's first error and returns it.
+func Walk(ctx context.Context, q db.DBTX, chain string, fn func(Sealed) error) error {
+	return WalkFrom(ctx, q, chain, 0, fn)
+}
+
+// WalkFrom is Walk from the seal after seq after.
+func WalkFrom(ctx context.Context, q db.DBTX, chain string, after int64, fn func(Sealed) error) error {
+	for {
+		rows, err := q.Query(ctx, `
+			SELECT seq, row_id, prev_hash, hash, format, to_char(sealed_at AT TIME ZONE 'UTC', `+utcMicros+`)
+			  FROM seals WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3`, chain, after, walkPage)
+		if err != nil {
+			return err
+		}
+		list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Sealed, error) {
+			x := Sealed{Chain: chain}
+			err := row.Scan(&x.Seq, &x.RowID, &x.Prev, &x.Hash, &x.Format, &x.SealedAt)
+			return x, err
+		})
+		if err != nil {
+			return err
+		}
+		if len(list) == 0 {
+			return nil
+		}
+		ids := make([]string, len(list))
+		for i, x := range list {
+			ids[i] = x.RowID
+		}
+		content, err := canonical(ctx, q, chain, ids)
+		if err != nil {
+			return err
+		}
+		for _, x := range list {
+			if c, ok := content[x.RowID]; !ok {
+				x.Problem = "the sealed row is gone"
+			} else if x.content, err = sealContent(x.Format, x.SealedAt, c); err != nil {
+				x.Problem = err.Error()
+			}
+			if err := fn(x); err != nil {
+				return err
+			}
+			after = x.Seq
+		}
+	}
 }
 
 // Broken is the first link of a chain that no longer matches its rows.
@@ -226,6 +359,11 @@ type Result struct {
 	Broken *Broken
 }
 
+// errBroken stops Walk at Verify's first broken link.
+type errBroken struct{ b Broken }
+
+func (e *errBroken) Error() string { return e.b.Reason }
+
 // Verify recomputes chain from its rows as they are now, in pages, and returns the first
 // broken link, if any: a row whose content changed, or a seal whose previous hash is not
 // its predecessor's hash.
@@ -233,60 +371,37 @@ func Verify(ctx context.Context, q db.DBTX, chain string) (Result, error) {
 	r := Result{Chain: chain}
 	prev := genesis
 	var after int64
-	const page = 5000
-	for {
-		rows, err := q.Query(ctx, `SELECT seq, row_id, prev_hash, hash FROM seals WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3`, chain, after, page)
-		if err != nil {
-			return r, err
+	err := Walk(ctx, q, chain, func(x Sealed) error {
+		broken := func(reason string) error {
+			return &errBroken{Broken{Chain: chain, Seq: x.Seq, RowID: x.RowID, Reason: reason}}
 		}
-		type sealRow struct {
-			seq        int64
-			id         string
-			prev, hash []byte
+		if x.Seq != after+1 {
+			return broken(fmt.Sprintf("seal %d is missing", after+1))
 		}
-		list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sealRow, error) {
-			var x sealRow
-			err := row.Scan(&x.seq, &x.id, &x.prev, &x.hash)
-			return x, err
-		})
-		if err != nil {
-			return r, err
+		if string(x.Prev) != string(prev) {
+			return broken("its previous hash is not the hash of the seal before it")
 		}
-		if len(list) == 0 {
-			return r, unsealed(ctx, q, &r)
+		if x.Problem != "" {
+			return broken(x.Problem)
 		}
-		ids := make([]string, len(list))
-		for i, x := range list {
-			ids[i] = x.id
+		prev = x.Next(prev)
+		if string(prev) != string(x.Hash) {
+			return broken("the row's content no longer matches its seal")
 		}
-		content, err := canonical(ctx, q, chain, ids)
-		if err != nil {
-			return r, err
-		}
-		for _, x := range list {
-			broken := func(reason string) (Result, error) {
-				r.Broken = &Broken{Chain: chain, Seq: x.seq, RowID: x.id, Reason: reason}
-				return r, nil
-			}
-			if x.seq != after+1 {
-				return broken(fmt.Sprintf("seal %d is missing", after+1))
-			}
-			if string(x.prev) != string(prev) {
-				return broken("its previous hash is not the hash of the seal before it")
-			}
-			c, ok := content[x.id]
-			if !ok {
-				return broken("the sealed row is gone")
-			}
-			prev = link(prev, c)
-			if string(prev) != string(x.hash) {
-				return broken("the row's content no longer matches its seal")
-			}
-			after = x.seq
-			r.Verified++
-			r.Seq, r.Head = x.seq, hex.EncodeToString(x.hash)
-		}
+		after = x.Seq
+		r.Verified++
+		r.Seq, r.Head = x.Seq, hex.EncodeToString(x.Hash)
+		return nil
+	})
+	var eb *errBroken
+	if errors.As(err, &eb) {
+		r.Broken = &eb.b
+		return r, nil
 	}
+	if err != nil {
+		return r, err
+	}
+	return r, unsealed(ctx, q, &r)
 }
 
 // unsealedSQL finds a chain's rows that are neither sealed nor waiting in the queue: a

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"taxrefund/internal/seal"
 )
 
@@ -53,7 +55,10 @@ func TestSealOnceChainsEveryRow(t *testing.T) {
 			if !bytes.Equal(s.prev, prev) {
 				t.Errorf("%s seal %d: previous hash %x, want %x", chain, s.seq, s.prev, prev)
 			}
-			c, err := content(e.ctx, e.owner, chain, s.rowID, true)
+			if s.format != seal.Current {
+				t.Errorf("%s seal %d has format %d, want %d", chain, s.seq, s.format, seal.Current)
+			}
+			c, err := sealed(e.ctx, e.owner, chain, s)
 			if err != nil {
 				t.Fatalf("%s row %s: %v", chain, s.rowID, err)
 			}
@@ -266,6 +271,12 @@ func TestVerifyNamesTheFirstBrokenLink(t *testing.T) {
 			SELECT txn_id, account_id, pending, side, amount FROM journal_entries WHERE id = ` + entry, 0, changed},
 		{"journal ref changed", seal.Journal, 5, `UPDATE journal_txns SET ref = 'TR-FORGED' WHERE id = $1::uuid`, 0, changed},
 		{"journal date changed", seal.Journal, 2, `UPDATE journal_txns SET effective_date = effective_date - 40 WHERE id = $1::uuid`, 0, changed},
+		{"journal created_at moved 1µs", seal.Journal, 1, `UPDATE journal_txns SET created_at = created_at + interval '1 microsecond' WHERE id = $1::uuid`, 0, changed},
+		{"journal idempotency key changed", seal.Journal, 3, `UPDATE journal_txns SET idem_key = idem_key || 'x' WHERE id = $1::uuid`, 0, changed},
+		{"journal kind changed", seal.Journal, 4, `UPDATE journal_txns SET kind = 'PAYOUT' WHERE id = $1::uuid`, 0, changed},
+		{"journal entry layer flipped", seal.Journal, 2, `UPDATE journal_entries SET pending = NOT pending WHERE txn_id = $1::uuid`, 0, changed},
+		{"seal sealed_at moved 1µs", seal.Journal, 3, `UPDATE seals SET sealed_at = sealed_at + interval '1 microsecond' WHERE chain = 'journal' AND row_id = $1`, 0, changed},
+		{"seal format downgraded to 1", seal.Journal, 1, `UPDATE seals SET format = 1 WHERE chain = 'journal' AND row_id = $1`, 0, changed},
 		{"journal transaction deleted", seal.Journal, 3, `DELETE FROM journal_txns WHERE id = $1::uuid`, 0, "the sealed row is gone"},
 		{"seal hash rewritten", seal.Journal, 2, `UPDATE seals SET hash = sha256(hash) WHERE chain = 'journal' AND row_id = $1`, 0, changed},
 		{"seal previous hash rewritten", seal.Journal, 4, `UPDATE seals SET prev_hash = sha256(prev_hash) WHERE chain = 'journal' AND row_id = $1`, 0,
@@ -273,6 +284,9 @@ func TestVerifyNamesTheFirstBrokenLink(t *testing.T) {
 		{"seal deleted", seal.Journal, 2, `DELETE FROM seals WHERE chain = 'journal' AND row_id = $1`, 1, "seal 3 is missing"},
 		{"audit detail changed", seal.Audit, 1, `UPDATE audit_events SET detail = detail || '{"gross": "999.99"}' WHERE id = $1::bigint`, 0, changed},
 		{"audit actor changed", seal.Audit, 3, `UPDATE audit_events SET actor = 'taxrefund://store/S-JFB-2' WHERE id = $1::bigint`, 0, changed},
+		{"audit action changed", seal.Audit, 2, `UPDATE audit_events SET action = 'FORM_VOIDED' WHERE id = $1::bigint`, 0, changed},
+		{"audit object changed", seal.Audit, 4, `UPDATE audit_events SET object = 'TR-FORGED' WHERE id = $1::bigint`, 0, changed},
+		{"audit request id changed", seal.Audit, 1, `UPDATE audit_events SET request_id = gen_random_uuid() WHERE id = $1::bigint`, 0, changed},
 		{"audit time moved 1µs", seal.Audit, 0, `UPDATE audit_events SET at = at + interval '1 microsecond' WHERE id = $1::bigint`, 0, changed},
 		{"audit event deleted", seal.Audit, 5, `DELETE FROM audit_events WHERE id = $1::bigint`, 0, "the sealed row is gone"},
 	}
@@ -312,13 +326,27 @@ func TestVerifyNamesTheFirstBrokenLink(t *testing.T) {
 			if r, err := seal.Verify(e.ctx, tx, other); err != nil || r.Broken != nil {
 				t.Errorf("the %s chain: %+v, %v; want intact", other, r.Broken, err)
 			}
-			if c.name == "journal amount +0.01" {
-				// The broken control: a hash without the entries would not see the change.
-				blindAfter, err := content(e.ctx, tx, seal.Journal, target.rowID, false)
+			if c.name == "journal created_at moved 1µs" {
+				// The broken control: format 1 did not cover created_at.
+				v1After, err := content(e.ctx, tx, seal.Journal, target.rowID, 1, true)
 				if err != nil {
 					t.Fatal(err)
 				}
-				blindBefore, err := content(e.ctx, e.owner, seal.Journal, target.rowID, false)
+				v1Before, err := content(e.ctx, e.owner, seal.Journal, target.rowID, 1, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(v1After, v1Before) {
+					t.Errorf("format 1 content changed with created_at: the control proves nothing")
+				}
+			}
+			if c.name == "journal amount +0.01" {
+				// The broken control: a hash without the entries would not see the change.
+				blindAfter, err := content(e.ctx, tx, seal.Journal, target.rowID, 2, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				blindBefore, err := content(e.ctx, e.owner, seal.Journal, target.rowID, 2, false)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -501,6 +529,83 @@ func TestVerifyReportsUnsealedRows(t *testing.T) {
 		if b := r.Broken; b == nil || !slices.Contains(w.ids, b.RowID) || b.Seq != r.Seq+1 || !strings.Contains(b.Reason, "neither sealed nor queued") {
 			t.Errorf("%s: Verify %+v with %d of %d rows neither sealed nor queued; want broken after seal %d at one of %q",
 				chain, r.Broken, rows-ok, rows, r.Seq, w.ids)
+		}
+	}
+}
+
+// TestFormatOneSealsStayVerifiable: seals written before format 2 (format 1, which did
+// not cover a transaction's created_at nor the seal's sealed_at) keep verifying, and the
+// sealer extends such a chain with format 2 seals. The format 1 seals are written here as
+// the sealer wrote them before (the tests' own statement of format 1). Moving created_at
+// of a format 1 row goes unseen, as documented; of a format 2 row it breaks that link.
+func TestFormatOneSealsStayVerifiable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for range 3 {
+		e.issue()
+	}
+	for _, chain := range seal.Chains {
+		rows, err := e.owner.Query(e.ctx, `SELECT row_id FROM seal_queue WHERE chain = $1 ORDER BY queued LIMIT 2`, chain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(ids) != 2 {
+			t.Fatalf("%s queue: %v, %v", chain, ids, err)
+		}
+		prev := make([]byte, sha256.Size)
+		for i, id := range ids {
+			c, err := content(e.ctx, e.owner, chain, id, 1, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := link(prev, c)
+			if _, err := e.owner.Exec(e.ctx, `INSERT INTO seals (chain, seq, row_id, prev_hash, hash, format) VALUES ($1, $2, $3, $4, $5, 1)`,
+				chain, i+1, id, prev, h); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.owner.Exec(e.ctx, `DELETE FROM seal_queue WHERE chain = $1 AND row_id = $2`, chain, id); err != nil {
+				t.Fatal(err)
+			}
+			prev = h
+		}
+	}
+	if n := e.sealAll(); n != 2 {
+		t.Fatalf("the sealer sealed %d rows after the format 1 seals, want 2", n)
+	}
+	for _, chain := range seal.Chains {
+		seals := e.seals(chain)
+		if len(seals) != 3 || seals[0].format != 1 || seals[1].format != 1 || seals[2].format != seal.Format2 {
+			t.Fatalf("%s seals: %+v; want formats 1, 1, 2", chain, seals)
+		}
+		if r, err := seal.Verify(e.ctx, e.owner, chain); err != nil || r.Broken != nil || r.Verified != 3 {
+			t.Fatalf("mixed %s chain: %+v, %v; want 3 verified", chain, r, err)
+		}
+	}
+	journal := e.seals(seal.Journal)
+	su := e.superuser()
+	for _, c := range []struct {
+		index  int
+		broken bool
+	}{{1, false}, {2, true}} {
+		target := journal[c.index]
+		tx, err := su.Begin(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(e.ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(e.ctx, `UPDATE journal_txns SET created_at = created_at - interval '1 day' WHERE id = $1::uuid`, target.rowID); err != nil {
+			t.Fatal(err)
+		}
+		r, err := seal.Verify(e.ctx, tx, seal.Journal)
+		_ = tx.Rollback(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Broken != nil; got != c.broken || (got && r.Broken.Seq != target.seq) {
+			t.Errorf("created_at of the format %d seal %d moved: broken %+v, want broken=%v", target.format, target.seq, r.Broken, c.broken)
 		}
 	}
 }

@@ -37,6 +37,8 @@ var costs = map[string]int{
 	"RunExpiry": 16, "RunCaptures": 16,
 	"MonthlyReport": 32, "ExportReport": 32, "Reconcile": 32, "CheckInvariants": 32, "VerifyChains": 32,
 	"CloseMonth": 16,
+	// A print holds a browser tab for a few hundred milliseconds.
+	"GetFormDocument": 8,
 }
 
 // admission counts the units in flight, overall and per party.

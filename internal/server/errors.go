@@ -51,6 +51,7 @@ func Status(err error) *status.Status {
 		fault.Conflict:     codes.Aborted,
 		fault.Denied:       codes.PermissionDenied,
 		fault.Unavailable:  codes.Unavailable,
+		fault.Exhausted:    codes.ResourceExhausted,
 	}[fe.Kind]
 	if code == codes.OK {
 		code = codes.Internal

@@ -183,7 +183,8 @@ func TestMatrixWalk(t *testing.T) {
 	}
 	// Every service of the API is there: the walk cannot pass by seeing nothing.
 	for _, svc := range []string{storev1.StoreService_ServiceDesc.ServiceName, deskv1.DeskService_ServiceDesc.ServiceName,
-		"taxrefund.authority.v1.AuthorityService", agencyv1.AgencyService_ServiceDesc.ServiceName, "grpc.health.v1.Health"} {
+		"taxrefund.authority.v1.AuthorityService", agencyv1.AgencyService_ServiceDesc.ServiceName, "grpc.health.v1.Health",
+		"taxrefund.console.v1.ConsoleService"} {
 		if !slices.ContainsFunc(methods, func(r rpcMethod) bool { return r.service == svc }) {
 			t.Fatalf("service %s is not registered", svc)
 		}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"taxrefund/internal/console"
 	"testing"
 	"time"
 
@@ -142,11 +143,21 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 	if o.options != nil {
 		o.options(app, &so)
 	}
+	deskH := desk.New(f, p, imm)
+	authorityH := authority.New(authority.Deps{Expirer: f, Pool: app, Registry: reg, Settlement: settle, Immediate: imm, Now: h.clock.Now})
+	// The console's sign-in service is part of the API: its method is walked like the
+	// others (no console listener is started).
+	so.Local = &server.Local{}
+	con, err := console.New(console.Deps{Local: so.Local, Desk: deskH, Authority: authorityH, Desks: p, BaseURL: "https://127.0.0.1:50443", Now: h.clock.Now, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, hs, err := server.New(so, server.Services{
 		Store:     store.New(f),
-		Desk:      desk.New(f, p, imm),
-		Authority: authority.New(authority.Deps{Expirer: f, Pool: app, Registry: reg, Settlement: settle, Immediate: imm, Now: h.clock.Now}),
+		Desk:      deskH,
+		Authority: authorityH,
 		Agency:    agency.New(settle),
+		Console:   con,
 	})
 	if err != nil {
 		t.Fatal(err)

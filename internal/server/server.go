@@ -3,6 +3,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	agencyv1 "taxrefund/api/taxrefund/agency/v1"
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
+	consolev1 "taxrefund/api/taxrefund/console/v1"
 	deskv1 "taxrefund/api/taxrefund/desk/v1"
 	storev1 "taxrefund/api/taxrefund/store/v1"
 	"taxrefund/internal/auth"
@@ -36,6 +38,7 @@ type Services struct {
 	Desk      deskv1.DeskServiceServer
 	Authority authorityv1.AuthorityServiceServer
 	Agency    agencyv1.AgencyServiceServer
+	Console   consolev1.ConsoleServiceServer
 }
 
 // Options configure New.
@@ -53,6 +56,9 @@ type Options struct {
 	Stream []grpc.StreamServerInterceptor
 	// ServerOptions are added as they are (a stats handler for traces).
 	ServerOptions []grpc.ServerOption
+	// Local, if set, is wired to the same matrix, registry check, rate buckets and
+	// admission as the gRPC calls, for in-process calls (the console).
+	Local *Local
 }
 
 // New returns a server with every service registered, and its health server (SERVING,
@@ -74,6 +80,16 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 	refusals := newRefusalLog(o.Log)
 	codec := newRequestCodec()
 	adm := newAdmission(limits.MaxInFlight, limits.PartyInFlight)
+	if o.Local != nil {
+		d := limits.Deadline
+		*o.Local = Local{matrix: m, active: o.Active, skip: a.SkipActive, limiter: lim, admission: adm, log: cmp.Or(o.Log, slog.Default()),
+			deadline: func(ctx context.Context) (context.Context, context.CancelFunc) {
+				if dl, ok := ctx.Deadline(); d <= 0 || ok && time.Until(dl) <= d {
+					return ctx, func() {}
+				}
+				return context.WithTimeout(ctx, d)
+			}}
+	}
 	// The order: metrics and the refusal log see every call's final status; the deadline
 	// bounds everything after it; a malformed or oversized request is refused before the
 	// authorization's database check; admission and the rate budget run once the caller
@@ -112,6 +128,9 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 	}
 	if s.Agency != nil {
 		agencyv1.RegisterAgencyServiceServer(srv, s.Agency)
+	}
+	if s.Console != nil {
+		consolev1.RegisterConsoleServiceServer(srv, s.Console)
 	}
 	hs := health.NewServer()
 	for name := range srv.GetServiceInfo() {

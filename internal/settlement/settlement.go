@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
+	"taxrefund/internal/anchor"
 	"taxrefund/internal/audit"
 	"taxrefund/internal/db"
 	"taxrefund/internal/fault"
@@ -47,6 +48,17 @@ type Line struct {
 type Declaration struct {
 	db.Declaration
 	Lines []Line
+	// Checkpoints are the latest signed checkpoints of the month's hash chains, as of
+	// when the declaration was read (not part of the stored answer).
+	Checkpoints []anchor.Checkpoint `json:"-"`
+}
+
+// Anchor signs the hash chains' heads outside the database (package anchor).
+type Anchor interface {
+	// CloseMonth signs the heads at a month's close.
+	CloseMonth(ctx context.Context, month time.Time) error
+	// Latest returns the latest signed checkpoints of a month ("YYYY-MM").
+	Latest(month string) ([]anchor.Checkpoint, error)
 }
 
 // Service declares, reviews and closes months.
@@ -55,6 +67,32 @@ type Service struct {
 	q      *db.Queries
 	ledger *ledger.Store
 	now    func() time.Time
+	anchor Anchor
+}
+
+// SetAnchor makes every month close sign the chain heads, and declarations carry their
+// month's latest checkpoints. Without it neither happens.
+func (s *Service) SetAnchor(a Anchor) { s.anchor = a }
+
+// Checkpoints returns the latest signed checkpoints of month, one per chain; none
+// without an anchor.
+func (s *Service) Checkpoints(month time.Time) ([]anchor.Checkpoint, error) {
+	if s.anchor == nil {
+		return nil, nil
+	}
+	return s.anchor.Latest(FormatMonth(month))
+}
+
+// withCheckpoints adds the month's checkpoints to a declaration read or written.
+func (s *Service) withCheckpoints(d Declaration, err error) (Declaration, error) {
+	if err != nil {
+		return d, err
+	}
+	d.Checkpoints, err = s.Checkpoints(d.Month)
+	if err != nil {
+		return d, fmt.Errorf("checkpoints of %s: %w", FormatMonth(d.Month), err)
+	}
+	return d, nil
 }
 
 // New returns a Service; now nil means time.Now.
@@ -143,7 +181,7 @@ func (s *Service) Declare(ctx context.Context, key idempotency.Key, agency strin
 		return audit.Close(ctx, tx, key, "MONTH_DECLARED", d.ID.String(),
 			map[string]any{"agency": agency, "month": FormatMonth(month), "forms": d.Forms, "gross": d.GrossRefund}, d)
 	})
-	return idempotency.Result(ctx, s.pool, key, "DeclareMonth", err, out)
+	return s.withCheckpoints(idempotency.Result(ctx, s.pool, key, "DeclareMonth", err, out))
 }
 
 // Approve approves a DECLARED declaration and posts the reimbursement S (the declared
@@ -232,7 +270,7 @@ func (s *Service) review(ctx context.Context, key idempotency.Key, id uuid.UUID,
 		return audit.Close(ctx, tx, key, "DECLARATION_"+d.Status, d.ID.String(),
 			map[string]any{"agency": d.AgencyCode, "month": FormatMonth(d.Month), "reasons": d.ReturnReasons}, d)
 	})
-	return idempotency.Result(ctx, s.pool, key, method, err, out)
+	return s.withCheckpoints(idempotency.Result(ctx, s.pool, key, method, err, out))
 }
 
 // checkStillTrue refuses to approve a declaration whose lines no longer add up to its
@@ -251,7 +289,8 @@ func (s *Service) checkStillTrue(ctx context.Context, tx pgx.Tx, d *Declaration)
 
 // CloseMonth freezes a past month: no journal transaction may take an effective date in
 // it afterwards (the database refuses), so later corrections post in an open month.
-// Closing a closed month is a no-op.
+// Closing a closed month is a no-op. Then, with an anchor, the chain heads are signed: a
+// checkpoint of the month's close (again on a retry, which is harmless).
 func (s *Service) CloseMonth(ctx context.Context, key idempotency.Key, month time.Time) (db.ClosedMonth, error) {
 	if err := s.requireEnded(month, "month"); err != nil {
 		return db.ClosedMonth{}, err
@@ -271,7 +310,15 @@ func (s *Service) CloseMonth(ctx context.Context, key idempotency.Key, month tim
 		out = cm
 		return audit.Close(ctx, tx, key, "MONTH_CLOSED", FormatMonth(month), map[string]any{}, cm)
 	})
-	return idempotency.Result(ctx, s.pool, key, "CloseMonth", err, out)
+	out, err = idempotency.Result(ctx, s.pool, key, "CloseMonth", err, out)
+	if err != nil || s.anchor == nil {
+		return out, err
+	}
+	if err := s.anchor.CloseMonth(ctx, month); err != nil {
+		return out, fault.New(fault.Unavailable, "CHECKPOINT_FAILED",
+			fmt.Sprintf("%s is closed, but the checkpoint of its close could not be written (the server's log says why): retry with the same request_id", FormatMonth(month)))
+	}
+	return out, nil
 }
 
 // Get returns a declaration with its lines; agency, when not empty, must own it.
@@ -285,7 +332,7 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID, agency string) (Declara
 	}
 	d := Declaration{Declaration: row}
 	d.Lines, err = s.lines(ctx, db.Scope(s.pool), id)
-	return d, err
+	return s.withCheckpoints(d, err)
 }
 
 // List lists declarations (without lines), optionally filtered.

@@ -15,7 +15,9 @@ import (
 	storev1 "taxrefund/api/taxrefund/store/v1"
 	"taxrefund/internal/auth"
 	"taxrefund/internal/fault"
+	"taxrefund/internal/formdoc"
 	"taxrefund/internal/forms"
+	"taxrefund/internal/printing"
 	"taxrefund/internal/refund"
 	"taxrefund/internal/wire"
 )
@@ -28,14 +30,72 @@ type Forms interface {
 	List(ctx context.Context, q forms.ListQuery) ([]forms.Form, bool, error)
 }
 
+// Printer prints a store's forms (package printing).
+type Printer interface {
+	Print(ctx context.Context, req printing.Request) (printing.Result, error)
+}
+
 // Handler implements StoreService.
 type Handler struct {
 	storev1.UnimplementedStoreServiceServer
-	forms Forms
+	forms   Forms
+	printer Printer
 }
 
 // New returns a Handler.
 func New(f Forms) *Handler { return &Handler{forms: f} }
+
+// WithPrinter returns h printing forms with p; without one GetFormDocument answers
+// UNAVAILABLE.
+func (h *Handler) WithPrinter(p Printer) *Handler {
+	h.printer = p
+	return h
+}
+
+// GetFormDocument prints one of the caller's forms as PDF.
+func (h *Handler) GetFormDocument(ctx context.Context, req *storev1.GetFormDocumentRequest) (*storev1.GetFormDocumentResponse, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	rid := f.RequestID("request_id", req.GetRequestId())
+	var format formdoc.Format
+	switch req.GetFormat() {
+	case storev1.DocumentFormat_DOCUMENT_FORMAT_A4:
+		format = formdoc.A4
+	case storev1.DocumentFormat_DOCUMENT_FORMAT_RECEIPT_80MM:
+		format = formdoc.Receipt80
+	default:
+		f.Add("format", "must be DOCUMENT_FORMAT_A4 or DOCUMENT_FORMAT_RECEIPT_80MM")
+	}
+	var lang formdoc.Lang
+	if tag := req.GetLanguage(); tag != "" {
+		l, ok := formdoc.ParseLang(tag)
+		if !ok || len(tag) > 35 {
+			f.Add("language", "must be empty or one of zh, en, ja, ko, ru, fr, de, es, ar")
+		}
+		lang = l
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	if h.printer == nil {
+		return nil, fault.New(fault.Unavailable, "PRINTING_OFF", "this server does not print forms")
+	}
+	res, err := h.printer.Print(ctx, printing.Request{
+		Idem:      forms.Idempotency{Caller: p.String(), RequestID: rid, Hash: wire.CanonicalHash(req)},
+		StoreCode: p.Store, Number: req.GetFormNumber(), Format: format, Language: lang,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &storev1.GetFormDocumentResponse{Pdf: res.PDF, PrintNumber: int32(res.Print)}
+	for _, l := range res.Languages {
+		out.Languages = append(out.Languages, string(l))
+	}
+	return out, nil
+}
 
 func caller(ctx context.Context) (auth.Party, error) {
 	p, ok := auth.FromContext(ctx)

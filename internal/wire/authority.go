@@ -5,6 +5,7 @@ import (
 
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
 	settlementv1 "taxrefund/api/taxrefund/settlement/v1"
+	"taxrefund/internal/anchor"
 	"taxrefund/internal/money"
 	"taxrefund/internal/refund"
 	"taxrefund/internal/registry"
@@ -74,12 +75,23 @@ func Declaration(d settlement.Declaration) *settlementv1.Declaration {
 	if d.ReviewedBy != nil {
 		out.ReviewedBy = *d.ReviewedBy
 	}
+	out.Checkpoints = Checkpoints(d.Checkpoints)
 	for _, l := range d.Lines {
 		out.Lines = append(out.Lines, &settlementv1.DeclarationLine{
 			FormNumber: l.FormNumber, PayoutId: l.PayoutID.String(), StoreCode: l.StoreCode, VerifiedPort: l.VerifiedPort,
 			VerifiedAt: timestamppb.New(l.VerifiedAt), ReceiptReference: l.Receipt, PaidAt: timestamppb.New(l.PaidAt),
 			GrossRefund: money.Format(l.Gross), Fee: money.Format(l.Fee), NetRefund: money.Format(l.Net),
 		})
+	}
+	return out
+}
+
+// Checkpoints renders signed chain checkpoints.
+func Checkpoints(cps []anchor.Checkpoint) []*settlementv1.Checkpoint {
+	var out []*settlementv1.Checkpoint
+	for _, c := range cps {
+		out = append(out, &settlementv1.Checkpoint{Chain: c.Chain, Seq: c.Seq, RowId: c.RowID, Head: c.Head,
+			SignedAt: timestamppb.New(c.Time), Reason: c.Reason, Month: c.Month, KeyId: c.KeyID, Signature: c.Signature})
 	}
 	return out
 }

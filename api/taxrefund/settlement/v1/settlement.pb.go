@@ -213,10 +213,13 @@ type Declaration struct {
 	ReturnReasons []string               `protobuf:"bytes,9,rep,name=return_reasons,json=returnReasons,proto3" json:"return_reasons,omitempty"`
 	Forms         int64                  `protobuf:"varint,10,opt,name=forms,proto3" json:"forms,omitempty"`
 	// Totals: G (what the agency claims), F and N.
-	GrossRefund   string             `protobuf:"bytes,11,opt,name=gross_refund,json=grossRefund,proto3" json:"gross_refund,omitempty"`
-	Fee           string             `protobuf:"bytes,12,opt,name=fee,proto3" json:"fee,omitempty"`
-	NetRefund     string             `protobuf:"bytes,13,opt,name=net_refund,json=netRefund,proto3" json:"net_refund,omitempty"`
-	Lines         []*DeclarationLine `protobuf:"bytes,14,rep,name=lines,proto3" json:"lines,omitempty"`
+	GrossRefund string             `protobuf:"bytes,11,opt,name=gross_refund,json=grossRefund,proto3" json:"gross_refund,omitempty"`
+	Fee         string             `protobuf:"bytes,12,opt,name=fee,proto3" json:"fee,omitempty"`
+	NetRefund   string             `protobuf:"bytes,13,opt,name=net_refund,json=netRefund,proto3" json:"net_refund,omitempty"`
+	Lines       []*DeclarationLine `protobuf:"bytes,14,rep,name=lines,proto3" json:"lines,omitempty"`
+	// The latest signed checkpoints of the month's hash chains (the one of its close once
+	// the month is closed): what the declaration's figures commit to. Empty when none.
+	Checkpoints   []*Checkpoint `protobuf:"bytes,15,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -349,6 +352,131 @@ func (x *Declaration) GetLines() []*DeclarationLine {
 	return nil
 }
 
+func (x *Declaration) GetCheckpoints() []*Checkpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+// Checkpoint is a hash chain's head, signed with the journal key (Ed25519) outside the
+// database and written to the checkpoint file; `taxrefund verify` checks the chain
+// against it.
+type Checkpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "journal" or "audit".
+	Chain string `protobuf:"bytes,1,opt,name=chain,proto3" json:"chain,omitempty"`
+	// The head seal's number and row.
+	Seq   int64  `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	RowId string `protobuf:"bytes,3,opt,name=row_id,json=rowId,proto3" json:"row_id,omitempty"`
+	// The head seal's hash: SHA-256, hex.
+	Head     string                 `protobuf:"bytes,4,opt,name=head,proto3" json:"head,omitempty"`
+	SignedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	// "daily", "month-close" or "manual".
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// "YYYY-MM": the month it stands for.
+	Month string `protobuf:"bytes,7,opt,name=month,proto3" json:"month,omitempty"`
+	// The signing key's id: the first 8 bytes of SHA-256 of its public key, hex.
+	KeyId string `protobuf:"bytes,8,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Ed25519 over the checkpoint's fields (internal/anchor, Checkpoint.Message), base64.
+	Signature     string `protobuf:"bytes,9,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_taxrefund_settlement_v1_settlement_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_settlement_v1_settlement_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_taxrefund_settlement_v1_settlement_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Checkpoint) GetChain() string {
+	if x != nil {
+		return x.Chain
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetRowId() string {
+	if x != nil {
+		return x.RowId
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetHead() string {
+	if x != nil {
+		return x.Head
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSignedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignedAt
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
 var File_taxrefund_settlement_v1_settlement_proto protoreflect.FileDescriptor
 
 const file_taxrefund_settlement_v1_settlement_proto_rawDesc = "" +
@@ -369,7 +497,7 @@ const file_taxrefund_settlement_v1_settlement_proto_rawDesc = "" +
 	"\x03fee\x18\t \x01(\tR\x03fee\x12\x1d\n" +
 	"\n" +
 	"net_refund\x18\n" +
-	" \x01(\tR\tnetRefund\"\xbc\x04\n" +
+	" \x01(\tR\tnetRefund\"\x83\x05\n" +
 	"\vDeclaration\x12%\n" +
 	"\x0edeclaration_id\x18\x01 \x01(\tR\rdeclarationId\x12\x1f\n" +
 	"\vagency_code\x18\x02 \x01(\tR\n" +
@@ -391,7 +519,19 @@ const file_taxrefund_settlement_v1_settlement_proto_rawDesc = "" +
 	"\x03fee\x18\f \x01(\tR\x03fee\x12\x1d\n" +
 	"\n" +
 	"net_refund\x18\r \x01(\tR\tnetRefund\x12>\n" +
-	"\x05lines\x18\x0e \x03(\v2(.taxrefund.settlement.v1.DeclarationLineR\x05lines*\x9a\x01\n" +
+	"\x05lines\x18\x0e \x03(\v2(.taxrefund.settlement.v1.DeclarationLineR\x05lines\x12E\n" +
+	"\vcheckpoints\x18\x0f \x03(\v2#.taxrefund.settlement.v1.CheckpointR\vcheckpoints\"\xfb\x01\n" +
+	"\n" +
+	"Checkpoint\x12\x14\n" +
+	"\x05chain\x18\x01 \x01(\tR\x05chain\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x15\n" +
+	"\x06row_id\x18\x03 \x01(\tR\x05rowId\x12\x12\n" +
+	"\x04head\x18\x04 \x01(\tR\x04head\x127\n" +
+	"\tsigned_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05month\x18\a \x01(\tR\x05month\x12\x15\n" +
+	"\x06key_id\x18\b \x01(\tR\x05keyId\x12\x1c\n" +
+	"\tsignature\x18\t \x01(\tR\tsignature*\x9a\x01\n" +
 	"\x11DeclarationStatus\x12\"\n" +
 	"\x1eDECLARATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bDECLARATION_STATUS_DECLARED\x10\x01\x12\x1f\n" +
@@ -412,25 +552,28 @@ func file_taxrefund_settlement_v1_settlement_proto_rawDescGZIP() []byte {
 }
 
 var file_taxrefund_settlement_v1_settlement_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_taxrefund_settlement_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_taxrefund_settlement_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_taxrefund_settlement_v1_settlement_proto_goTypes = []any{
 	(DeclarationStatus)(0),        // 0: taxrefund.settlement.v1.DeclarationStatus
 	(*DeclarationLine)(nil),       // 1: taxrefund.settlement.v1.DeclarationLine
 	(*Declaration)(nil),           // 2: taxrefund.settlement.v1.Declaration
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*Checkpoint)(nil),            // 3: taxrefund.settlement.v1.Checkpoint
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_taxrefund_settlement_v1_settlement_proto_depIdxs = []int32{
-	3, // 0: taxrefund.settlement.v1.DeclarationLine.verified_at:type_name -> google.protobuf.Timestamp
-	3, // 1: taxrefund.settlement.v1.DeclarationLine.paid_at:type_name -> google.protobuf.Timestamp
+	4, // 0: taxrefund.settlement.v1.DeclarationLine.verified_at:type_name -> google.protobuf.Timestamp
+	4, // 1: taxrefund.settlement.v1.DeclarationLine.paid_at:type_name -> google.protobuf.Timestamp
 	0, // 2: taxrefund.settlement.v1.Declaration.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
-	3, // 3: taxrefund.settlement.v1.Declaration.declared_at:type_name -> google.protobuf.Timestamp
-	3, // 4: taxrefund.settlement.v1.Declaration.reviewed_at:type_name -> google.protobuf.Timestamp
+	4, // 3: taxrefund.settlement.v1.Declaration.declared_at:type_name -> google.protobuf.Timestamp
+	4, // 4: taxrefund.settlement.v1.Declaration.reviewed_at:type_name -> google.protobuf.Timestamp
 	1, // 5: taxrefund.settlement.v1.Declaration.lines:type_name -> taxrefund.settlement.v1.DeclarationLine
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	3, // 6: taxrefund.settlement.v1.Declaration.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
+	4, // 7: taxrefund.settlement.v1.Checkpoint.signed_at:type_name -> google.protobuf.Timestamp
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_settlement_v1_settlement_proto_init() }
@@ -444,7 +587,7 @@ func file_taxrefund_settlement_v1_settlement_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taxrefund_settlement_v1_settlement_proto_rawDesc), len(file_taxrefund_settlement_v1_settlement_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

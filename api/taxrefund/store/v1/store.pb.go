@@ -22,6 +22,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DocumentFormat is the paper a form is printed on.
+type DocumentFormat int32
+
+const (
+	DocumentFormat_DOCUMENT_FORMAT_UNSPECIFIED DocumentFormat = 0
+	// ISO A4, portrait.
+	DocumentFormat_DOCUMENT_FORMAT_A4 DocumentFormat = 1
+	// An 80 mm POS receipt roll: one page as long as the form.
+	DocumentFormat_DOCUMENT_FORMAT_RECEIPT_80MM DocumentFormat = 2
+)
+
+// Enum value maps for DocumentFormat.
+var (
+	DocumentFormat_name = map[int32]string{
+		0: "DOCUMENT_FORMAT_UNSPECIFIED",
+		1: "DOCUMENT_FORMAT_A4",
+		2: "DOCUMENT_FORMAT_RECEIPT_80MM",
+	}
+	DocumentFormat_value = map[string]int32{
+		"DOCUMENT_FORMAT_UNSPECIFIED":  0,
+		"DOCUMENT_FORMAT_A4":           1,
+		"DOCUMENT_FORMAT_RECEIPT_80MM": 2,
+	}
+)
+
+func (x DocumentFormat) Enum() *DocumentFormat {
+	p := new(DocumentFormat)
+	*p = x
+	return p
+}
+
+func (x DocumentFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DocumentFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_taxrefund_store_v1_store_proto_enumTypes[0].Descriptor()
+}
+
+func (DocumentFormat) Type() protoreflect.EnumType {
+	return &file_taxrefund_store_v1_store_proto_enumTypes[0]
+}
+
+func (x DocumentFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DocumentFormat.Descriptor instead.
+func (DocumentFormat) EnumDescriptor() ([]byte, []int) {
+	return file_taxrefund_store_v1_store_proto_rawDescGZIP(), []int{0}
+}
+
 // Traveller is who buys the goods.
 type Traveller struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -621,6 +673,140 @@ func (x *VoidFormResponse) GetForm() *v1.Form {
 	return nil
 }
 
+type GetFormDocumentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Client-generated UUID; a retry with the same one returns the same print, not a reprint.
+	RequestId  string         `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	FormNumber string         `protobuf:"bytes,2,opt,name=form_number,json=formNumber,proto3" json:"form_number,omitempty"`
+	Format     DocumentFormat `protobuf:"varint,3,opt,name=format,proto3,enum=taxrefund.store.v1.DocumentFormat" json:"format,omitempty"`
+	// The traveller's language as a BCP 47 tag: "ja", "ko", "ru", "fr", "de", "es" or "ar"
+	// adds it to Chinese and English; empty: by the traveller's nationality.
+	Language      string `protobuf:"bytes,4,opt,name=language,proto3" json:"language,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFormDocumentRequest) Reset() {
+	*x = GetFormDocumentRequest{}
+	mi := &file_taxrefund_store_v1_store_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFormDocumentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFormDocumentRequest) ProtoMessage() {}
+
+func (x *GetFormDocumentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_store_v1_store_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFormDocumentRequest.ProtoReflect.Descriptor instead.
+func (*GetFormDocumentRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_store_v1_store_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetFormDocumentRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *GetFormDocumentRequest) GetFormNumber() string {
+	if x != nil {
+		return x.FormNumber
+	}
+	return ""
+}
+
+func (x *GetFormDocumentRequest) GetFormat() DocumentFormat {
+	if x != nil {
+		return x.Format
+	}
+	return DocumentFormat_DOCUMENT_FORMAT_UNSPECIFIED
+}
+
+func (x *GetFormDocumentRequest) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+type GetFormDocumentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The PDF.
+	Pdf []byte `protobuf:"bytes,1,opt,name=pdf,proto3" json:"pdf,omitempty"`
+	// 1 for the first print, N + 1 for reprint N.
+	PrintNumber int32 `protobuf:"varint,2,opt,name=print_number,json=printNumber,proto3" json:"print_number,omitempty"`
+	// The languages the document speaks, e.g. ["zh", "en", "fr"].
+	Languages     []string `protobuf:"bytes,3,rep,name=languages,proto3" json:"languages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFormDocumentResponse) Reset() {
+	*x = GetFormDocumentResponse{}
+	mi := &file_taxrefund_store_v1_store_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFormDocumentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFormDocumentResponse) ProtoMessage() {}
+
+func (x *GetFormDocumentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_store_v1_store_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFormDocumentResponse.ProtoReflect.Descriptor instead.
+func (*GetFormDocumentResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_store_v1_store_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetFormDocumentResponse) GetPdf() []byte {
+	if x != nil {
+		return x.Pdf
+	}
+	return nil
+}
+
+func (x *GetFormDocumentResponse) GetPrintNumber() int32 {
+	if x != nil {
+		return x.PrintNumber
+	}
+	return 0
+}
+
+func (x *GetFormDocumentResponse) GetLanguages() []string {
+	if x != nil {
+		return x.Languages
+	}
+	return nil
+}
+
 var File_taxrefund_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_taxrefund_store_v1_store_proto_rawDesc = "" +
@@ -668,12 +854,28 @@ const file_taxrefund_store_v1_store_proto_rawDesc = "" +
 	"formNumber\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"?\n" +
 	"\x10VoidFormResponse\x12+\n" +
-	"\x04form\x18\x01 \x01(\v2\x17.taxrefund.form.v1.FormR\x04form2\xed\x02\n" +
+	"\x04form\x18\x01 \x01(\v2\x17.taxrefund.form.v1.FormR\x04form\"\xb0\x01\n" +
+	"\x16GetFormDocumentRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vform_number\x18\x02 \x01(\tR\n" +
+	"formNumber\x12:\n" +
+	"\x06format\x18\x03 \x01(\x0e2\".taxrefund.store.v1.DocumentFormatR\x06format\x12\x1a\n" +
+	"\blanguage\x18\x04 \x01(\tR\blanguage\"l\n" +
+	"\x17GetFormDocumentResponse\x12\x10\n" +
+	"\x03pdf\x18\x01 \x01(\fR\x03pdf\x12!\n" +
+	"\fprint_number\x18\x02 \x01(\x05R\vprintNumber\x12\x1c\n" +
+	"\tlanguages\x18\x03 \x03(\tR\tlanguages*k\n" +
+	"\x0eDocumentFormat\x12\x1f\n" +
+	"\x1bDOCUMENT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12DOCUMENT_FORMAT_A4\x10\x01\x12 \n" +
+	"\x1cDOCUMENT_FORMAT_RECEIPT_80MM\x10\x022\xd9\x03\n" +
 	"\fStoreService\x12X\n" +
 	"\tIssueForm\x12$.taxrefund.store.v1.IssueFormRequest\x1a%.taxrefund.store.v1.IssueFormResponse\x12R\n" +
 	"\aGetForm\x12\".taxrefund.store.v1.GetFormRequest\x1a#.taxrefund.store.v1.GetFormResponse\x12X\n" +
 	"\tListForms\x12$.taxrefund.store.v1.ListFormsRequest\x1a%.taxrefund.store.v1.ListFormsResponse\x12U\n" +
-	"\bVoidForm\x12#.taxrefund.store.v1.VoidFormRequest\x1a$.taxrefund.store.v1.VoidFormResponseB\xb8\x01\n" +
+	"\bVoidForm\x12#.taxrefund.store.v1.VoidFormRequest\x1a$.taxrefund.store.v1.VoidFormResponse\x12j\n" +
+	"\x0fGetFormDocument\x12*.taxrefund.store.v1.GetFormDocumentRequest\x1a+.taxrefund.store.v1.GetFormDocumentResponseB\xb8\x01\n" +
 	"\x16com.taxrefund.store.v1B\n" +
 	"StoreProtoP\x01Z(taxrefund/api/taxrefund/store/v1;storev1\xa2\x02\x03TSX\xaa\x02\x12Taxrefund.Store.V1\xca\x02\x12Taxrefund\\Store\\V1\xe2\x02\x1eTaxrefund\\Store\\V1\\GPBMetadata\xea\x02\x14Taxrefund::Store::V1b\x06proto3"
 
@@ -689,48 +891,55 @@ func file_taxrefund_store_v1_store_proto_rawDescGZIP() []byte {
 	return file_taxrefund_store_v1_store_proto_rawDescData
 }
 
-var file_taxrefund_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_taxrefund_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_taxrefund_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_taxrefund_store_v1_store_proto_goTypes = []any{
-	(*Traveller)(nil),         // 0: taxrefund.store.v1.Traveller
-	(*LineInput)(nil),         // 1: taxrefund.store.v1.LineInput
-	(*IssueFormRequest)(nil),  // 2: taxrefund.store.v1.IssueFormRequest
-	(*IssueFormResponse)(nil), // 3: taxrefund.store.v1.IssueFormResponse
-	(*GetFormRequest)(nil),    // 4: taxrefund.store.v1.GetFormRequest
-	(*GetFormResponse)(nil),   // 5: taxrefund.store.v1.GetFormResponse
-	(*ListFormsRequest)(nil),  // 6: taxrefund.store.v1.ListFormsRequest
-	(*ListFormsResponse)(nil), // 7: taxrefund.store.v1.ListFormsResponse
-	(*VoidFormRequest)(nil),   // 8: taxrefund.store.v1.VoidFormRequest
-	(*VoidFormResponse)(nil),  // 9: taxrefund.store.v1.VoidFormResponse
-	(*v1.Document)(nil),       // 10: taxrefund.form.v1.Document
-	(v1.GoodsCategory)(0),     // 11: taxrefund.form.v1.GoodsCategory
-	(*v1.Invoice)(nil),        // 12: taxrefund.form.v1.Invoice
-	(*v1.Form)(nil),           // 13: taxrefund.form.v1.Form
-	(v1.FormState)(0),         // 14: taxrefund.form.v1.FormState
+	(DocumentFormat)(0),             // 0: taxrefund.store.v1.DocumentFormat
+	(*Traveller)(nil),               // 1: taxrefund.store.v1.Traveller
+	(*LineInput)(nil),               // 2: taxrefund.store.v1.LineInput
+	(*IssueFormRequest)(nil),        // 3: taxrefund.store.v1.IssueFormRequest
+	(*IssueFormResponse)(nil),       // 4: taxrefund.store.v1.IssueFormResponse
+	(*GetFormRequest)(nil),          // 5: taxrefund.store.v1.GetFormRequest
+	(*GetFormResponse)(nil),         // 6: taxrefund.store.v1.GetFormResponse
+	(*ListFormsRequest)(nil),        // 7: taxrefund.store.v1.ListFormsRequest
+	(*ListFormsResponse)(nil),       // 8: taxrefund.store.v1.ListFormsResponse
+	(*VoidFormRequest)(nil),         // 9: taxrefund.store.v1.VoidFormRequest
+	(*VoidFormResponse)(nil),        // 10: taxrefund.store.v1.VoidFormResponse
+	(*GetFormDocumentRequest)(nil),  // 11: taxrefund.store.v1.GetFormDocumentRequest
+	(*GetFormDocumentResponse)(nil), // 12: taxrefund.store.v1.GetFormDocumentResponse
+	(*v1.Document)(nil),             // 13: taxrefund.form.v1.Document
+	(v1.GoodsCategory)(0),           // 14: taxrefund.form.v1.GoodsCategory
+	(*v1.Invoice)(nil),              // 15: taxrefund.form.v1.Invoice
+	(*v1.Form)(nil),                 // 16: taxrefund.form.v1.Form
+	(v1.FormState)(0),               // 17: taxrefund.form.v1.FormState
 }
 var file_taxrefund_store_v1_store_proto_depIdxs = []int32{
-	10, // 0: taxrefund.store.v1.Traveller.document:type_name -> taxrefund.form.v1.Document
-	11, // 1: taxrefund.store.v1.LineInput.category:type_name -> taxrefund.form.v1.GoodsCategory
-	0,  // 2: taxrefund.store.v1.IssueFormRequest.traveller:type_name -> taxrefund.store.v1.Traveller
-	12, // 3: taxrefund.store.v1.IssueFormRequest.invoices:type_name -> taxrefund.form.v1.Invoice
-	1,  // 4: taxrefund.store.v1.IssueFormRequest.lines:type_name -> taxrefund.store.v1.LineInput
-	13, // 5: taxrefund.store.v1.IssueFormResponse.form:type_name -> taxrefund.form.v1.Form
-	13, // 6: taxrefund.store.v1.GetFormResponse.form:type_name -> taxrefund.form.v1.Form
-	14, // 7: taxrefund.store.v1.ListFormsRequest.state:type_name -> taxrefund.form.v1.FormState
-	13, // 8: taxrefund.store.v1.ListFormsResponse.forms:type_name -> taxrefund.form.v1.Form
-	13, // 9: taxrefund.store.v1.VoidFormResponse.form:type_name -> taxrefund.form.v1.Form
-	2,  // 10: taxrefund.store.v1.StoreService.IssueForm:input_type -> taxrefund.store.v1.IssueFormRequest
-	4,  // 11: taxrefund.store.v1.StoreService.GetForm:input_type -> taxrefund.store.v1.GetFormRequest
-	6,  // 12: taxrefund.store.v1.StoreService.ListForms:input_type -> taxrefund.store.v1.ListFormsRequest
-	8,  // 13: taxrefund.store.v1.StoreService.VoidForm:input_type -> taxrefund.store.v1.VoidFormRequest
-	3,  // 14: taxrefund.store.v1.StoreService.IssueForm:output_type -> taxrefund.store.v1.IssueFormResponse
-	5,  // 15: taxrefund.store.v1.StoreService.GetForm:output_type -> taxrefund.store.v1.GetFormResponse
-	7,  // 16: taxrefund.store.v1.StoreService.ListForms:output_type -> taxrefund.store.v1.ListFormsResponse
-	9,  // 17: taxrefund.store.v1.StoreService.VoidForm:output_type -> taxrefund.store.v1.VoidFormResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	13, // 0: taxrefund.store.v1.Traveller.document:type_name -> taxrefund.form.v1.Document
+	14, // 1: taxrefund.store.v1.LineInput.category:type_name -> taxrefund.form.v1.GoodsCategory
+	1,  // 2: taxrefund.store.v1.IssueFormRequest.traveller:type_name -> taxrefund.store.v1.Traveller
+	15, // 3: taxrefund.store.v1.IssueFormRequest.invoices:type_name -> taxrefund.form.v1.Invoice
+	2,  // 4: taxrefund.store.v1.IssueFormRequest.lines:type_name -> taxrefund.store.v1.LineInput
+	16, // 5: taxrefund.store.v1.IssueFormResponse.form:type_name -> taxrefund.form.v1.Form
+	16, // 6: taxrefund.store.v1.GetFormResponse.form:type_name -> taxrefund.form.v1.Form
+	17, // 7: taxrefund.store.v1.ListFormsRequest.state:type_name -> taxrefund.form.v1.FormState
+	16, // 8: taxrefund.store.v1.ListFormsResponse.forms:type_name -> taxrefund.form.v1.Form
+	16, // 9: taxrefund.store.v1.VoidFormResponse.form:type_name -> taxrefund.form.v1.Form
+	0,  // 10: taxrefund.store.v1.GetFormDocumentRequest.format:type_name -> taxrefund.store.v1.DocumentFormat
+	3,  // 11: taxrefund.store.v1.StoreService.IssueForm:input_type -> taxrefund.store.v1.IssueFormRequest
+	5,  // 12: taxrefund.store.v1.StoreService.GetForm:input_type -> taxrefund.store.v1.GetFormRequest
+	7,  // 13: taxrefund.store.v1.StoreService.ListForms:input_type -> taxrefund.store.v1.ListFormsRequest
+	9,  // 14: taxrefund.store.v1.StoreService.VoidForm:input_type -> taxrefund.store.v1.VoidFormRequest
+	11, // 15: taxrefund.store.v1.StoreService.GetFormDocument:input_type -> taxrefund.store.v1.GetFormDocumentRequest
+	4,  // 16: taxrefund.store.v1.StoreService.IssueForm:output_type -> taxrefund.store.v1.IssueFormResponse
+	6,  // 17: taxrefund.store.v1.StoreService.GetForm:output_type -> taxrefund.store.v1.GetFormResponse
+	8,  // 18: taxrefund.store.v1.StoreService.ListForms:output_type -> taxrefund.store.v1.ListFormsResponse
+	10, // 19: taxrefund.store.v1.StoreService.VoidForm:output_type -> taxrefund.store.v1.VoidFormResponse
+	12, // 20: taxrefund.store.v1.StoreService.GetFormDocument:output_type -> taxrefund.store.v1.GetFormDocumentResponse
+	16, // [16:21] is the sub-list for method output_type
+	11, // [11:16] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_store_v1_store_proto_init() }
@@ -743,13 +952,14 @@ func file_taxrefund_store_v1_store_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taxrefund_store_v1_store_proto_rawDesc), len(file_taxrefund_store_v1_store_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   10,
+			NumEnums:      1,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_taxrefund_store_v1_store_proto_goTypes,
 		DependencyIndexes: file_taxrefund_store_v1_store_proto_depIdxs,
+		EnumInfos:         file_taxrefund_store_v1_store_proto_enumTypes,
 		MessageInfos:      file_taxrefund_store_v1_store_proto_msgTypes,
 	}.Build()
 	File_taxrefund_store_v1_store_proto = out.File

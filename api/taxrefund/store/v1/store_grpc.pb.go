@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	StoreService_IssueForm_FullMethodName = "/taxrefund.store.v1.StoreService/IssueForm"
-	StoreService_GetForm_FullMethodName   = "/taxrefund.store.v1.StoreService/GetForm"
-	StoreService_ListForms_FullMethodName = "/taxrefund.store.v1.StoreService/ListForms"
-	StoreService_VoidForm_FullMethodName  = "/taxrefund.store.v1.StoreService/VoidForm"
+	StoreService_IssueForm_FullMethodName       = "/taxrefund.store.v1.StoreService/IssueForm"
+	StoreService_GetForm_FullMethodName         = "/taxrefund.store.v1.StoreService/GetForm"
+	StoreService_ListForms_FullMethodName       = "/taxrefund.store.v1.StoreService/ListForms"
+	StoreService_VoidForm_FullMethodName        = "/taxrefund.store.v1.StoreService/VoidForm"
+	StoreService_GetFormDocument_FullMethodName = "/taxrefund.store.v1.StoreService/GetFormDocument"
 )
 
 // StoreServiceClient is the client API for StoreService service.
@@ -41,6 +42,12 @@ type StoreServiceClient interface {
 	ListForms(ctx context.Context, in *ListFormsRequest, opts ...grpc.CallOption) (*ListFormsResponse, error)
 	// VoidForm voids an ISSUED form when the goods are returned.
 	VoidForm(ctx context.Context, in *VoidFormRequest, opts ...grpc.CallOption) (*VoidFormResponse, error)
+	// GetFormDocument prints one of the caller's forms as PDF (离境退税申请单): the form
+	// number as a Code 128 barcode and a QR code, in Chinese and English plus the
+	// traveller's language. Every call is a print: the first is the original, each later
+	// one is marked "reprint N"; a voided form prints with a VOID mark. A retry with the
+	// same request_id returns the same print.
+	GetFormDocument(ctx context.Context, in *GetFormDocumentRequest, opts ...grpc.CallOption) (*GetFormDocumentResponse, error)
 }
 
 type storeServiceClient struct {
@@ -91,6 +98,16 @@ func (c *storeServiceClient) VoidForm(ctx context.Context, in *VoidFormRequest, 
 	return out, nil
 }
 
+func (c *storeServiceClient) GetFormDocument(ctx context.Context, in *GetFormDocumentRequest, opts ...grpc.CallOption) (*GetFormDocumentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetFormDocumentResponse)
+	err := c.cc.Invoke(ctx, StoreService_GetFormDocument_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StoreServiceServer is the server API for StoreService service.
 // All implementations must embed UnimplementedStoreServiceServer
 // for forward compatibility.
@@ -107,6 +124,12 @@ type StoreServiceServer interface {
 	ListForms(context.Context, *ListFormsRequest) (*ListFormsResponse, error)
 	// VoidForm voids an ISSUED form when the goods are returned.
 	VoidForm(context.Context, *VoidFormRequest) (*VoidFormResponse, error)
+	// GetFormDocument prints one of the caller's forms as PDF (离境退税申请单): the form
+	// number as a Code 128 barcode and a QR code, in Chinese and English plus the
+	// traveller's language. Every call is a print: the first is the original, each later
+	// one is marked "reprint N"; a voided form prints with a VOID mark. A retry with the
+	// same request_id returns the same print.
+	GetFormDocument(context.Context, *GetFormDocumentRequest) (*GetFormDocumentResponse, error)
 	mustEmbedUnimplementedStoreServiceServer()
 }
 
@@ -128,6 +151,9 @@ func (UnimplementedStoreServiceServer) ListForms(context.Context, *ListFormsRequ
 }
 func (UnimplementedStoreServiceServer) VoidForm(context.Context, *VoidFormRequest) (*VoidFormResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VoidForm not implemented")
+}
+func (UnimplementedStoreServiceServer) GetFormDocument(context.Context, *GetFormDocumentRequest) (*GetFormDocumentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetFormDocument not implemented")
 }
 func (UnimplementedStoreServiceServer) mustEmbedUnimplementedStoreServiceServer() {}
 func (UnimplementedStoreServiceServer) testEmbeddedByValue()                      {}
@@ -222,6 +248,24 @@ func _StoreService_VoidForm_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StoreService_GetFormDocument_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFormDocumentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServiceServer).GetFormDocument(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StoreService_GetFormDocument_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServiceServer).GetFormDocument(ctx, req.(*GetFormDocumentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StoreService_ServiceDesc is the grpc.ServiceDesc for StoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -244,6 +288,10 @@ var StoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VoidForm",
 			Handler:    _StoreService_VoidForm_Handler,
+		},
+		{
+			MethodName: "GetFormDocument",
+			Handler:    _StoreService_GetFormDocument_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,249 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"html/template"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+
+	authorityv1 "taxrefund/api/taxrefund/authority/v1"
+	settlementv1 "taxrefund/api/taxrefund/settlement/v1"
+	"taxrefund/internal/refund"
+)
+
+const (
+	mReport    = "/taxrefund.authority.v1.AuthorityService/MonthlyReport"
+	mReconcile = "/taxrefund.authority.v1.AuthorityService/Reconcile"
+	mListDecl  = "/taxrefund.authority.v1.AuthorityService/ListDeclarations"
+	mApprove   = "/taxrefund.authority.v1.AuthorityService/ApproveDeclaration"
+	mReturn    = "/taxrefund.authority.v1.AuthorityService/ReturnDeclaration"
+	mStores    = "/taxrefund.authority.v1.AuthorityService/ListStores"
+)
+
+// monthTotals are a month's figures over every form.
+type monthTotals struct {
+	Issued, Verified, Refunded, Voided, Expired int64
+	IssuedGross, PaidGross, PaidNet             decimal.Decimal
+}
+
+// dimTable is one dimension of the month.
+type dimTable struct {
+	Key  string // text key of the title
+	Rows []*authorityv1.ReportRow
+}
+
+type officialContent struct {
+	Month      string
+	Prev, Next string
+	Totals     monthTotals
+	Dims       []dimTable
+	Trend      template.HTML
+	Exceptions int
+	ChainSeq   int64
+	ChainHash  string
+}
+
+// totals sums the block rows: every form belongs to exactly one block.
+func totals(rows []*authorityv1.ReportRow) monthTotals {
+	var t monthTotals
+	for _, r := range rows {
+		if r.GetDimension() != "block" {
+			continue
+		}
+		t.Issued += r.GetFormsIssued()
+		t.Voided += r.GetFormsVoided()
+		t.Expired += r.GetFormsExpired()
+		t.Refunded += r.GetFormsPaid()
+		t.IssuedGross = t.IssuedGross.Add(dec(r.GetGrossRefund()))
+		t.PaidGross = t.PaidGross.Add(dec(r.GetPaidGross()))
+		t.PaidNet = t.PaidNet.Add(dec(r.GetPaidNet()))
+	}
+	return t
+}
+
+func dec(s string) decimal.Decimal {
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return decimal.Zero
+	}
+	return d
+}
+
+func currentMonth(now time.Time) string { return now.In(refund.Shanghai).Format("2006-01") }
+
+func (c *Console) officialPage(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	p := c.pageFor(s, "/official", "nav.official")
+	month := r.URL.Query().Get("month")
+	m, err := time.ParseInLocation("2006-01", month, refund.Shanghai)
+	if err != nil {
+		month = currentMonth(c.d.Now())
+		m, _ = time.ParseInLocation("2006-01", month, refund.Shanghai)
+	}
+	content := officialContent{Month: month, Prev: m.AddDate(0, -1, 0).Format("2006-01"), Next: m.AddDate(0, 1, 0).Format("2006-01")}
+	code := http.StatusOK
+	rep, err := call(ctx, c, s, mReport, &authorityv1.MonthlyReportRequest{Month: month}, c.d.Authority.MonthlyReport)
+	if err != nil {
+		p.Error, code = errText(err), http.StatusUnprocessableEntity
+		p.Content = content
+		c.render(w, r, code, "official", p)
+		return
+	}
+	content.Totals = totals(rep.GetRows())
+	content.ChainSeq, content.ChainHash = rep.GetJournalHead().GetSeq(), rep.GetJournalHead().GetHash()
+	for _, dim := range []string{"block", "port", "agency", "nationality"} {
+		t := dimTable{Key: "dim." + dim}
+		for _, row := range rep.GetRows() {
+			if row.GetDimension() == dim {
+				t.Rows = append(t.Rows, row)
+			}
+		}
+		sort.SliceStable(t.Rows, func(i, j int) bool { return t.Rows[i].GetFormsIssued() > t.Rows[j].GetFormsIssued() })
+		if dim == "nationality" && len(t.Rows) > 10 {
+			t.Rows = t.Rows[:10]
+		}
+		content.Dims = append(content.Dims, t)
+	}
+	rec, err := call(ctx, c, s, mReconcile, &authorityv1.ReconcileRequest{Month: month}, c.d.Authority.Reconcile)
+	if err != nil {
+		p.Error = errText(err)
+	} else {
+		for _, sm := range rec.GetSummary() {
+			if sm.GetSide() == "CONFIRMED" {
+				content.Totals.Verified = sm.GetForms()
+			}
+		}
+		content.Exceptions = len(rec.GetExceptions())
+	}
+	trend, err := c.trend(ctx, s, m)
+	if err != nil && p.Error == "" {
+		p.Error = errText(err)
+	}
+	content.Trend = trend
+	p.Content = content
+	c.render(w, r, code, "official", p)
+}
+
+// trend draws the refunds paid (G') of the twelve months ending with m as an SVG bar chart.
+func (c *Console) trend(ctx context.Context, s *session, m time.Time) (template.HTML, error) {
+	type bar struct {
+		month string
+		paid  decimal.Decimal
+	}
+	bars := make([]bar, 12)
+	highest := decimal.Zero
+	for i := range bars {
+		month := m.AddDate(0, i-11, 0).Format("2006-01")
+		rep, err := call(ctx, c, s, mReport, &authorityv1.MonthlyReportRequest{Month: month}, c.d.Authority.MonthlyReport)
+		if err != nil {
+			return "", err
+		}
+		bars[i] = bar{month: month, paid: totals(rep.GetRows()).PaidGross}
+		highest = decimal.Max(highest, bars[i].paid)
+	}
+	const width, height, top, bottom, left = 720, 240, 24, 40, 8
+	slot := float64(width-2*left) / 12
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="trend" xmlns="http://www.w3.org/2000/svg">`, width, height)
+	fmt.Fprintf(&b, `<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>`, left, height-bottom, width-left, height-bottom)
+	for i, br := range bars {
+		h := 0.0
+		if highest.IsPositive() {
+			// A drawing coordinate, not an amount: the label carries the exact figure.
+			h = br.paid.Div(highest).InexactFloat64() * float64(height-top-bottom)
+		}
+		x := float64(left) + float64(i)*slot + slot*0.15
+		fmt.Fprintf(&b, `<rect class="bar" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %s</title></rect>`,
+			x, float64(height-bottom)-h, slot*0.7, h, br.month, cnyDec(br.paid))
+		fmt.Fprintf(&b, `<text class="label" x="%.1f" y="%d">%s</text>`, x+slot*0.35, height-bottom+16, br.month[2:])
+		if br.paid.IsPositive() {
+			fmt.Fprintf(&b, `<text class="value" x="%.1f" y="%.1f">%s</text>`, x+slot*0.35, float64(height-bottom)-h-4, cnyDec(br.paid.Round(0)))
+		}
+	}
+	b.WriteString(`</svg>`)
+	// Every interpolated value above is a number or a formatted amount or month: no text
+	// from a request reaches the markup.
+	return template.HTML(b.String()), nil
+}
+
+type declView struct {
+	*settlementv1.Declaration
+	Status    string
+	RequestID string
+}
+
+type declContent struct {
+	Declarations []declView
+}
+
+func (c *Console) declarationsPage(w http.ResponseWriter, r *http.Request, s *session) {
+	c.showDeclarations(w, r, s, c.pageFor(s, "/official/declarations", "nav.declaration"), http.StatusOK)
+}
+
+func (c *Console) showDeclarations(w http.ResponseWriter, r *http.Request, s *session, p page, code int) {
+	resp, err := call(r.Context(), c, s, mListDecl, &authorityv1.ListDeclarationsRequest{}, c.d.Authority.ListDeclarations)
+	if err != nil {
+		p.Error, code = errText(err), http.StatusUnprocessableEntity
+	}
+	var content declContent
+	for _, d := range resp.GetDeclarations() {
+		content.Declarations = append(content.Declarations, declView{Declaration: d,
+			Status: strings.TrimPrefix(d.GetStatus().String(), "DECLARATION_STATUS_"), RequestID: uuid.NewString()})
+	}
+	p.Content = content
+	c.render(w, r, code, "declarations", p)
+}
+
+func (c *Console) declarationsPost(w http.ResponseWriter, r *http.Request, s *session) {
+	p := c.pageFor(s, "/official/declarations", "nav.declaration")
+	code := http.StatusOK
+	id, rid := r.PostFormValue("declaration_id"), r.PostFormValue("request_id")
+	var err error
+	switch r.PostFormValue("action") {
+	case "approve":
+		_, err = call(r.Context(), c, s, mApprove, &authorityv1.ApproveDeclarationRequest{RequestId: rid, DeclarationId: id}, c.d.Authority.ApproveDeclaration)
+		p.Notice = "decl.approved"
+	case "return":
+		var reasons []string
+		if reason := strings.TrimSpace(r.PostFormValue("reason")); reason != "" {
+			reasons = []string{reason}
+		}
+		_, err = call(r.Context(), c, s, mReturn, &authorityv1.ReturnDeclarationRequest{RequestId: rid, DeclarationId: id, Reasons: reasons}, c.d.Authority.ReturnDeclaration)
+		p.Notice = "decl.returned"
+	default:
+		err = fmt.Errorf("unknown action")
+	}
+	if err != nil {
+		p.Notice, p.Error, code = "", errText(err), http.StatusUnprocessableEntity
+	}
+	c.showDeclarations(w, r, s, p, code)
+}
+
+type storesContent struct {
+	Query  string
+	Stores []*authorityv1.Store
+}
+
+func (c *Console) storesPage(w http.ResponseWriter, r *http.Request, s *session) {
+	p := c.pageFor(s, "/official/stores", "nav.stores")
+	code := http.StatusOK
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	resp, err := call(r.Context(), c, s, mStores, &authorityv1.ListStoresRequest{}, c.d.Authority.ListStores)
+	if err != nil {
+		p.Error, code = errText(err), http.StatusUnprocessableEntity
+	}
+	content := storesContent{Query: q}
+	for _, st := range resp.GetStores() {
+		if q == "" || strings.Contains(strings.ToLower(st.GetCode()+" "+st.GetName()+" "+st.GetCreditCode()), strings.ToLower(q)) {
+			content.Stores = append(content.Stores, st)
+		}
+	}
+	p.Content = content
+	c.render(w, r, code, "stores", p)
+}
