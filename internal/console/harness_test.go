@@ -102,6 +102,7 @@ func newHarness(t *testing.T) *harness {
 		if err := ca.IssueClient(h.certDir, name, uri); err != nil {
 			t.Fatal(err)
 		}
+		dbtest.RegisterCertificates(t, pool, h.certDir, name)
 	}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	keys := dbtest.Keyring(t)
