@@ -148,22 +148,26 @@ func (c *Console) trend(ctx context.Context, s *session, m time.Time) (template.
 		highest = decimal.Max(highest, bars[i].paid)
 	}
 	const width, height, top, bottom, left = 720, 240, 24, 40, 8
-	slot := float64(width-2*left) / 12
+	// Drawing coordinates in decimals too, printed to a tenth of a pixel: the package holds
+	// no float anywhere near an amount.
+	n := decimal.NewFromInt
+	slot := n(width - 2*left).Div(n(12))
+	base := n(height - bottom)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="trend" xmlns="http://www.w3.org/2000/svg">`, width, height)
 	fmt.Fprintf(&b, `<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>`, left, height-bottom, width-left, height-bottom)
 	for i, br := range bars {
-		h := 0.0
+		h := decimal.Zero
 		if highest.IsPositive() {
-			// A drawing coordinate, not an amount: the label carries the exact figure.
-			h = br.paid.Div(highest).InexactFloat64() * float64(height-top-bottom)
+			h = br.paid.Mul(n(height - top - bottom)).Div(highest)
 		}
-		x := float64(left) + float64(i)*slot + slot*0.15
-		fmt.Fprintf(&b, `<rect class="bar" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %s</title></rect>`,
-			x, float64(height-bottom)-h, slot*0.7, h, br.month, cnyDec(br.paid))
-		fmt.Fprintf(&b, `<text class="label" x="%.1f" y="%d">%s</text>`, x+slot*0.35, height-bottom+16, br.month[2:])
+		x := n(left).Add(n(int64(i)).Mul(slot)).Add(slot.Mul(decimal.RequireFromString("0.15")))
+		mid := x.Add(slot.Mul(decimal.RequireFromString("0.35")))
+		fmt.Fprintf(&b, `<rect class="bar" x="%s" y="%s" width="%s" height="%s"><title>%s: %s</title></rect>`,
+			x.StringFixed(1), base.Sub(h).StringFixed(1), slot.Mul(decimal.RequireFromString("0.7")).StringFixed(1), h.StringFixed(1), br.month, cnyDec(br.paid))
+		fmt.Fprintf(&b, `<text class="label" x="%s" y="%d">%s</text>`, mid.StringFixed(1), height-bottom+16, br.month[2:])
 		if br.paid.IsPositive() {
-			fmt.Fprintf(&b, `<text class="value" x="%.1f" y="%.1f">%s</text>`, x+slot*0.35, float64(height-bottom)-h-4, cnyDec(br.paid.Round(0)))
+			fmt.Fprintf(&b, `<text class="value" x="%s" y="%s">%s</text>`, mid.StringFixed(1), base.Sub(h).Sub(n(4)).StringFixed(1), cnyDec(br.paid.Round(0)))
 		}
 	}
 	b.WriteString(`</svg>`)
