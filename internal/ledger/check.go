@@ -30,7 +30,7 @@ var ledgerChecks = []struct{ name, sql string }{
 			  FROM journal_entries GROUP BY account_id),
 		b AS (
 			SELECT account_id, sum(posted_dr - posted_cr) AS posted, sum(pending_dr - pending_cr) AS pending
-			  FROM account_balances GROUP BY account_id)
+			  FROM ledger_balances GROUP BY account_id)
 		SELECT format('account %s: maintained balance %s/%s (posted/pending), entries say %s/%s', a.code,
 		              coalesce(b.posted, 0), coalesce(b.pending, 0), coalesce(e.posted, 0), coalesce(e.pending, 0))
 		  FROM accounts a LEFT JOIN e ON e.account_id = a.id LEFT JOIN b ON b.account_id = a.id
@@ -46,7 +46,7 @@ var ledgerChecks = []struct{ name, sql string }{
 				SELECT credit_account, -amount FROM open) x
 			 GROUP BY account),
 		have AS (
-			SELECT account_id, sum(pending_dr - pending_cr) AS pending FROM account_balances GROUP BY account_id)
+			SELECT account_id, sum(pending_dr - pending_cr) AS pending FROM ledger_balances GROUP BY account_id)
 		SELECT format('account %s: pending balance %s, open pending transfers sum to %s', a.code, coalesce(h.pending, 0), coalesce(w.pending, 0))
 		  FROM accounts a LEFT JOIN want w ON w.account = a.id LEFT JOIN have h ON h.account_id = a.id
 		 WHERE coalesce(h.pending, 0) <> coalesce(w.pending, 0)`},

@@ -144,17 +144,19 @@ func (s *Store) QueueResolution(b *pgx.Batch, r Resolution) {
 		r.PendingID, outcome, r.Posted, r.TxnID)
 }
 
-// Balance is an account's maintained balance, debit minus credit, per layer.
+// Balance is an account's balance, debit minus credit, per layer: the maintained one,
+// and for the pending layer of the accounts every form writes (ledger_derived_pending,
+// migrations/00017) the sum of their pending entries.
 type Balance struct {
 	Posted  decimal.Decimal
 	Pending decimal.Decimal
 }
 
-// Balance returns the maintained balance of the account code (zero if it has none).
+// Balance returns the balance of the account code (zero if it has none).
 func (s *Store) Balance(ctx context.Context, q Querier, code string) (Balance, error) {
 	rows, err := q.Query(ctx, `
 		SELECT coalesce(sum(b.posted_dr - b.posted_cr), 0), coalesce(sum(b.pending_dr - b.pending_cr), 0)
-		  FROM accounts a JOIN account_balances b ON b.account_id = a.id
+		  FROM accounts a JOIN ledger_balances b ON b.account_id = a.id
 		 WHERE a.code = $1`, code)
 	if err != nil {
 		return Balance{}, fmt.Errorf("balance %s: %w", code, err)

@@ -51,9 +51,9 @@ type FillConfig struct {
 // For speed the batches are written with session_replication_role = replica, which
 // turns off the triggers: the per-row foreign-key checks, the forms' store check and the
 // statement-level balance trigger. The rows are consistent by construction (each form's
-// block is its store's), and each batch adds its pending amounts to the maintained
-// balances itself, in the same transaction, as the trigger would: invariants.Check holds
-// throughout. That needs a superuser (pgenv's servers have one); for any other user the
+// block is its store's), and a form's entries are pending entries of the refund expense
+// and payable, whose pending balance is derived from the entries, not maintained
+// (migrations/00017): invariants.Check holds throughout. That needs a superuser (pgenv's servers have one); for any other user the
 // batches run with the triggers, about half as fast. At the end the written
 // tables are vacuumed and analyzed and a checkpoint taken, so that neither autovacuum nor
 // a checkpoint of the fill lands in the next measurement.
@@ -236,7 +236,6 @@ func fenString(fen int64) string { return fmt.Sprintf("%d.%02d", fen/100, fen%10
 // fillBatch is the rows of a batch of forms, table by table.
 type fillBatch struct {
 	txns, entries, pendings, forms, lines, invoices, idems, audits [][]any
-	pendingSum                                                     int64
 }
 
 func (g *filler) batch(ctx context.Context, pool *pgxpool.Pool, n int) error {
@@ -250,7 +249,6 @@ func (g *filler) batch(ctx context.Context, pool *pgxpool.Pool, n int) error {
 // generate makes the rows of n forms.
 func (g *filler) generate(n int) (*fillBatch, error) {
 	var txns, entries, pendings, forms, lines, invoices, idems, audits [][]any
-	var pendingSum int64
 	day := today(g.now)
 	rate13, rate9 := numeric(11), numeric(8)
 	vat13, vat9 := numeric(13), numeric(9)
@@ -301,7 +299,6 @@ func (g *filler) generate(n int) (*fillBatch, error) {
 			lines = append(lines, []any{formID, int16(i + 1), desc, "GENERAL", vat, rate, qty, numeric(fen), inv})
 		}
 		gross := (refund100 + 50) / 100 // round half up: G = round(Σ amount × rate, 2)
-		pendingSum += gross
 		f.Eligible, f.Gross = fenString(eligible), fenString(gross)
 
 		keyID, cipher, err := g.keys.Seal([]byte(doc.Number), formID[:])
@@ -331,11 +328,13 @@ func (g *filler) generate(n int) (*fillBatch, error) {
 		audits = append(audits, []any{issuedAt, caller, "FORM_ISSUED", number, requestID, detail})
 	}
 	return &fillBatch{txns: txns, entries: entries, pendings: pendings, forms: forms, lines: lines, invoices: invoices,
-		idems: idems, audits: audits, pendingSum: pendingSum}, nil
+		idems: idems, audits: audits}, nil
 }
 
-// write copies b in one transaction. With the triggers off it adds the batch's pending
-// amounts to the maintained balances itself.
+// write copies b in one transaction. With the triggers off nothing else is owed: the
+// pending layer of the refund expense and payable, the only accounts a form's entries
+// touch, is the sum of their entries (ledger_derived_pending, migrations/00017), not a
+// maintained balance.
 func (g *filler) write(ctx context.Context, pool *pgxpool.Pool, b *fillBatch) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if !g.replica {
@@ -343,17 +342,6 @@ func (g *filler) write(ctx context.Context, pool *pgxpool.Pool, b *fillBatch) er
 		}
 		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
 			return fmt.Errorf("turn triggers off: %w", err)
-		}
-		// What ledger_apply_entries would add for the batch's entries.
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO account_balances AS b (account_id, shard, pending_dr, pending_cr)
-			SELECT a, pg_backend_pid() % 16, dr, cr
-			  FROM (VALUES ($1::int, $3::numeric, 0::numeric), ($2::int, 0::numeric, $3::numeric)) AS v(a, dr, cr)
-			 ORDER BY a
-			ON CONFLICT (account_id, shard) DO UPDATE
-			   SET pending_dr = b.pending_dr + excluded.pending_dr, pending_cr = b.pending_cr + excluded.pending_cr`,
-			g.expense, g.payable, numeric(b.pendingSum)); err != nil {
-			return fmt.Errorf("balances: %w", err)
 		}
 		return copyBatch(ctx, tx, b)
 	})
