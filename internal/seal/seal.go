@@ -95,12 +95,12 @@ func (s *Sealer) SealOnce(ctx context.Context) (int, error) {
 }
 
 func sealChain(ctx context.Context, tx pgx.Tx, chain string, batch int) (int, error) {
-	rows, err := tx.Query(ctx, `SELECT row_id FROM seal_queue WHERE chain = $1 ORDER BY queued LIMIT $2`, chain, batch)
-	if err != nil {
+	queued, ids, err := nextQueued(ctx, tx, chain, batch)
+	if err != nil || len(queued) == 0 {
 		return 0, err
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(ids) == 0 {
+	if len(ids) == 0 {
+		_, err := tx.Exec(ctx, `DELETE FROM seal_queue WHERE queued = ANY($1)`, queued)
 		return 0, err
 	}
 	content, err := canonical(ctx, tx, chain, ids)
@@ -144,10 +144,40 @@ func sealChain(ctx context.Context, tx pgx.Tx, chain string, batch int) (int, er
 		chain, seqs, ids, prevs, hashes, Current); err != nil {
 		return 0, err
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM seal_queue WHERE chain = $1 AND row_id = ANY($2)`, chain, ids); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM seal_queue WHERE queued = ANY($1)`, queued); err != nil {
 		return 0, err
 	}
 	return len(ids), nil
+}
+
+// nextQueued returns the next batch of a chain's queue entries (their queue numbers, to
+// delete once sealed) and the rows they name that are still to seal, each once, in queue
+// order. The queue has no unique index on (chain, row_id) (it cost every journal and
+// audit insert an index entry, migrations/00018): a row queued twice, or queued again
+// once sealed, is sealed once and its extra entries dropped with the rest of the batch.
+func nextQueued(ctx context.Context, tx pgx.Tx, chain string, batch int) ([]int64, []string, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT q.queued, q.row_id, EXISTS (SELECT 1 FROM seals s WHERE s.chain = q.chain AND s.row_id = q.row_id)
+		  FROM (SELECT queued, chain, row_id FROM seal_queue WHERE chain = $1 ORDER BY queued LIMIT $2) q
+		 ORDER BY q.queued`, chain, batch)
+	if err != nil {
+		return nil, nil, err
+	}
+	var queued []int64
+	var ids []string
+	seen := map[string]bool{}
+	var n int64
+	var id string
+	var sealed bool
+	_, err = pgx.ForEachRow(rows, []any{&n, &id, &sealed}, func() error {
+		queued = append(queued, n)
+		if !sealed && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	return queued, ids, err
 }
 
 // link is SHA-256(prev ‖ content).

@@ -609,3 +609,44 @@ func TestFormatOneSealsStayVerifiable(t *testing.T) {
 		}
 	}
 }
+
+// TestSealOnceSealsARowOnce: the queue has no unique index (migrations/00018), so a row
+// may be queued twice (here by the owner, in the same batch as its first entry) or again
+// after it was sealed. Each row is sealed once, every entry leaves the queue, and the
+// chains verify.
+func TestSealOnceSealsARowOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.issue()
+	requeue := func() {
+		t.Helper()
+		if _, err := e.owner.Exec(e.ctx, `INSERT INTO seal_queue (chain, row_id)
+			SELECT 'journal', id::text FROM journal_txns UNION ALL SELECT 'audit', id::text FROM audit_events`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	requeue() // twice in the first batch
+	if n := e.sealAll(); n != 2 {
+		t.Errorf("sealed %d, want 2 (one journal transaction, one audit event)", n)
+	}
+	requeue() // again, once sealed
+	e.issue()
+	if n := e.sealAll(); n != 2 {
+		t.Errorf("sealed %d after the requeue and a second form, want 2", n)
+	}
+	if q := e.count(`SELECT count(*) FROM seal_queue`); q != 0 {
+		t.Errorf("%d still queued", q)
+	}
+	if dup := e.count(`SELECT count(*) FROM (SELECT chain, row_id FROM seals GROUP BY 1, 2 HAVING count(*) > 1) d`); dup != 0 {
+		t.Errorf("%d rows sealed more than once", dup)
+	}
+	for _, chain := range seal.Chains {
+		r, err := seal.Verify(e.ctx, e.owner, chain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Broken != nil || r.Seq != 2 {
+			t.Errorf("%s: verified to seq %d, broken %+v; want 2 seals, intact", chain, r.Seq, r.Broken)
+		}
+	}
+}
