@@ -162,6 +162,7 @@ bench: bench-build
 			$(BENCH_RUN) -scenario desk -hint $(BENCH_DIR)/issue-1-service.json -json $(BENCH_DIR)/desk-$$r-service.json; \
 			r=$$((r + 1)); \
 		done; \
+		$(BENCH_BASELINE) -scenario immediate -json $(BENCH_DIR)/immediate-baseline.json; \
 		$(BENCH_RUN) -scenario immediate -json $(BENCH_DIR)/immediate-service.json; \
 		$(BENCH_RUN) -scenario report -concurrency $(BENCH_REPORT_CONCURRENCY) -json $(BENCH_DIR)/report-service.json; \
 		$(LOADGEN) check; \

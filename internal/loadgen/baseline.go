@@ -25,6 +25,9 @@ import (
 //go:embed issue.pgbench
 var issueScript string
 
+//go:embed immediate.pgbench
+var immediateScript string
+
 //go:embed desk.pgbench
 var deskScript string
 
@@ -35,6 +38,10 @@ var settleScript string
 // idempotency record: the JSON of the form is ~540 bytes plus ~190 per line (1,112 bytes
 // on average, measured on the service). The issue baseline stores as much.
 const respPerLine = 190
+
+// prepaymentResp is about the size of PayImmediateRefund's stored answer (the JSON of the
+// prepayment); the immediate baseline stores as much.
+const prepaymentResp = 960
 
 // BaselineConfig is a pgbench baseline measurement.
 type BaselineConfig struct {
@@ -108,6 +115,17 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 		}
 		script = issueScript
 		vars = append(vars, "stores="+strconv.Itoa(cfg.Stores), "resp="+strconv.Itoa(respPerLine))
+	case "immediate":
+		have, err := benchStores(ctx, pool)
+		if err != nil {
+			return Result{}, err
+		}
+		if have < cfg.Stores || cfg.Stores < 1 {
+			return Result{}, fmt.Errorf("%d bench stores are set up, %d wanted: run `loadgen setup`", have, cfg.Stores)
+		}
+		script = immediateScript
+		vars = append(vars, "stores="+strconv.Itoa(cfg.Stores), "resp="+strconv.Itoa(respPerLine),
+			"presp="+strconv.Itoa(prepaymentResp))
 	case "desk", "settle":
 		script = deskScript
 		forms := issuedForms
@@ -138,7 +156,7 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 		}
 		fmt.Fprintf(cfg.Log, "loadgen: %s baseline: %d forms prepared in %.1fs\n", cfg.Scenario, n, time.Since(start).Seconds())
 	default:
-		return Result{}, fmt.Errorf("scenario %q: want issue, floor, desk or settle", cfg.Scenario)
+		return Result{}, fmt.Errorf("scenario %q: want issue, floor, immediate, desk or settle", cfg.Scenario)
 	}
 	path := filepath.Join(cfg.WorkDir, cfg.Scenario+".pgbench")
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {

@@ -12,7 +12,7 @@ import (
 func TestScriptsHaveNoVariablesInLiterals(t *testing.T) {
 	literal := regexp.MustCompile(`'[^']*'`)
 	variable := regexp.MustCompile(`:[A-Za-z_]`)
-	for name, script := range map[string]string{"issue": issueScript, "desk": deskScript, "settle": settleScript} {
+	for name, script := range map[string]string{"issue": issueScript, "immediate": immediateScript, "desk": deskScript, "settle": settleScript} {
 		for _, lit := range literal.FindAllString(stripComments(script), -1) {
 			if variable.MatchString(lit) {
 				t.Errorf("%s.pgbench: literal %s would be taken for a pgbench variable", name, lit)

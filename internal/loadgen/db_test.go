@@ -69,6 +69,30 @@ func TestBaselinesKeepInvariants(t *testing.T) {
 		t.Errorf("issue baseline result %+v: want throughput and latency", r)
 	}
 
+	// The immediate refund's baseline issues a form at an odd-numbered store and prepays
+	// it at its block's refund point, in one statement: one of each row per transaction.
+	cfg.Scenario = "immediate"
+	r, err = Baseline(ctx, pool, cfg)
+	if err != nil {
+		t.Fatalf("immediate baseline: %v", err)
+	}
+	var prepaid, prepaidForms, payTxns, payAudit, payIdem int64
+	if err := pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM prepayments p JOIN desks d ON d.code = p.desk_code AND d.kind = 'REFUND_POINT'
+		  WHERE p.state = 'PREPAID' AND p.net_refund = p.gross_refund - p.fee AND p.fee > 0),
+		(SELECT count(*) FROM prepayments p JOIN forms f ON f.id = p.form_id JOIN stores s ON s.code = f.store_code
+		  WHERE s.immediate_refund AND f.state = 'ISSUED' AND f.doc_index = p.doc_index AND f.gross_refund = p.gross_refund),
+		(SELECT count(*) FROM journal_txns WHERE kind = 'IMMEDIATE_REFUND_PAID'),
+		(SELECT count(*) FROM audit_events WHERE action = 'IMMEDIATE_REFUND_PAID'),
+		(SELECT count(*) FROM idempotency_keys WHERE method = 'PayImmediateRefund')`).Scan(
+		&prepaid, &prepaidForms, &payTxns, &payAudit, &payIdem); err != nil {
+		t.Fatal(err)
+	}
+	if r.Ops == 0 || prepaid != r.Ops || prepaidForms != r.Ops || payTxns != r.Ops || payAudit != r.Ops || payIdem != r.Ops {
+		t.Errorf("immediate baseline: %d tx wrote %d prepayments (%d of forms of enabled stores), %d journal transactions, %d audit events, %d idempotency records",
+			r.Ops, prepaid, prepaidForms, payTxns, payAudit, payIdem)
+	}
+
 	// The visit baseline verifies and pays every form it prepared, one payout per visit:
 	// 20 tx/s × 1s over 2 clients is 10 visits each, of which every fifth (i = 5, 10) has
 	// two forms. The warm-up is off, so these are all the visits.

@@ -71,6 +71,18 @@ func Setup(ctx context.Context, pool *pgxpool.Pool, cfg SetupConfig) error {
 	for _, a := range agencies {
 		accounts = append(accounts, ledger.AgencyPayable(a), ledger.Receivable(a), ledger.Transfers(a), ledger.FeeIncome(a))
 	}
+	// The refund points' accounts, which the immediate baseline pays through.
+	points, err := pool.Query(ctx, `SELECT agency_code, code FROM desks WHERE kind = 'REFUND_POINT' ORDER BY code`)
+	if err != nil {
+		return err
+	}
+	var agency, desk string
+	if _, err := pgx.ForEachRow(points, []any{&agency, &desk}, func() error {
+		accounts = append(accounts, ledger.Prepayments(agency), ledger.Cash(agency, desk))
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list refund points: %w", err)
+	}
 	if _, err := pool.Exec(ctx, `INSERT INTO accounts (code) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (code) DO NOTHING`, accounts); err != nil {
 		return fmt.Errorf("create ledger accounts: %w", err)
 	}
