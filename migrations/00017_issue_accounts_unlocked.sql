@@ -78,7 +78,9 @@ CREATE VIEW ledger_balances AS
      WHERE e.pending
      GROUP BY e.account_id;
 ALTER VIEW ledger_balances OWNER TO taxrefund_owner;
-GRANT SELECT ON ledger_balances TO taxrefund_store, taxrefund_desk, taxrefund_authority, taxrefund_jobs, taxrefund_app;
+-- Who reads account_balances reads this (00011); the jobs read every table.
+GRANT SELECT ON ledger_balances TO taxrefund_store, taxrefund_desk, taxrefund_authority, taxrefund_jobs;
+GRANT SELECT ON ledger_derived_pending TO taxrefund_jobs;
 
 -- The balance trigger of 00009, leaving out the pending layer of the derived accounts:
 -- a transaction that touches such an account only in that layer (issuing a form)

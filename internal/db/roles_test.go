@@ -133,6 +133,8 @@ func TestDatabaseRolesRefuse(t *testing.T) {
 		{name: "desk closes a month", role: desk, party: "agency/AG-CQ", sql: `INSERT INTO closed_months (month, closed_by) VALUES ('2026-01-01', 'x')`, refused: true},
 		{name: "desk revokes a certificate", role: desk, party: "desk/CKG-01", sql: `INSERT INTO revoked_certificates (serial, revoked_by) VALUES ('ab', 'x')`, refused: true},
 		{name: "store seals", role: store, party: "store/S-JFB-1", sql: `DELETE FROM seal_queue`, refused: true},
+		{name: "store stops deriving an account's pending balance", role: store, party: "store/S-JFB-1", sql: `INSERT INTO ledger_derived_pending SELECT id FROM accounts`, refused: true},
+		{name: "jobs stop deriving an account's pending balance", role: jobs, party: "system/sealer", sql: `INSERT INTO ledger_derived_pending SELECT id FROM accounts`, refused: true},
 
 		// Tables of another audience.
 		{name: "store reads whether its form is prepaid", role: store, party: "store/S-JFB-1", sql: `SELECT form_id, state FROM prepayments`, rows: 0},
