@@ -29,7 +29,7 @@ GENERATED := api internal/db proto
 # (one `apt-get update`, then `apt-get install`), and otherwise says what to install.
 DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-tools prometheus fonts-noto-cjk fonts-dejavu-core
 
-.PHONY: help bench-cost bench-flood check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck ha ha-stop test-ha bench-ha
+.PHONY: help bench-cost bench-immediate bench-flood check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck ha ha-stop test-ha bench-ha
 
 #> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051 (console https://127.0.0.1:50443)
 run: pgenv
@@ -178,6 +178,18 @@ bench-cost: bench-build
 		$(BENCH_RUN) -scenario issue $(BENCH_COST) -json $(BENCH_DIR)/cost-issue-service.json; \
 		$(LOADGEN) check; \
 		echo; $(LOADGEN) report $(BENCH_DIR)/cost-*.json'
+
+#> bench-immediate: immediate refunds against their own pgbench baseline, alone (BENCH.md)
+bench-immediate: bench-build
+	@rm -f $(BENCH_DIR)/immediate-*.json
+	$(PGENV) -db $(BENCH_DB) -- sh -ec '$(BENCH_START); \
+		r=1; while [ $$r -le $(BENCH_ROUNDS) ]; do \
+			$(BENCH_BASELINE) -scenario immediate -json $(BENCH_DIR)/immediate-$$r-baseline.json; \
+			$(BENCH_RUN) -scenario immediate -json $(BENCH_DIR)/immediate-$$r-service.json; \
+			r=$$((r + 1)); \
+		done; \
+		$(LOADGEN) check; \
+		echo; $(LOADGEN) report $(BENCH_DIR)/immediate-*.json'
 
 #> bench-flood: 63 stores' IssueForm p99 alone and while one more store floods (BENCH.md).
 bench-flood: BENCH_SERVE_FLAGS = -party-in-flight $(BENCH_FLOOD_PARTY_IN_FLIGHT)
