@@ -170,8 +170,8 @@ func Assess(f Facts, p Params) Assessment {
 		case p.VelocityForms != nil && n > *p.VelocityForms:
 			add(RuleVelocity, "velocity: %d forms within %d days (limit %d)", n, *p.VelocityDays, *p.VelocityForms)
 		case p.VelocityAmount != nil && sum.GreaterThan(*p.VelocityAmount):
-			add(RuleVelocity, "velocity: %s CNY on %d forms within %d days (limit %s)",
-				sum.StringFixed(2), n, *p.VelocityDays, p.VelocityAmount.StringFixed(2))
+			add(RuleVelocity, "velocity: %s CNY on %d form%s within %d days (limit %s)",
+				sum.StringFixed(2), n, plural(n), *p.VelocityDays, p.VelocityAmount.StringFixed(2))
 		}
 	}
 
@@ -232,6 +232,13 @@ func Assess(f Facts, p Params) Assessment {
 // RequiresSerial reports whether a line of amount needs a serial number under p.
 func RequiresSerial(p Params, amount decimal.Decimal) bool {
 	return p.SerialThreshold != nil && amount.GreaterThanOrEqual(*p.SerialThreshold)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 func formatAge(d time.Duration) string {
