@@ -60,16 +60,7 @@ INSERT INTO parameters (name, scope, valid_from, value, note) VALUES
     ('agency_fee_rate', 'AG-CQ', '2018-03-01', 0.02, 'contractual fee (demo value)'),
     ('agency_fee_rate', 'AG-CD', '2015-01-01', 0.02, 'contractual fee (demo value)'),
     ('committed_period_days', 'SC-CQ', '2025-07-01', 17, 'Sichuan–Chongqing scheme, July 2025'),
-    ('daily_prepay_cap', 'SC-CQ', '2025-07-01', 50000.00, 'DEMO VALUE, not an official figure'),
-    -- Risk flags for customs (DOMAIN.md §8a): DEMO VALUES, set by the authority.
-    ('risk_velocity_days', '', '2025-01-01', 7, 'velocity window, days (DEMO VALUE)'),
-    ('risk_velocity_forms', '', '2025-01-01', 3, 'more forms than this in the window is RED (DEMO VALUE)'),
-    ('risk_velocity_amount', '', '2025-01-01', 50000.00, 'more CNY than this in the window is RED (DEMO VALUE)'),
-    ('risk_split_margin', '', '2025-01-01', 50.00, '"just above the minimum": at most minimum + this (DEMO VALUE)'),
-    ('risk_split_forms', '', '2025-01-01', 2, 'this many such forms at one store on one day is RED (DEMO VALUE)'),
-    ('risk_serial_threshold', '', '2025-01-01', 50000.00, 'a line of this or more needs its serial number (DEMO VALUE)'),
-    ('risk_stay_margin_days', '', '2025-01-01', 7, 'RED within this many days of the 183-day limit (DEMO VALUE)'),
-    ('risk_min_age_minutes', '', '2025-01-01', 60, 'RED when confirmed sooner after issuance (DEMO VALUE)')
+    ('daily_prepay_cap', 'SC-CQ', '2025-07-01', 50000.00, 'DEMO VALUE, not an official figure')
 ON CONFLICT DO NOTHING;
 
 -- Immediate refund (DOMAIN.md §6): the Sichuan–Chongqing scheme's designated ports.
