@@ -36,7 +36,7 @@ import (
 var t0 = time.Date(2026, 3, 10, 2, 0, 0, 0, time.UTC)
 
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	ctx       context.Context
 	pool      *pgxpool.Pool
 	clock     *dbtest.Clock
@@ -46,7 +46,9 @@ type env struct {
 	seq       atomic.Int64
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvB(t) }
+
+func newEnvB(t testing.TB) *env {
 	t.Helper()
 	pool := dbtest.NewPool(t)
 	dbtest.Registry(t, pool)
