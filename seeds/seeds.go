@@ -7,3 +7,9 @@ import _ "embed"
 //
 //go:embed demo.sql
 var Demo string
+
+// Risk is the risk rules' suggested thresholds (DEMO VALUES), loaded only on request
+// (`taxrefund seed -risk-rules`); ON CONFLICT DO NOTHING.
+//
+//go:embed risk.sql
+var Risk string

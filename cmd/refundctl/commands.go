@@ -155,6 +155,25 @@ func printReport(ctx context.Context, c authorityv1.AuthorityServiceClient, o op
 	return nil
 }
 
+// printRisk prints the month's risk flags per store and rule.
+func printRisk(ctx context.Context, c authorityv1.AuthorityServiceClient, o options, stdout io.Writer) error {
+	r, err := c.RiskReport(ctx, &authorityv1.RiskReportRequest{Month: o.month})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Risk flags of %s\n\n", r.GetMonth())
+	if len(r.GetRows()) == 0 {
+		fmt.Fprintln(stdout, "no form was flagged")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "store\trule\tforms flagged\tinspections\tfailed")
+	for _, x := range r.GetRows() {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", x.GetStoreCode(), x.GetRule(), x.GetFormsFlagged(), x.GetInspections(), x.GetFailed())
+	}
+	return tw.Flush()
+}
+
 // printCheckpoints prints a month's latest signed checkpoints (`taxrefund verify` checks
 // the chains against them).
 func printCheckpoints(w io.Writer, month string, cps []*settlementv1.Checkpoint) {

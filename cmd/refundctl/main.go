@@ -4,6 +4,7 @@
 //	refundctl export [-month 2026-10] [-format xlsx] [-o file or directory]
 //	refundctl report [-month 2026-10]
 //	refundctl reconcile [-month 2026-10]
+//	refundctl risk [-month 2026-10]
 //	refundctl console [-cert customs-CKG.pem -key customs-CKG-key.pem]
 //
 // The month defaults to the previous calendar month in Asia/Shanghai. Exports go to the
@@ -55,6 +56,7 @@ commands:
   export      write the monthly report as CSV or XLSX (progress on a terminal)
   report      print the monthly report and the journal's hash chain head
   reconcile   print the three-way reconciliation of a month
+  risk        print a month's risk flags per store and rule, with their inspections
   console     print a one-time link (valid one minute) that signs the certificate's
               party into the browser console (customs, cashiers, officials)
 
@@ -91,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cmd := args[1]
 	switch cmd {
-	case "export", "report", "reconcile", "console":
+	case "export", "report", "reconcile", "risk", "console":
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -173,6 +175,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return export(ctx, client, o, stdout, stderr)
 	case "report":
 		return printReport(ctx, client, o, stdout)
+	case "risk":
+		return printRisk(ctx, client, o, stdout)
 	default:
 		return printReconciliation(ctx, client, o, stdout)
 	}

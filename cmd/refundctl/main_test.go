@@ -35,7 +35,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("refundctl %v: %v, %q", args, err, out.String())
 		}
 	}
-	for cmd, own := range map[string]string{"export": "-format", "report": "", "reconcile": "-unpaid-days"} {
+	for cmd, own := range map[string]string{"export": "-format", "report": "", "reconcile": "-unpaid-days", "risk": ""} {
 		for _, h := range []string{"-h", "--help"} {
 			var out bytes.Buffer
 			if err := run(context.Background(), []string{"refundctl", cmd, h}, getenv, &out, &out); err != nil {

@@ -20,6 +20,7 @@ import (
 	"taxrefund/internal/payouts"
 	"taxrefund/internal/pii"
 	"taxrefund/internal/registry"
+	"taxrefund/internal/risk"
 	"taxrefund/internal/server"
 	"taxrefund/internal/settlement"
 	"taxrefund/internal/store"
@@ -41,6 +42,7 @@ type stack struct {
 	registry   *registry.Service
 	settlement *settlement.Service
 	immediate  *immediate.Service
+	risk       *risk.Service
 }
 
 func (a *app) has(s db.Service) bool { return a.stacks[s] != nil }
@@ -84,6 +86,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, services []db.Ser
 			immediate:  immediate.New(immediate.Deps{Pool: pool, Ledger: led, Keys: keys, Params: par, Forms: f, Log: log}),
 			registry:   registry.New(pool, nil),
 			settlement: settlement.New(pool, led, nil),
+			risk:       risk.New(pool, par, nil),
 		}
 		byPool[pool], a.stacks[s] = st, st
 	}
@@ -124,7 +127,7 @@ func (a *app) grpcServices() server.Services {
 		s.Store = store.New(st.forms)
 	}
 	if st := a.stacks[db.DeskService]; st != nil {
-		s.Desk = desk.New(st.forms, st.payouts, st.immediate)
+		s.Desk = desk.New(st.forms, st.payouts, st.immediate).WithRisk(st.risk)
 		s.Agency = agency.New(st.settlement)
 	}
 	if st := a.stacks[db.AuthorityService]; st != nil {

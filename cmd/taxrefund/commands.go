@@ -52,6 +52,15 @@ func seed(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
+	if cfg.riskRules {
+		if err := db.SeedRisk(ctx, pool); err != nil {
+			return err
+		}
+		log.Info("seeded the risk rules' suggested thresholds")
+		if !cfg.demoForms {
+			return nil
+		}
+	}
 	if !cfg.demoForms {
 		if err := db.Seed(ctx, pool); err != nil {
 			return err

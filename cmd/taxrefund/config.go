@@ -46,6 +46,8 @@ type config struct {
 	debugAddr string
 	// demoForms: seed also issues, verifies and pays demo forms of last and this month.
 	demoForms bool
+	// riskRules: seed also sets the risk rules' suggested thresholds (seeds/risk.sql).
+	riskRules bool
 	// callTimeout is the server's deadline of a unary call, registry check included.
 	callTimeout time.Duration
 	// metricsAddr is where Prometheus scrapes /metrics; empty: off.
@@ -142,6 +144,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if has("seed") {
 		fs.BoolVar(&c.demoForms, "demo-forms", false, "also issue, verify and pay demo forms in the previous and the current month (needs -pii-keys)")
+		fs.BoolVar(&c.riskRules, "risk-rules", false, "also set the risk rules' suggested thresholds (seeds/risk.sql): customs then see forms RED (DOMAIN.md §8a)")
 	}
 	if has("serve", "certs", "expire", "rekey", "seed") {
 		fs.StringVar(&c.piiKeys, "pii-keys", env("TAXREFUND_PII_KEYS", ".data/pii.keys"), "key file for travellers' document numbers (env TAXREFUND_PII_KEYS)")

@@ -71,6 +71,7 @@ func DefaultMatrix() Matrix {
 		desk + "GetPayout":          {RoleDesk},
 		desk + "PayImmediateRefund": {RoleDesk},
 		desk + "ReturnPrepayment":   {RoleDesk},
+		desk + "RecordInspection":   {RoleCustoms},
 
 		agency + "DeclareMonth":     {RoleAgency, RoleDesk},
 		agency + "GetDeclaration":   {RoleAgency, RoleDesk},
@@ -92,6 +93,7 @@ func DefaultMatrix() Matrix {
 		"ListStores", "GetRegistry", "SetParameter", "ListParameters", "ListDeclarations", "GetDeclaration",
 		"ApproveDeclaration", "ReturnDeclaration", "CloseMonth", "Reconcile", "MonthlyReport", "ExportReport",
 		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions", "VerifyChains", "RevokeCertificate",
+		"SetStoreReview", "RiskReport",
 	} {
 		m[authority+method] = []Role{RoleAuthority}
 	}

@@ -42,6 +42,7 @@ func TestDefaultMatrix(t *testing.T) {
 		desk + "GetPayout":             {RoleDesk},
 		desk + "PayImmediateRefund":    {RoleDesk},
 		desk + "ReturnPrepayment":      {RoleDesk},
+		desk + "RecordInspection":      {RoleCustoms},
 		agency + "DeclareMonth":        {RoleAgency, RoleDesk},
 		agency + "GetDeclaration":      {RoleAgency, RoleDesk},
 		agency + "ListDeclarations":    {RoleAgency, RoleDesk},
@@ -57,6 +58,7 @@ func TestDefaultMatrix(t *testing.T) {
 		"ListStores", "GetRegistry", "SetParameter", "ListParameters", "ListDeclarations", "GetDeclaration",
 		"ApproveDeclaration", "ReturnDeclaration", "CloseMonth", "Reconcile", "MonthlyReport", "ExportReport",
 		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions", "VerifyChains", "RevokeCertificate",
+		"SetStoreReview", "RiskReport",
 	} {
 		want[authority+method] = []Role{RoleAuthority}
 	}

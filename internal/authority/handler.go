@@ -24,6 +24,7 @@ import (
 	"taxrefund/internal/money"
 	"taxrefund/internal/registry"
 	"taxrefund/internal/report"
+	"taxrefund/internal/risk"
 	"taxrefund/internal/seal"
 	"taxrefund/internal/settlement"
 	"taxrefund/internal/wire"
@@ -618,4 +619,43 @@ func (h *Handler) RevokeCertificate(ctx context.Context, req *authorityv1.Revoke
 		return nil, err
 	}
 	return &authorityv1.RevokeCertificateResponse{Serial: r.Serial, RevokedAt: timestamppb.New(r.RevokedAt)}, nil
+}
+
+// SetStoreReview puts a store under review or ends the review.
+func (h *Handler) SetStoreReview(ctx context.Context, req *authorityv1.SetStoreReviewRequest) (*authorityv1.SetStoreReviewResponse, error) {
+	f := wire.NewFields()
+	key, err := keyOf(ctx, f, req)
+	if err != nil {
+		return nil, err
+	}
+	reason := f.Reason("reason", req.GetReason())
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	st, err := h.registry.SetReview(ctx, key, req.GetCode(), req.GetUnderReview(), reason)
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.SetStoreReviewResponse{Store: wire.Store(st)}, nil
+}
+
+// RiskReport returns a month's risk flags per store and rule.
+func (h *Handler) RiskReport(ctx context.Context, req *authorityv1.RiskReportRequest) (*authorityv1.RiskReportResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	month := f.Month("month", req.GetMonth())
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	rows, err := risk.Report(ctx, db.Scope(h.pool), month)
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.RiskReportResponse{Month: settlement.FormatMonth(month)}
+	for _, r := range rows {
+		resp.Rows = append(resp.Rows, wire.RiskReportRow(r))
+	}
+	return resp, nil
 }

@@ -16,9 +16,10 @@ import (
 )
 
 const (
-	mFind   = "/taxrefund.desk.v1.DeskService/FindForms"
-	mVerify = "/taxrefund.desk.v1.DeskService/VerifyExport"
-	mSettle = "/taxrefund.desk.v1.DeskService/SettleRefund"
+	mFind    = "/taxrefund.desk.v1.DeskService/FindForms"
+	mVerify  = "/taxrefund.desk.v1.DeskService/VerifyExport"
+	mSettle  = "/taxrefund.desk.v1.DeskService/SettleRefund"
+	mInspect = "/taxrefund.desk.v1.DeskService/RecordInspection"
 )
 
 // docForm is the traveller's document as typed (or scanned) into a page.
@@ -62,6 +63,17 @@ type lineView struct {
 	Amount      string
 	Refund      string
 	Confirmed   string // the confirmed quantity, "" until verified
+	// NeedSerial: customs read and type the goods' serial number (high value).
+	NeedSerial bool
+}
+
+// riskView is a form's risk assessment as the customs page shows it.
+type riskView struct {
+	Red        bool
+	Reasons    []string
+	Inspection string // PASSED, FAILED or ""
+	// InspectRequestID makes a retried inspection form the same request.
+	InspectRequestID string
 }
 
 // formView is a form as the desk pages show it.
@@ -76,6 +88,8 @@ type formView struct {
 	Why string
 	// RequestID makes a retried submission of this form's action the same request.
 	RequestID string
+	// Risk is the form's assessment (customs, ISSUED forms); nil otherwise.
+	Risk *riskView
 }
 
 func viewForm(f *formv1.Form) formView {
@@ -121,17 +135,42 @@ var docTypes = []string{"PASSPORT", "HK_MACAO_PERMIT", "TAIWAN_PERMIT"}
 // find runs FindForms as the session's party: by form number if one was typed, else by
 // the document.
 func (c *Console) find(ctx context.Context, s *session, number string, doc docForm) ([]*formv1.Form, error) {
+	resp, err := c.findRated(ctx, s, number, doc)
+	return resp.GetForms(), err
+}
+
+// withRisk adds each ISSUED form's risk assessment to its view.
+func withRisk(v *formView, risks []*deskv1.RiskAssessment) {
+	for _, a := range risks {
+		if a.GetFormNumber() != v.Number {
+			continue
+		}
+		rv := &riskView{Red: a.GetLevel() == deskv1.RiskLevel_RISK_LEVEL_RED, InspectRequestID: uuid.NewString(),
+			Inspection: strings.TrimPrefix(a.GetInspection().String(), "INSPECTION_RESULT_")}
+		if rv.Inspection == "UNSPECIFIED" {
+			rv.Inspection = ""
+		}
+		for _, r := range a.GetReasons() {
+			rv.Reasons = append(rv.Reasons, r.GetText())
+		}
+		for i := range v.Lines {
+			for _, no := range a.GetSerialLines() {
+				v.Lines[i].NeedSerial = v.Lines[i].NeedSerial || v.Lines[i].No == no
+			}
+		}
+		v.Risk = rv
+	}
+}
+
+// findRated is find with the forms' risk assessments.
+func (c *Console) findRated(ctx context.Context, s *session, number string, doc docForm) (*deskv1.FindFormsResponse, error) {
 	req := &deskv1.FindFormsRequest{}
 	if number != "" {
 		req.Query = &deskv1.FindFormsRequest_FormNumber{FormNumber: number}
 	} else {
 		req.Query = &deskv1.FindFormsRequest_Document{Document: doc.proto()}
 	}
-	resp, err := call(ctx, c, s, mFind, req, c.d.Desk.FindForms)
-	if err != nil {
-		return nil, err
-	}
-	return resp.GetForms(), nil
+	return call(ctx, c, s, mFind, req, c.d.Desk.FindForms)
 }
 
 func (c *Console) customsPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -154,7 +193,8 @@ func (c *Console) customsPost(w http.ResponseWriter, r *http.Request, s *session
 				p.Error = fmt.Sprintf("line %s: the quantity presented must be a whole number", no)
 				break
 			}
-			req.Lines = append(req.Lines, &deskv1.LineConfirmation{LineNo: int32(n), ConfirmedQuantity: int32(q)})
+			req.Lines = append(req.Lines, &deskv1.LineConfirmation{LineNo: int32(n), ConfirmedQuantity: int32(q),
+				SerialNumber: strings.TrimSpace(r.PostFormValue("s" + no))})
 		}
 		if p.Error == "" {
 			if _, err := call(ctx, c, s, mVerify, req, c.d.Desk.VerifyExport); err != nil {
@@ -162,6 +202,17 @@ func (c *Console) customsPost(w http.ResponseWriter, r *http.Request, s *session
 			} else {
 				p.Notice = "confirm.done"
 			}
+		}
+	}
+	if r.PostFormValue("action") == "inspect" {
+		result := map[string]deskv1.InspectionResult{"PASSED": deskv1.InspectionResult_INSPECTION_RESULT_PASSED,
+			"FAILED": deskv1.InspectionResult_INSPECTION_RESULT_FAILED}[r.PostFormValue("result")]
+		req := &deskv1.RecordInspectionRequest{RequestId: r.PostFormValue("request_id"), FormNumber: content.Query,
+			Result: result, Note: strings.TrimSpace(r.PostFormValue("note"))}
+		if _, err := call(ctx, c, s, mInspect, req, c.d.Desk.RecordInspection); err != nil {
+			p.Error, code = errText(err), http.StatusUnprocessableEntity
+		} else {
+			p.Notice = "inspect.done"
 		}
 	}
 	// Show the traveller's forms: after a confirmation, all of the document's (the next
@@ -172,14 +223,15 @@ func (c *Console) customsPost(w http.ResponseWriter, r *http.Request, s *session
 		number = ""
 	}
 	if number != "" || !content.Doc.empty() {
-		found, err := c.find(ctx, s, number, content.Doc)
+		resp, err := c.findRated(ctx, s, number, content.Doc)
 		if err != nil && p.Error == "" {
 			p.Error, code = errText(err), http.StatusUnprocessableEntity
 		}
 		content.Found = true
 		today := refund.FormatDate(refund.LocalDate(c.d.Now()))
-		for _, f := range found {
+		for _, f := range resp.GetForms() {
 			v := viewForm(f)
+			withRisk(&v, resp.GetRisks())
 			switch {
 			case v.State != "ISSUED":
 				v.Why = "why." + v.State

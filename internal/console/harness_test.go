@@ -39,6 +39,7 @@ import (
 	"taxrefund/internal/payouts"
 	"taxrefund/internal/pki"
 	"taxrefund/internal/registry"
+	"taxrefund/internal/risk"
 	"taxrefund/internal/server"
 	"taxrefund/internal/settlement"
 	"taxrefund/internal/store"
@@ -112,7 +113,7 @@ func newHarness(t *testing.T) *harness {
 	p := payouts.New(payouts.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Forms: f, Now: h.clock.Now, Log: log})
 	imm := immediate.New(immediate.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Forms: f, Now: h.clock.Now, Log: log})
 	settle := settlement.New(app, led, h.clock.Now)
-	deskH := desk.New(f, p, imm)
+	deskH := desk.New(f, p, imm).WithRisk(risk.New(app, par, h.clock.Now))
 	authorityH := authority.New(authority.Deps{Expirer: f, Pool: app, Registry: registry.New(app, h.clock.Now), Settlement: settle, Immediate: imm, Now: h.clock.Now})
 
 	tlsConf, err := pki.ServerTLSConfig(filepath.Join(h.certDir, pki.CACertFile),

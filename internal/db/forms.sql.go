@@ -163,7 +163,7 @@ func (q *Queries) FormInvoices(ctx context.Context, db DBTX, formIds []uuid.UUID
 }
 
 const formLines = `-- name: FormLines :many
-SELECT form_id, line_no, description, category, vat_rate, refund_rate, quantity, amount, invoice_number, confirmed_qty FROM form_lines WHERE form_id = ANY($1::uuid[]) ORDER BY form_id, line_no
+SELECT form_id, line_no, description, category, vat_rate, refund_rate, quantity, amount, invoice_number, confirmed_qty, serial_number FROM form_lines WHERE form_id = ANY($1::uuid[]) ORDER BY form_id, line_no
 `
 
 func (q *Queries) FormLines(ctx context.Context, db DBTX, formIds []uuid.UUID) ([]FormLine, error) {
@@ -186,6 +186,7 @@ func (q *Queries) FormLines(ctx context.Context, db DBTX, formIds []uuid.UUID) (
 			&i.Amount,
 			&i.InvoiceNumber,
 			&i.ConfirmedQty,
+			&i.SerialNumber,
 		); err != nil {
 			return nil, err
 		}

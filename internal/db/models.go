@@ -171,6 +171,7 @@ type FormLine struct {
 	Amount        decimal.Decimal
 	InvoiceNumber string
 	ConfirmedQty  *int32
+	SerialNumber  *string
 }
 
 type FormPrint struct {
@@ -212,6 +213,18 @@ type IdentityCertificate struct {
 	NotAfter     time.Time
 	RegisteredAt time.Time
 	RegisteredBy string
+}
+
+type Inspection struct {
+	ID        uuid.UUID
+	FormID    uuid.UUID
+	PortCode  string
+	Officer   string
+	Result    string
+	Note      string
+	Rules     []string
+	RequestID uuid.UUID
+	CreatedAt time.Time
 }
 
 type JournalEntry struct {
@@ -335,6 +348,14 @@ type RevokedCertificate struct {
 	Reason    string
 }
 
+type RiskFlag struct {
+	FormID    uuid.UUID
+	StoreCode string
+	Rule      string
+	Detail    string
+	FlaggedAt time.Time
+}
+
 type Seal struct {
 	Chain    string
 	Seq      int64
@@ -360,4 +381,5 @@ type Store struct {
 	ImmediateRefund bool
 	Status          string
 	CreatedAt       time.Time
+	UnderReview     bool
 }

@@ -182,6 +182,14 @@ func IsRetryable(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
+// SeedRisk loads the risk rules' suggested thresholds (seeds/risk.sql). It is idempotent.
+func SeedRisk(ctx context.Context, pool *pgxpool.Pool) error {
+	if _, err := pool.Exec(ctx, seeds.Risk); err != nil {
+		return fmt.Errorf("seed risk rules: %w", err)
+	}
+	return nil
+}
+
 // Seed loads the demo data. It is idempotent.
 func Seed(ctx context.Context, pool *pgxpool.Pool) error {
 	if _, err := pool.Exec(ctx, seeds.Demo); err != nil {

@@ -35,7 +35,7 @@ func (q *Queries) BlockExists(ctx context.Context, db DBTX, code string) (bool, 
 }
 
 const getStore = `-- name: GetStore :one
-SELECT code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at FROM stores WHERE code = $1
+SELECT code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at, under_review FROM stores WHERE code = $1
 `
 
 func (q *Queries) GetStore(ctx context.Context, db DBTX, code string) (Store, error) {
@@ -50,12 +50,13 @@ func (q *Queries) GetStore(ctx context.Context, db DBTX, code string) (Store, er
 		&i.ImmediateRefund,
 		&i.Status,
 		&i.CreatedAt,
+		&i.UnderReview,
 	)
 	return i, err
 }
 
 const getStoreForUpdate = `-- name: GetStoreForUpdate :one
-SELECT code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at FROM stores WHERE code = $1 FOR UPDATE
+SELECT code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at, under_review FROM stores WHERE code = $1 FOR UPDATE
 `
 
 func (q *Queries) GetStoreForUpdate(ctx context.Context, db DBTX, code string) (Store, error) {
@@ -70,6 +71,7 @@ func (q *Queries) GetStoreForUpdate(ctx context.Context, db DBTX, code string) (
 		&i.ImmediateRefund,
 		&i.Status,
 		&i.CreatedAt,
+		&i.UnderReview,
 	)
 	return i, err
 }
@@ -109,7 +111,7 @@ func (q *Queries) InsertParameter(ctx context.Context, db DBTX, arg InsertParame
 const insertStore = `-- name: InsertStore :one
 INSERT INTO stores (code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, 'ACTIVE', $7)
-RETURNING code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at
+RETURNING code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at, under_review
 `
 
 type InsertStoreParams struct {
@@ -142,6 +144,7 @@ func (q *Queries) InsertStore(ctx context.Context, db DBTX, arg InsertStoreParam
 		&i.ImmediateRefund,
 		&i.Status,
 		&i.CreatedAt,
+		&i.UnderReview,
 	)
 	return i, err
 }
@@ -309,7 +312,7 @@ func (q *Queries) ListPorts(ctx context.Context, db DBTX) ([]Port, error) {
 }
 
 const listStores = `-- name: ListStores :many
-SELECT code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at FROM stores
+SELECT code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at, under_review FROM stores
  WHERE ($1::text IS NULL OR block_code = $1)
    AND ($2::text IS NULL OR status = $2)
  ORDER BY code
@@ -338,6 +341,7 @@ func (q *Queries) ListStores(ctx context.Context, db DBTX, arg ListStoresParams)
 			&i.ImmediateRefund,
 			&i.Status,
 			&i.CreatedAt,
+			&i.UnderReview,
 		); err != nil {
 			return nil, err
 		}
@@ -360,8 +364,34 @@ func (q *Queries) RegionExists(ctx context.Context, db DBTX, code string) (bool,
 	return exists, err
 }
 
+const setStoreReview = `-- name: SetStoreReview :one
+UPDATE stores SET under_review = $2 WHERE code = $1 RETURNING code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at, under_review
+`
+
+type SetStoreReviewParams struct {
+	Code        string
+	UnderReview bool
+}
+
+func (q *Queries) SetStoreReview(ctx context.Context, db DBTX, arg SetStoreReviewParams) (Store, error) {
+	row := db.QueryRow(ctx, setStoreReview, arg.Code, arg.UnderReview)
+	var i Store
+	err := row.Scan(
+		&i.Code,
+		&i.CreditCode,
+		&i.Name,
+		&i.BlockCode,
+		&i.CreditGrade,
+		&i.ImmediateRefund,
+		&i.Status,
+		&i.CreatedAt,
+		&i.UnderReview,
+	)
+	return i, err
+}
+
 const setStoreStatus = `-- name: SetStoreStatus :one
-UPDATE stores SET status = $2 WHERE code = $1 RETURNING code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at
+UPDATE stores SET status = $2 WHERE code = $1 RETURNING code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at, under_review
 `
 
 type SetStoreStatusParams struct {
@@ -381,6 +411,7 @@ func (q *Queries) SetStoreStatus(ctx context.Context, db DBTX, arg SetStoreStatu
 		&i.ImmediateRefund,
 		&i.Status,
 		&i.CreatedAt,
+		&i.UnderReview,
 	)
 	return i, err
 }

@@ -158,6 +158,21 @@ func TestDatabaseRolesRefuse(t *testing.T) {
 		{name: "authority rewrites a stored answer", role: authority, party: "authority/CQ", sql: `UPDATE idempotency_keys SET response = '\x00'`, refused: true},
 		{name: "store deletes a stored answer", role: store, party: "store/S-JFB-1", sql: `DELETE FROM idempotency_keys`, refused: true},
 		{name: "store changes a stored request's hash", role: store, party: "store/S-JFB-1", sql: `UPDATE idempotency_keys SET request_hash = '\x00'`, refused: true},
+
+		// Risk flags (00015): customs inspect and flag; nobody rewrites either; the store
+		// sees neither; only the authority puts a store under review.
+		{name: "customs record an inspection", role: desk, party: "customs/CKG", sql: `INSERT INTO inspections (id, form_id, port_code, officer, result, request_id) VALUES (gen_random_uuid(), $1, 'CKG', 'officer-1', 'PASSED', gen_random_uuid())`, args: []any{o}, rows: 1},
+		{name: "store records an inspection", role: store, party: "store/S-JFB-1", sql: `INSERT INTO inspections (id, form_id, port_code, officer, result, request_id) VALUES (gen_random_uuid(), $1, 'CKG', 'x', 'PASSED', gen_random_uuid())`, args: []any{m}, refused: true},
+		{name: "store reads inspections", role: store, party: "store/S-JFB-1", sql: `SELECT * FROM inspections`, refused: true},
+		{name: "authority records an inspection", role: authority, party: "authority/CQ", sql: `INSERT INTO inspections (id, form_id, port_code, officer, result, request_id) VALUES (gen_random_uuid(), $1, 'CKG', 'x', 'PASSED', gen_random_uuid())`, args: []any{o}, refused: true},
+		{name: "desk changes an inspection's result", role: desk, party: "customs/CKG", sql: `UPDATE inspections SET result = 'PASSED'`, refused: true},
+		{name: "desk deletes an inspection", role: desk, party: "customs/CKG", sql: `DELETE FROM inspections`, refused: true},
+		{name: "store flags a form", role: store, party: "store/S-JFB-1", sql: `INSERT INTO risk_flags (form_id, store_code, rule, detail) VALUES ($1, 'S-JFB-1', 'velocity', 'x')`, args: []any{m}, refused: true},
+		{name: "desk deletes a flag", role: desk, party: "customs/CKG", sql: `DELETE FROM risk_flags`, refused: true},
+		{name: "desk puts a store under review", role: desk, party: "customs/CKG", sql: `UPDATE stores SET under_review = true WHERE code = 'S-JFB-2'`, refused: true},
+		{name: "store clears its own review", role: store, party: "store/S-JFB-1", sql: `UPDATE stores SET under_review = false WHERE code = 'S-JFB-1'`, refused: true},
+		{name: "authority puts a store under review", role: authority, party: "authority/CQ", sql: `UPDATE stores SET under_review = true WHERE code = 'S-JFB-2'`, rows: 1},
+		{name: "store sets a line's serial number", role: store, party: "store/S-JFB-1", sql: `UPDATE form_lines SET serial_number = 'X1' WHERE form_id = $1`, args: []any{m}, refused: true},
 	}
 	for _, tr := range tries {
 		t.Run(tr.name, func(t *testing.T) {

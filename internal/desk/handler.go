@@ -18,6 +18,7 @@ import (
 	"taxrefund/internal/immediate"
 	"taxrefund/internal/payouts"
 	"taxrefund/internal/refund"
+	"taxrefund/internal/risk"
 	"taxrefund/internal/wire"
 )
 
@@ -40,17 +41,33 @@ type Prepayments interface {
 	Return(ctx context.Context, req immediate.ReturnRequest) (immediate.Prepayment, error)
 }
 
+// Risk is what the handler needs of the risk service (DOMAIN.md §8a).
+type Risk interface {
+	Assess(ctx context.Context, numbers []string) (map[string]risk.Rated, error)
+	Flag(ctx context.Context, number string, r risk.Rated) error
+	Inspect(ctx context.Context, req risk.InspectRequest) (risk.Inspection, error)
+}
+
 // Handler implements DeskService.
 type Handler struct {
 	deskv1.UnimplementedDeskServiceServer
 	forms       Forms
 	payouts     Payouts
 	prepayments Prepayments
+	risk        Risk
 }
 
 // New returns a Handler.
 func New(f Forms, p Payouts, pre Prepayments) *Handler {
 	return &Handler{forms: f, payouts: p, prepayments: pre}
+}
+
+// WithRisk rates forms for customs: FindForms and VerifyExport carry each ISSUED form's
+// assessment, VerifyExport refuses a RED form until it passed an inspection, and
+// RecordInspection records one. Without it no form is rated.
+func (h *Handler) WithRisk(r Risk) *Handler {
+	h.risk = r
+	return h
 }
 
 func caller(ctx context.Context, roles ...auth.Role) (auth.Party, error) {
@@ -93,8 +110,23 @@ func (h *Handler) FindForms(ctx context.Context, req *deskv1.FindFormsRequest) (
 		return nil, fault.Field(fault.Invalid, "INVALID_REQUEST", "query", "give a document or a form number")
 	}
 	resp := &deskv1.FindFormsResponse{Forms: make([]*formv1.Form, len(found))}
+	var issued []string
 	for i, f := range found {
 		resp.Forms[i] = wire.Form(f)
+		if f.State == refund.Issued {
+			issued = append(issued, f.Number)
+		}
+	}
+	if h.risk != nil && len(issued) > 0 {
+		rated, err := h.risk.Assess(ctx, issued)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range issued {
+			if r, ok := rated[n]; ok {
+				resp.Risks = append(resp.Risks, wire.RiskAssessment(n, r))
+			}
+		}
 	}
 	return resp, nil
 }
@@ -109,6 +141,7 @@ func (h *Handler) VerifyExport(ctx context.Context, req *deskv1.VerifyExportRequ
 	rid := f.RequestID("request_id", req.GetRequestId())
 	doc := f.Document("presented_document", req.GetPresentedDocument())
 	confirmed := map[int]int32{}
+	serials := map[int]string{}
 	lines := req.GetLines()
 	switch {
 	case len(lines) == 0:
@@ -127,9 +160,35 @@ func (h *Handler) VerifyExport(ctx context.Context, req *deskv1.VerifyExportRequ
 			f.Add(fmt.Sprintf("lines[%d].confirmed_quantity", i), "must not be negative")
 		}
 		confirmed[int(l.GetLineNo())] = l.GetConfirmedQuantity()
+		if l.GetSerialNumber() != "" {
+			serial, ok := risk.ParseSerial(l.GetSerialNumber())
+			if !ok {
+				f.Add(fmt.Sprintf("lines[%d].serial_number", i), "must be 1 to 64 letters, digits, '.', '/' or '-'")
+			}
+			serials[int(l.GetLineNo())] = serial
+		}
 	}
 	if err := f.Err(); err != nil {
 		return nil, err
+	}
+	var assessment *deskv1.RiskAssessment
+	if h.risk != nil {
+		// The rating is read before the confirmation's transaction: what it reads only
+		// grows (inspections are never removed, a failed one is final, the serial numbers
+		// never change), so a confirmation it lets through stays right to let through.
+		rated, err := h.risk.Assess(ctx, []string{req.GetFormNumber()})
+		if err != nil {
+			return nil, err
+		}
+		if r, ok := rated[req.GetFormNumber()]; ok {
+			if err := h.risk.Flag(ctx, req.GetFormNumber(), r); err != nil {
+				return nil, err
+			}
+			if err := r.Gate(req.GetFormNumber(), confirmed, serials); err != nil {
+				return nil, err
+			}
+			assessment = wire.RiskAssessment(req.GetFormNumber(), r)
+		}
 	}
 	form, err := h.forms.Verify(ctx, forms.VerifyRequest{
 		Idem:      forms.Idempotency{Caller: p.String(), RequestID: rid, Hash: wire.CanonicalHash(req)},
@@ -142,7 +201,40 @@ func (h *Handler) VerifyExport(ctx context.Context, req *deskv1.VerifyExportRequ
 	if err != nil {
 		return nil, err
 	}
-	return &deskv1.VerifyExportResponse{Form: wire.Form(form)}, nil
+	return &deskv1.VerifyExportResponse{Form: wire.Form(form), Risk: assessment}, nil
+}
+
+// RecordInspection records a customs inspection of a form at the officer's port.
+func (h *Handler) RecordInspection(ctx context.Context, req *deskv1.RecordInspectionRequest) (*deskv1.RecordInspectionResponse, error) {
+	p, err := caller(ctx, auth.RoleCustoms)
+	if err != nil {
+		return nil, err
+	}
+	if h.risk == nil {
+		return nil, fault.New(fault.Unavailable, "RISK_NOT_CONFIGURED", "this server does not rate forms")
+	}
+	f := wire.NewFields()
+	rid := f.RequestID("request_id", req.GetRequestId())
+	note := f.Text("note", req.GetNote(), 500, true)
+	result, ok := wire.InspectionResult(req.GetResult())
+	if !ok {
+		f.Add("result", "must be INSPECTION_RESULT_PASSED or INSPECTION_RESULT_FAILED")
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	out, err := h.risk.Inspect(ctx, risk.InspectRequest{
+		Idem:    forms.Idempotency{Caller: p.String(), RequestID: rid, Hash: wire.CanonicalHash(req)},
+		Port:    p.Port,
+		Officer: p.Officer,
+		Number:  req.GetFormNumber(),
+		Result:  result,
+		Note:    note,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &deskv1.RecordInspectionResponse{Inspection: wire.Inspection(out)}, nil
 }
 
 // SettleRefund pays VERIFIED forms of one traveller at the cashier's desk.

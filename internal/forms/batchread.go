@@ -176,6 +176,7 @@ func assembleRows(rows []db.Form, lines []db.FormLine, invoices []db.FormInvoice
 			Line: refund.Line{
 				Description: l.Description, Category: refund.Category(l.Category), VATRate: l.VatRate,
 				Quantity: l.Quantity, Amount: l.Amount, InvoiceNumber: l.InvoiceNumber, RefundRate: l.RefundRate,
+				SerialNumber: deref(l.SerialNumber),
 			},
 		})
 	}

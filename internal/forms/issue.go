@@ -15,6 +15,7 @@ import (
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/pii"
 	"taxrefund/internal/refund"
+	"taxrefund/internal/risk"
 )
 
 const methodIssue = "IssueForm"
@@ -44,6 +45,9 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Form, error) {
 		return Form{}, err
 	}
 	as, err := refund.Assess(app, p)
+	if err == nil {
+		err = risk.CheckSerials(table, app.PurchaseDate, app.Lines)
+	}
 	if err != nil {
 		return s.refuse(ctx, req.Idem, err)
 	}
@@ -179,13 +183,17 @@ func queueForm(b *pgx.Batch, f Form, t refund.Traveller, pendingID any, index []
 	qtys := make([]int32, n)
 	amts := make([]decimal.Decimal, n)
 	invs := make([]string, n)
+	serials := make([]*string, n)
 	for i, l := range f.Lines {
 		nos[i], desc[i], cats[i], vats[i], rates[i], qtys[i], amts[i], invs[i] =
 			int16(l.No), l.Description, string(l.Category), l.VATRate, l.RefundRate, l.Quantity, l.Amount, l.InvoiceNumber
+		if l.SerialNumber != "" {
+			serials[i] = &f.Lines[i].SerialNumber
+		}
 	}
-	b.Queue(`INSERT INTO form_lines (form_id, line_no, description, category, vat_rate, refund_rate, quantity, amount, invoice_number)
-		SELECT $1, * FROM unnest($2::smallint[], $3::text[], $4::text[], $5::numeric[], $6::numeric[], $7::int[], $8::numeric[], $9::text[])`,
-		f.ID, nos, desc, cats, vats, rates, qtys, amts, invs)
+	b.Queue(`INSERT INTO form_lines (form_id, line_no, description, category, vat_rate, refund_rate, quantity, amount, invoice_number, serial_number)
+		SELECT $1, * FROM unnest($2::smallint[], $3::text[], $4::text[], $5::numeric[], $6::numeric[], $7::int[], $8::numeric[], $9::text[], $10::text[])`,
+		f.ID, nos, desc, cats, vats, rates, qtys, amts, invs, serials)
 	invNos := make([]string, len(f.Invoices))
 	invDates := make([]any, len(f.Invoices))
 	for i, inv := range f.Invoices {

@@ -26,6 +26,17 @@ const (
 	AgencyFeeRate       = "agency_fee_rate"
 	CommittedPeriodDays = "committed_period_days"
 	DailyPrepayCap      = "daily_prepay_cap"
+
+	// The risk rules' thresholds (DOMAIN.md §8a, internal/risk). A rule without a value
+	// in force on a form's purchase date is not applied.
+	RiskVelocityDays    = "risk_velocity_days"
+	RiskVelocityForms   = "risk_velocity_forms"
+	RiskVelocityAmount  = "risk_velocity_amount"
+	RiskSplitMargin     = "risk_split_margin"
+	RiskSplitForms      = "risk_split_forms"
+	RiskSerialThreshold = "risk_serial_threshold"
+	RiskStayMarginDays  = "risk_stay_margin_days"
+	RiskMinAgeMinutes   = "risk_min_age_minutes"
 )
 
 type key struct{ name, scope string }

@@ -97,6 +97,9 @@ type Line struct {
 	Quantity      int32
 	Amount        decimal.Decimal
 	InvoiceNumber string
+	// SerialNumber is the goods' serial number, required of high-value lines (DOMAIN.md
+	// §8a, internal/risk); "" when not given.
+	SerialNumber string
 	// RefundRate is set by Assess from the parameters.
 	RefundRate decimal.Decimal
 }

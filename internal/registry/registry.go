@@ -21,6 +21,7 @@ import (
 	"taxrefund/internal/idempotency"
 	"taxrefund/internal/params"
 	"taxrefund/internal/refund"
+	"taxrefund/internal/risk"
 )
 
 // Store statuses.
@@ -148,6 +149,32 @@ func (s *Service) SetStatus(ctx context.Context, key idempotency.Key, code, stat
 		return audit.Close(ctx, tx, key, "STORE_"+status, code, map[string]any{"reason": reason}, st)
 	})
 	return idempotency.Result(ctx, s.pool, key, method, err, out)
+}
+
+// SetReview puts a store under review (its forms are RED for customs, internal/risk) or
+// ends the review. Setting the flag it already has changes nothing but is audited all the
+// same: the official's decision is on record.
+func (s *Service) SetReview(ctx context.Context, key idempotency.Key, code string, review bool, reason string) (Store, error) {
+	var out Store
+	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := idempotency.Begin(ctx, tx, key, "SetStoreReview"); err != nil {
+			return err
+		}
+		st, err := s.q.SetStoreReview(ctx, tx, db.SetStoreReviewParams{Code: code, UnderReview: review})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fault.Field(fault.NotFound, "STORE_NOT_FOUND", "code", fmt.Sprintf("no store %q", code))
+		}
+		if err != nil {
+			return err
+		}
+		out = st
+		action := "STORE_REVIEW_ENDED"
+		if review {
+			action = "STORE_UNDER_REVIEW"
+		}
+		return audit.Close(ctx, tx, key, action, code, map[string]any{"reason": reason}, st)
+	})
+	return idempotency.Result(ctx, s.pool, key, "SetStoreReview", err, out)
 }
 
 // GetStore returns a store.
@@ -287,6 +314,34 @@ func checkParameter(in NewParameter) error {
 	case params.ExportWindowDays, params.CommittedPeriodDays:
 		if !in.Value.IsInteger() || in.Value.LessThan(one) || in.Value.GreaterThan(decimal.NewFromInt(365)) {
 			return bad("must be a whole number of days from 1 to 365")
+		}
+	case params.RiskVelocityAmount, params.RiskSerialThreshold:
+		if !in.Value.IsPositive() || !in.Value.Equal(in.Value.Round(2)) {
+			return bad("must be a positive amount with at most 2 fraction digits")
+		}
+	case params.RiskSplitMargin:
+		if in.Value.IsNegative() || !in.Value.Equal(in.Value.Round(2)) {
+			return bad("must be an amount of 0 or more with at most 2 fraction digits")
+		}
+	case params.RiskVelocityDays:
+		if !in.Value.IsInteger() || in.Value.LessThan(one) || in.Value.GreaterThan(decimal.NewFromInt(risk.MaxVelocityDays)) {
+			return bad(fmt.Sprintf("must be a whole number of days from 1 to %d", risk.MaxVelocityDays))
+		}
+	case params.RiskVelocityForms:
+		if !in.Value.IsInteger() || in.Value.LessThan(one) || in.Value.GreaterThan(decimal.NewFromInt(1000)) {
+			return bad("must be a whole number of forms from 1 to 1000")
+		}
+	case params.RiskSplitForms:
+		if !in.Value.IsInteger() || in.Value.LessThan(decimal.NewFromInt(2)) || in.Value.GreaterThan(decimal.NewFromInt(100)) {
+			return bad("must be a whole number of forms from 2 to 100")
+		}
+	case params.RiskStayMarginDays:
+		if !in.Value.IsInteger() || in.Value.IsNegative() || in.Value.GreaterThan(decimal.NewFromInt(refund.StayLimitDays)) {
+			return bad(fmt.Sprintf("must be a whole number of days from 0 to %d", refund.StayLimitDays))
+		}
+	case params.RiskMinAgeMinutes:
+		if !in.Value.IsInteger() || in.Value.IsNegative() || in.Value.GreaterThan(decimal.NewFromInt(1440)) {
+			return bad("must be a whole number of minutes from 0 to 1440")
 		}
 	default:
 		return fault.Field(fault.Invalid, "INVALID_PARAMETER", "parameter.name", fmt.Sprintf("unknown parameter %q", in.Name))

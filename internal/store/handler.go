@@ -19,6 +19,7 @@ import (
 	"taxrefund/internal/forms"
 	"taxrefund/internal/printing"
 	"taxrefund/internal/refund"
+	"taxrefund/internal/risk"
 	"taxrefund/internal/wire"
 )
 
@@ -146,6 +147,13 @@ func (h *Handler) IssueForm(ctx context.Context, req *storev1.IssueFormRequest) 
 				Quantity:      l.GetQuantity(),
 				Amount:        f.Amount(name+".amount", l.GetAmount()),
 				InvoiceNumber: l.GetInvoiceNumber(),
+			}
+			if l.GetSerialNumber() != "" {
+				serial, ok := risk.ParseSerial(l.GetSerialNumber())
+				if !ok {
+					f.Add(name+".serial_number", "must be 1 to 64 letters, digits, '.', '/' or '-'")
+				}
+				line.SerialNumber = serial
 			}
 			if line.Quantity < 1 || line.Quantity > 1_000_000 {
 				f.Add(name+".quantity", "must be 1 to 1000000")

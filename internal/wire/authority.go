@@ -37,6 +37,7 @@ func Store(s registry.Store) *authorityv1.Store {
 	return &authorityv1.Store{
 		Code: s.Code, CreditCode: s.CreditCode, Name: s.Name, BlockCode: s.BlockCode, CreditGrade: s.CreditGrade,
 		ImmediateRefund: s.ImmediateRefund, Status: storeStatuses[s.Status], RegisteredAt: timestamppb.New(s.CreatedAt),
+		UnderReview: s.UnderReview,
 	}
 }
 

@@ -49,3 +49,6 @@ SELECT coalesce(max(valid_from), '0001-01-01')::date AS latest FROM parameters W
 
 -- name: InsertParameter :one
 INSERT INTO parameters (name, scope, valid_from, value, note) VALUES ($1, $2, $3, $4, $5) RETURNING *;
+
+-- name: SetStoreReview :one
+UPDATE stores SET under_review = $2 WHERE code = $1 RETURNING *;

@@ -363,8 +363,10 @@ type Store struct {
 	ImmediateRefund bool                   `protobuf:"varint,6,opt,name=immediate_refund,json=immediateRefund,proto3" json:"immediate_refund,omitempty"`
 	Status          StoreStatus            `protobuf:"varint,7,opt,name=status,proto3,enum=taxrefund.authority.v1.StoreStatus" json:"status,omitempty"`
 	RegisteredAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Under review: customs see the store's forms RED.
+	UnderReview   bool `protobuf:"varint,9,opt,name=under_review,json=underReview,proto3" json:"under_review,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Store) Reset() {
@@ -451,6 +453,13 @@ func (x *Store) GetRegisteredAt() *timestamppb.Timestamp {
 		return x.RegisteredAt
 	}
 	return nil
+}
+
+func (x *Store) GetUnderReview() bool {
+	if x != nil {
+		return x.UnderReview
+	}
+	return false
 }
 
 type RegisterStoreRequest struct {
@@ -3774,6 +3783,294 @@ func (x *RevokeCertificateResponse) GetRevokedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+type SetStoreReviewRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	UnderReview   bool                   `protobuf:"varint,3,opt,name=under_review,json=underReview,proto3" json:"under_review,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStoreReviewRequest) Reset() {
+	*x = SetStoreReviewRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStoreReviewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStoreReviewRequest) ProtoMessage() {}
+
+func (x *SetStoreReviewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStoreReviewRequest.ProtoReflect.Descriptor instead.
+func (*SetStoreReviewRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *SetStoreReviewRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SetStoreReviewRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SetStoreReviewRequest) GetUnderReview() bool {
+	if x != nil {
+		return x.UnderReview
+	}
+	return false
+}
+
+func (x *SetStoreReviewRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SetStoreReviewResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Store         *Store                 `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStoreReviewResponse) Reset() {
+	*x = SetStoreReviewResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStoreReviewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStoreReviewResponse) ProtoMessage() {}
+
+func (x *SetStoreReviewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStoreReviewResponse.ProtoReflect.Descriptor instead.
+func (*SetStoreReviewResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *SetStoreReviewResponse) GetStore() *Store {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+type RiskReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "YYYY-MM", a month in Asia/Shanghai.
+	Month         string `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RiskReportRequest) Reset() {
+	*x = RiskReportRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RiskReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RiskReportRequest) ProtoMessage() {}
+
+func (x *RiskReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RiskReportRequest.ProtoReflect.Descriptor instead.
+func (*RiskReportRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *RiskReportRequest) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+// RiskReportRow is one store's figures for one rule in a month.
+type RiskReportRow struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	StoreCode string                 `protobuf:"bytes,1,opt,name=store_code,json=storeCode,proto3" json:"store_code,omitempty"`
+	Rule      string                 `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	// Forms first flagged RED for this rule in the month (when customs met them).
+	FormsFlagged int64 `protobuf:"varint,3,opt,name=forms_flagged,json=formsFlagged,proto3" json:"forms_flagged,omitempty"`
+	// Inspections recorded of those forms, and how many of them failed.
+	Inspections   int64 `protobuf:"varint,4,opt,name=inspections,proto3" json:"inspections,omitempty"`
+	Failed        int64 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RiskReportRow) Reset() {
+	*x = RiskReportRow{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RiskReportRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RiskReportRow) ProtoMessage() {}
+
+func (x *RiskReportRow) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RiskReportRow.ProtoReflect.Descriptor instead.
+func (*RiskReportRow) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *RiskReportRow) GetStoreCode() string {
+	if x != nil {
+		return x.StoreCode
+	}
+	return ""
+}
+
+func (x *RiskReportRow) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *RiskReportRow) GetFormsFlagged() int64 {
+	if x != nil {
+		return x.FormsFlagged
+	}
+	return 0
+}
+
+func (x *RiskReportRow) GetInspections() int64 {
+	if x != nil {
+		return x.Inspections
+	}
+	return 0
+}
+
+func (x *RiskReportRow) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+type RiskReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Month         string                 `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	Rows          []*RiskReportRow       `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RiskReportResponse) Reset() {
+	*x = RiskReportResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RiskReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RiskReportResponse) ProtoMessage() {}
+
+func (x *RiskReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RiskReportResponse.ProtoReflect.Descriptor instead.
+func (*RiskReportResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *RiskReportResponse) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *RiskReportResponse) GetRows() []*RiskReportRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
 var File_taxrefund_authority_v1_authority_proto protoreflect.FileDescriptor
 
 const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
@@ -3790,7 +4087,7 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12A\n" +
 	"\n" +
 	"violations\x18\x02 \x03(\v2!.taxrefund.authority.v1.ViolationR\n" +
-	"violations\"\xbb\x02\n" +
+	"violations\"\xde\x02\n" +
 	"\x05Store\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1f\n" +
 	"\vcredit_code\x18\x02 \x01(\tR\n" +
@@ -3801,7 +4098,8 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\fcredit_grade\x18\x05 \x01(\tR\vcreditGrade\x12)\n" +
 	"\x10immediate_refund\x18\x06 \x01(\bR\x0fimmediateRefund\x12;\n" +
 	"\x06status\x18\a \x01(\x0e2#.taxrefund.authority.v1.StoreStatusR\x06status\x12?\n" +
-	"\rregistered_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\"\xeb\x01\n" +
+	"\rregistered_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\x12!\n" +
+	"\funder_review\x18\t \x01(\bR\vunderReview\"\xeb\x01\n" +
 	"\x14RegisterStoreRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
@@ -4038,7 +4336,27 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x19RevokeCertificateResponse\x12\x16\n" +
 	"\x06serial\x18\x01 \x01(\tR\x06serial\x129\n" +
 	"\n" +
-	"revoked_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt*y\n" +
+	"revoked_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\"\x85\x01\n" +
+	"\x15SetStoreReviewRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12!\n" +
+	"\funder_review\x18\x03 \x01(\bR\vunderReview\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"M\n" +
+	"\x16SetStoreReviewResponse\x123\n" +
+	"\x05store\x18\x01 \x01(\v2\x1d.taxrefund.authority.v1.StoreR\x05store\")\n" +
+	"\x11RiskReportRequest\x12\x14\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\"\xa1\x01\n" +
+	"\rRiskReportRow\x12\x1d\n" +
+	"\n" +
+	"store_code\x18\x01 \x01(\tR\tstoreCode\x12\x12\n" +
+	"\x04rule\x18\x02 \x01(\tR\x04rule\x12#\n" +
+	"\rforms_flagged\x18\x03 \x01(\x03R\fformsFlagged\x12 \n" +
+	"\vinspections\x18\x04 \x01(\x03R\vinspections\x12\x16\n" +
+	"\x06failed\x18\x05 \x01(\x03R\x06failed\"e\n" +
+	"\x12RiskReportResponse\x12\x14\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\x129\n" +
+	"\x04rows\x18\x02 \x03(\v2%.taxrefund.authority.v1.RiskReportRowR\x04rows*y\n" +
 	"\vStoreStatus\x12\x1c\n" +
 	"\x18STORE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13STORE_STATUS_ACTIVE\x10\x01\x12\x1a\n" +
@@ -4047,7 +4365,7 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\fExportFormat\x12\x1d\n" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x01\x12\x16\n" +
-	"\x12EXPORT_FORMAT_XLSX\x10\x022\xeb\x14\n" +
+	"\x12EXPORT_FORMAT_XLSX\x10\x022\xc1\x16\n" +
 	"\x10AuthorityService\x12`\n" +
 	"\tRunExpiry\x12(.taxrefund.authority.v1.RunExpiryRequest\x1a).taxrefund.authority.v1.RunExpiryResponse\x12r\n" +
 	"\x0fCheckInvariants\x12..taxrefund.authority.v1.CheckInvariantsRequest\x1a/.taxrefund.authority.v1.CheckInvariantsResponse\x12l\n" +
@@ -4074,7 +4392,10 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\vRunCaptures\x12*.taxrefund.authority.v1.RunCapturesRequest\x1a+.taxrefund.authority.v1.RunCapturesResponse\x12\x8d\x01\n" +
 	"\x18ListAcquirerInstructions\x127.taxrefund.authority.v1.ListAcquirerInstructionsRequest\x1a8.taxrefund.authority.v1.ListAcquirerInstructionsResponse\x12i\n" +
 	"\fVerifyChains\x12+.taxrefund.authority.v1.VerifyChainsRequest\x1a,.taxrefund.authority.v1.VerifyChainsResponse\x12x\n" +
-	"\x11RevokeCertificate\x120.taxrefund.authority.v1.RevokeCertificateRequest\x1a1.taxrefund.authority.v1.RevokeCertificateResponseB\xd8\x01\n" +
+	"\x11RevokeCertificate\x120.taxrefund.authority.v1.RevokeCertificateRequest\x1a1.taxrefund.authority.v1.RevokeCertificateResponse\x12o\n" +
+	"\x0eSetStoreReview\x12-.taxrefund.authority.v1.SetStoreReviewRequest\x1a..taxrefund.authority.v1.SetStoreReviewResponse\x12c\n" +
+	"\n" +
+	"RiskReport\x12).taxrefund.authority.v1.RiskReportRequest\x1a*.taxrefund.authority.v1.RiskReportResponseB\xd8\x01\n" +
 	"\x1acom.taxrefund.authority.v1B\x0eAuthorityProtoP\x01Z0taxrefund/api/taxrefund/authority/v1;authorityv1\xa2\x02\x03TAX\xaa\x02\x16Taxrefund.Authority.V1\xca\x02\x16Taxrefund\\Authority\\V1\xe2\x02\"Taxrefund\\Authority\\V1\\GPBMetadata\xea\x02\x18Taxrefund::Authority::V1b\x06proto3"
 
 var (
@@ -4090,7 +4411,7 @@ func file_taxrefund_authority_v1_authority_proto_rawDescGZIP() []byte {
 }
 
 var file_taxrefund_authority_v1_authority_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
 	(StoreStatus)(0),                         // 0: taxrefund.authority.v1.StoreStatus
 	(ExportFormat)(0),                        // 1: taxrefund.authority.v1.ExportFormat
@@ -4157,15 +4478,20 @@ var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
 	(*VerifyChainsResponse)(nil),             // 62: taxrefund.authority.v1.VerifyChainsResponse
 	(*RevokeCertificateRequest)(nil),         // 63: taxrefund.authority.v1.RevokeCertificateRequest
 	(*RevokeCertificateResponse)(nil),        // 64: taxrefund.authority.v1.RevokeCertificateResponse
-	(*timestamppb.Timestamp)(nil),            // 65: google.protobuf.Timestamp
-	(v1.DeclarationStatus)(0),                // 66: taxrefund.settlement.v1.DeclarationStatus
-	(*v1.Declaration)(nil),                   // 67: taxrefund.settlement.v1.Declaration
-	(*v1.Checkpoint)(nil),                    // 68: taxrefund.settlement.v1.Checkpoint
+	(*SetStoreReviewRequest)(nil),            // 65: taxrefund.authority.v1.SetStoreReviewRequest
+	(*SetStoreReviewResponse)(nil),           // 66: taxrefund.authority.v1.SetStoreReviewResponse
+	(*RiskReportRequest)(nil),                // 67: taxrefund.authority.v1.RiskReportRequest
+	(*RiskReportRow)(nil),                    // 68: taxrefund.authority.v1.RiskReportRow
+	(*RiskReportResponse)(nil),               // 69: taxrefund.authority.v1.RiskReportResponse
+	(*timestamppb.Timestamp)(nil),            // 70: google.protobuf.Timestamp
+	(v1.DeclarationStatus)(0),                // 71: taxrefund.settlement.v1.DeclarationStatus
+	(*v1.Declaration)(nil),                   // 72: taxrefund.settlement.v1.Declaration
+	(*v1.Checkpoint)(nil),                    // 73: taxrefund.settlement.v1.Checkpoint
 }
 var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	5,  // 0: taxrefund.authority.v1.CheckInvariantsResponse.violations:type_name -> taxrefund.authority.v1.Violation
 	0,  // 1: taxrefund.authority.v1.Store.status:type_name -> taxrefund.authority.v1.StoreStatus
-	65, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
+	70, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
 	7,  // 3: taxrefund.authority.v1.RegisterStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 4: taxrefund.authority.v1.SuspendStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 5: taxrefund.authority.v1.ReinstateStoreResponse.store:type_name -> taxrefund.authority.v1.Store
@@ -4180,80 +4506,86 @@ var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	26, // 14: taxrefund.authority.v1.SetParameterRequest.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 15: taxrefund.authority.v1.SetParameterResponse.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 16: taxrefund.authority.v1.ListParametersResponse.parameters:type_name -> taxrefund.authority.v1.Parameter
-	66, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
-	67, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
-	67, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	67, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	67, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	65, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
+	71, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
+	72, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
+	72, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	72, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	72, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	70, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
 	44, // 23: taxrefund.authority.v1.ReconcileResponse.summary:type_name -> taxrefund.authority.v1.MatchSummary
 	42, // 24: taxrefund.authority.v1.ReconcileResponse.exceptions:type_name -> taxrefund.authority.v1.ReconciliationException
 	43, // 25: taxrefund.authority.v1.ReconcileResponse.trial_balance:type_name -> taxrefund.authority.v1.TrialBalanceLine
 	5,  // 26: taxrefund.authority.v1.ReconcileResponse.invariant_violations:type_name -> taxrefund.authority.v1.Violation
 	46, // 27: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
 	49, // 28: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
-	68, // 29: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
+	73, // 29: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
 	1,  // 30: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
 	52, // 31: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
-	65, // 32: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
-	65, // 33: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
+	70, // 32: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
+	70, // 33: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
 	58, // 34: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
 	49, // 35: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
 	61, // 36: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
-	65, // 37: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
-	2,  // 38: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
-	4,  // 39: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
-	8,  // 40: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
-	10, // 41: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
-	12, // 42: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
-	14, // 43: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
-	16, // 44: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
-	18, // 45: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
-	20, // 46: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
-	27, // 47: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
-	29, // 48: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
-	31, // 49: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
-	33, // 50: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
-	35, // 51: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
-	37, // 52: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
-	39, // 53: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
-	41, // 54: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
-	47, // 55: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
-	50, // 56: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
-	53, // 57: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
-	55, // 58: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
-	57, // 59: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
-	60, // 60: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
-	63, // 61: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
-	3,  // 62: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
-	6,  // 63: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
-	9,  // 64: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
-	11, // 65: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
-	13, // 66: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
-	15, // 67: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
-	17, // 68: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
-	19, // 69: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
-	25, // 70: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
-	28, // 71: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
-	30, // 72: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
-	32, // 73: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
-	34, // 74: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
-	36, // 75: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
-	38, // 76: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
-	40, // 77: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
-	45, // 78: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
-	48, // 79: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
-	51, // 80: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
-	54, // 81: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
-	56, // 82: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
-	59, // 83: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
-	62, // 84: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
-	64, // 85: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
-	62, // [62:86] is the sub-list for method output_type
-	38, // [38:62] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	70, // 37: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
+	7,  // 38: taxrefund.authority.v1.SetStoreReviewResponse.store:type_name -> taxrefund.authority.v1.Store
+	68, // 39: taxrefund.authority.v1.RiskReportResponse.rows:type_name -> taxrefund.authority.v1.RiskReportRow
+	2,  // 40: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
+	4,  // 41: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
+	8,  // 42: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
+	10, // 43: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
+	12, // 44: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
+	14, // 45: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
+	16, // 46: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
+	18, // 47: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
+	20, // 48: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
+	27, // 49: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
+	29, // 50: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
+	31, // 51: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
+	33, // 52: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
+	35, // 53: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
+	37, // 54: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
+	39, // 55: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
+	41, // 56: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
+	47, // 57: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
+	50, // 58: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
+	53, // 59: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
+	55, // 60: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
+	57, // 61: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	60, // 62: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
+	63, // 63: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
+	65, // 64: taxrefund.authority.v1.AuthorityService.SetStoreReview:input_type -> taxrefund.authority.v1.SetStoreReviewRequest
+	67, // 65: taxrefund.authority.v1.AuthorityService.RiskReport:input_type -> taxrefund.authority.v1.RiskReportRequest
+	3,  // 66: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
+	6,  // 67: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
+	9,  // 68: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
+	11, // 69: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
+	13, // 70: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
+	15, // 71: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
+	17, // 72: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
+	19, // 73: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
+	25, // 74: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
+	28, // 75: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
+	30, // 76: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
+	32, // 77: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
+	34, // 78: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
+	36, // 79: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
+	38, // 80: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
+	40, // 81: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
+	45, // 82: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
+	48, // 83: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
+	51, // 84: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
+	54, // 85: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
+	56, // 86: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
+	59, // 87: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	62, // 88: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
+	64, // 89: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
+	66, // 90: taxrefund.authority.v1.AuthorityService.SetStoreReview:output_type -> taxrefund.authority.v1.SetStoreReviewResponse
+	69, // 91: taxrefund.authority.v1.AuthorityService.RiskReport:output_type -> taxrefund.authority.v1.RiskReportResponse
+	66, // [66:92] is the sub-list for method output_type
+	40, // [40:66] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_authority_v1_authority_proto_init() }
@@ -4271,7 +4603,7 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taxrefund_authority_v1_authority_proto_rawDesc), len(file_taxrefund_authority_v1_authority_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   63,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

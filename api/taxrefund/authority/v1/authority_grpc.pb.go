@@ -43,6 +43,8 @@ const (
 	AuthorityService_ListAcquirerInstructions_FullMethodName = "/taxrefund.authority.v1.AuthorityService/ListAcquirerInstructions"
 	AuthorityService_VerifyChains_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/VerifyChains"
 	AuthorityService_RevokeCertificate_FullMethodName        = "/taxrefund.authority.v1.AuthorityService/RevokeCertificate"
+	AuthorityService_SetStoreReview_FullMethodName           = "/taxrefund.authority.v1.AuthorityService/SetStoreReview"
+	AuthorityService_RiskReport_FullMethodName               = "/taxrefund.authority.v1.AuthorityService/RiskReport"
 )
 
 // AuthorityServiceClient is the client API for AuthorityService service.
@@ -102,6 +104,12 @@ type AuthorityServiceClient interface {
 	// RevokeCertificate revokes a client certificate by serial number: it stops working at
 	// once (within the registry cache's lifetime on other servers).
 	RevokeCertificate(ctx context.Context, in *RevokeCertificateRequest, opts ...grpc.CallOption) (*RevokeCertificateResponse, error)
+	// SetStoreReview puts a store under review (its forms are RED for customs) or ends the
+	// review.
+	SetStoreReview(ctx context.Context, in *SetStoreReviewRequest, opts ...grpc.CallOption) (*SetStoreReviewResponse, error)
+	// RiskReport returns a month's risk flags per store and rule: forms flagged, and their
+	// inspections.
+	RiskReport(ctx context.Context, in *RiskReportRequest, opts ...grpc.CallOption) (*RiskReportResponse, error)
 }
 
 type authorityServiceClient struct {
@@ -361,6 +369,26 @@ func (c *authorityServiceClient) RevokeCertificate(ctx context.Context, in *Revo
 	return out, nil
 }
 
+func (c *authorityServiceClient) SetStoreReview(ctx context.Context, in *SetStoreReviewRequest, opts ...grpc.CallOption) (*SetStoreReviewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetStoreReviewResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_SetStoreReview_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) RiskReport(ctx context.Context, in *RiskReportRequest, opts ...grpc.CallOption) (*RiskReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RiskReportResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_RiskReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthorityServiceServer is the server API for AuthorityService service.
 // All implementations must embed UnimplementedAuthorityServiceServer
 // for forward compatibility.
@@ -418,6 +446,12 @@ type AuthorityServiceServer interface {
 	// RevokeCertificate revokes a client certificate by serial number: it stops working at
 	// once (within the registry cache's lifetime on other servers).
 	RevokeCertificate(context.Context, *RevokeCertificateRequest) (*RevokeCertificateResponse, error)
+	// SetStoreReview puts a store under review (its forms are RED for customs) or ends the
+	// review.
+	SetStoreReview(context.Context, *SetStoreReviewRequest) (*SetStoreReviewResponse, error)
+	// RiskReport returns a month's risk flags per store and rule: forms flagged, and their
+	// inspections.
+	RiskReport(context.Context, *RiskReportRequest) (*RiskReportResponse, error)
 	mustEmbedUnimplementedAuthorityServiceServer()
 }
 
@@ -499,6 +533,12 @@ func (UnimplementedAuthorityServiceServer) VerifyChains(context.Context, *Verify
 }
 func (UnimplementedAuthorityServiceServer) RevokeCertificate(context.Context, *RevokeCertificateRequest) (*RevokeCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeCertificate not implemented")
+}
+func (UnimplementedAuthorityServiceServer) SetStoreReview(context.Context, *SetStoreReviewRequest) (*SetStoreReviewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetStoreReview not implemented")
+}
+func (UnimplementedAuthorityServiceServer) RiskReport(context.Context, *RiskReportRequest) (*RiskReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RiskReport not implemented")
 }
 func (UnimplementedAuthorityServiceServer) mustEmbedUnimplementedAuthorityServiceServer() {}
 func (UnimplementedAuthorityServiceServer) testEmbeddedByValue()                          {}
@@ -946,6 +986,42 @@ func _AuthorityService_RevokeCertificate_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthorityService_SetStoreReview_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetStoreReviewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).SetStoreReview(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_SetStoreReview_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).SetStoreReview(ctx, req.(*SetStoreReviewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_RiskReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RiskReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).RiskReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_RiskReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).RiskReport(ctx, req.(*RiskReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthorityService_ServiceDesc is the grpc.ServiceDesc for AuthorityService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1044,6 +1120,14 @@ var AuthorityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeCertificate",
 			Handler:    _AuthorityService_RevokeCertificate_Handler,
+		},
+		{
+			MethodName: "SetStoreReview",
+			Handler:    _AuthorityService_SetStoreReview_Handler,
+		},
+		{
+			MethodName: "RiskReport",
+			Handler:    _AuthorityService_RiskReport_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -23,6 +23,108 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RiskLevel is a form's rating for customs (DOMAIN.md §8a).
+type RiskLevel int32
+
+const (
+	RiskLevel_RISK_LEVEL_UNSPECIFIED RiskLevel = 0
+	// No rule applies: the export is confirmed as usual.
+	RiskLevel_RISK_LEVEL_GREEN RiskLevel = 1
+	// At least one rule applies: the goods are inspected before the export is confirmed.
+	RiskLevel_RISK_LEVEL_RED RiskLevel = 2
+)
+
+// Enum value maps for RiskLevel.
+var (
+	RiskLevel_name = map[int32]string{
+		0: "RISK_LEVEL_UNSPECIFIED",
+		1: "RISK_LEVEL_GREEN",
+		2: "RISK_LEVEL_RED",
+	}
+	RiskLevel_value = map[string]int32{
+		"RISK_LEVEL_UNSPECIFIED": 0,
+		"RISK_LEVEL_GREEN":       1,
+		"RISK_LEVEL_RED":         2,
+	}
+)
+
+func (x RiskLevel) Enum() *RiskLevel {
+	p := new(RiskLevel)
+	*p = x
+	return p
+}
+
+func (x RiskLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RiskLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_taxrefund_desk_v1_desk_proto_enumTypes[0].Descriptor()
+}
+
+func (RiskLevel) Type() protoreflect.EnumType {
+	return &file_taxrefund_desk_v1_desk_proto_enumTypes[0]
+}
+
+func (x RiskLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RiskLevel.Descriptor instead.
+func (RiskLevel) EnumDescriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{0}
+}
+
+// InspectionResult is the outcome of a customs inspection.
+type InspectionResult int32
+
+const (
+	InspectionResult_INSPECTION_RESULT_UNSPECIFIED InspectionResult = 0
+	InspectionResult_INSPECTION_RESULT_PASSED      InspectionResult = 1
+	InspectionResult_INSPECTION_RESULT_FAILED      InspectionResult = 2
+)
+
+// Enum value maps for InspectionResult.
+var (
+	InspectionResult_name = map[int32]string{
+		0: "INSPECTION_RESULT_UNSPECIFIED",
+		1: "INSPECTION_RESULT_PASSED",
+		2: "INSPECTION_RESULT_FAILED",
+	}
+	InspectionResult_value = map[string]int32{
+		"INSPECTION_RESULT_UNSPECIFIED": 0,
+		"INSPECTION_RESULT_PASSED":      1,
+		"INSPECTION_RESULT_FAILED":      2,
+	}
+)
+
+func (x InspectionResult) Enum() *InspectionResult {
+	p := new(InspectionResult)
+	*p = x
+	return p
+}
+
+func (x InspectionResult) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InspectionResult) Descriptor() protoreflect.EnumDescriptor {
+	return file_taxrefund_desk_v1_desk_proto_enumTypes[1].Descriptor()
+}
+
+func (InspectionResult) Type() protoreflect.EnumType {
+	return &file_taxrefund_desk_v1_desk_proto_enumTypes[1]
+}
+
+func (x InspectionResult) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InspectionResult.Descriptor instead.
+func (InspectionResult) EnumDescriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{1}
+}
+
 // PaymentMethod is how the agency pays the traveller.
 type PaymentMethod int32
 
@@ -60,11 +162,11 @@ func (x PaymentMethod) String() string {
 }
 
 func (PaymentMethod) Descriptor() protoreflect.EnumDescriptor {
-	return file_taxrefund_desk_v1_desk_proto_enumTypes[0].Descriptor()
+	return file_taxrefund_desk_v1_desk_proto_enumTypes[2].Descriptor()
 }
 
 func (PaymentMethod) Type() protoreflect.EnumType {
-	return &file_taxrefund_desk_v1_desk_proto_enumTypes[0]
+	return &file_taxrefund_desk_v1_desk_proto_enumTypes[2]
 }
 
 func (x PaymentMethod) Number() protoreflect.EnumNumber {
@@ -73,7 +175,7 @@ func (x PaymentMethod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PaymentMethod.Descriptor instead.
 func (PaymentMethod) EnumDescriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{0}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{2}
 }
 
 // PrepaymentState is where an immediate refund's prepayment (预付金) is.
@@ -120,11 +222,11 @@ func (x PrepaymentState) String() string {
 }
 
 func (PrepaymentState) Descriptor() protoreflect.EnumDescriptor {
-	return file_taxrefund_desk_v1_desk_proto_enumTypes[1].Descriptor()
+	return file_taxrefund_desk_v1_desk_proto_enumTypes[3].Descriptor()
 }
 
 func (PrepaymentState) Type() protoreflect.EnumType {
-	return &file_taxrefund_desk_v1_desk_proto_enumTypes[1]
+	return &file_taxrefund_desk_v1_desk_proto_enumTypes[3]
 }
 
 func (x PrepaymentState) Number() protoreflect.EnumNumber {
@@ -133,7 +235,7 @@ func (x PrepaymentState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PrepaymentState.Descriptor instead.
 func (PrepaymentState) EnumDescriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{1}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{3}
 }
 
 type FindFormsRequest struct {
@@ -221,8 +323,11 @@ func (*FindFormsRequest_Document) isFindFormsRequest_Query() {}
 func (*FindFormsRequest_FormNumber) isFindFormsRequest_Query() {}
 
 type FindFormsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Forms         []*v1.Form             `protobuf:"bytes,1,rep,name=forms,proto3" json:"forms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Forms []*v1.Form             `protobuf:"bytes,1,rep,name=forms,proto3" json:"forms,omitempty"`
+	// The risk assessment of each form still waiting for customs (ISSUED), in the order
+	// of forms.
+	Risks         []*RiskAssessment `protobuf:"bytes,2,rep,name=risks,proto3" json:"risks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,19 +369,164 @@ func (x *FindFormsResponse) GetForms() []*v1.Form {
 	return nil
 }
 
+func (x *FindFormsResponse) GetRisks() []*RiskAssessment {
+	if x != nil {
+		return x.Risks
+	}
+	return nil
+}
+
+// RiskReason is one rule that rated a form RED.
+type RiskReason struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stable rule code: velocity, split_purchase, high_value, stay_limit,
+	// store_under_review or issued_recently.
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// The reason in words, with the figures, e.g. "velocity: 4 forms within 7 days (limit 3)".
+	Text          string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RiskReason) Reset() {
+	*x = RiskReason{}
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RiskReason) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RiskReason) ProtoMessage() {}
+
+func (x *RiskReason) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RiskReason.ProtoReflect.Descriptor instead.
+func (*RiskReason) Descriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RiskReason) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *RiskReason) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// RiskAssessment is a form's rating as of the look-up (or the confirmation).
+type RiskAssessment struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	FormNumber string                 `protobuf:"bytes,1,opt,name=form_number,json=formNumber,proto3" json:"form_number,omitempty"`
+	Level      RiskLevel              `protobuf:"varint,2,opt,name=level,proto3,enum=taxrefund.desk.v1.RiskLevel" json:"level,omitempty"`
+	Reasons    []*RiskReason          `protobuf:"bytes,3,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	// Lines whose serial number customs must read and send with the confirmation.
+	SerialLines []int32 `protobuf:"varint,4,rep,packed,name=serial_lines,json=serialLines,proto3" json:"serial_lines,omitempty"`
+	// The form's inspection so far: FAILED if one failed, PASSED if one passed.
+	Inspection    InspectionResult `protobuf:"varint,5,opt,name=inspection,proto3,enum=taxrefund.desk.v1.InspectionResult" json:"inspection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RiskAssessment) Reset() {
+	*x = RiskAssessment{}
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RiskAssessment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RiskAssessment) ProtoMessage() {}
+
+func (x *RiskAssessment) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RiskAssessment.ProtoReflect.Descriptor instead.
+func (*RiskAssessment) Descriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RiskAssessment) GetFormNumber() string {
+	if x != nil {
+		return x.FormNumber
+	}
+	return ""
+}
+
+func (x *RiskAssessment) GetLevel() RiskLevel {
+	if x != nil {
+		return x.Level
+	}
+	return RiskLevel_RISK_LEVEL_UNSPECIFIED
+}
+
+func (x *RiskAssessment) GetReasons() []*RiskReason {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *RiskAssessment) GetSerialLines() []int32 {
+	if x != nil {
+		return x.SerialLines
+	}
+	return nil
+}
+
+func (x *RiskAssessment) GetInspection() InspectionResult {
+	if x != nil {
+		return x.Inspection
+	}
+	return InspectionResult_INSPECTION_RESULT_UNSPECIFIED
+}
+
 // LineConfirmation is the quantity of one line that customs saw leaving.
 type LineConfirmation struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	LineNo int32                  `protobuf:"varint,1,opt,name=line_no,json=lineNo,proto3" json:"line_no,omitempty"`
 	// 0..quantity of the line.
 	ConfirmedQuantity int32 `protobuf:"varint,2,opt,name=confirmed_quantity,json=confirmedQuantity,proto3" json:"confirmed_quantity,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The serial number read on the goods, for a high-value line presented (see
+	// RiskAssessment.serial_lines); it must match the one the store recorded.
+	SerialNumber  string `protobuf:"bytes,3,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LineConfirmation) Reset() {
 	*x = LineConfirmation{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[2]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +538,7 @@ func (x *LineConfirmation) String() string {
 func (*LineConfirmation) ProtoMessage() {}
 
 func (x *LineConfirmation) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[2]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +551,7 @@ func (x *LineConfirmation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineConfirmation.ProtoReflect.Descriptor instead.
 func (*LineConfirmation) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{2}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LineConfirmation) GetLineNo() int32 {
@@ -318,6 +568,13 @@ func (x *LineConfirmation) GetConfirmedQuantity() int32 {
 	return 0
 }
 
+func (x *LineConfirmation) GetSerialNumber() string {
+	if x != nil {
+		return x.SerialNumber
+	}
+	return ""
+}
+
 type VerifyExportRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -332,7 +589,7 @@ type VerifyExportRequest struct {
 
 func (x *VerifyExportRequest) Reset() {
 	*x = VerifyExportRequest{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[3]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +601,7 @@ func (x *VerifyExportRequest) String() string {
 func (*VerifyExportRequest) ProtoMessage() {}
 
 func (x *VerifyExportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[3]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +614,7 @@ func (x *VerifyExportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyExportRequest.ProtoReflect.Descriptor instead.
 func (*VerifyExportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{3}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *VerifyExportRequest) GetRequestId() string {
@@ -389,15 +646,18 @@ func (x *VerifyExportRequest) GetLines() []*LineConfirmation {
 }
 
 type VerifyExportResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Form          *v1.Form               `protobuf:"bytes,1,opt,name=form,proto3" json:"form,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Form  *v1.Form               `protobuf:"bytes,1,opt,name=form,proto3" json:"form,omitempty"`
+	// The assessment the confirmation was checked against; absent on a retry of a
+	// confirmation already recorded.
+	Risk          *RiskAssessment `protobuf:"bytes,2,opt,name=risk,proto3" json:"risk,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyExportResponse) Reset() {
 	*x = VerifyExportResponse{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[4]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +669,7 @@ func (x *VerifyExportResponse) String() string {
 func (*VerifyExportResponse) ProtoMessage() {}
 
 func (x *VerifyExportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[4]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,12 +682,234 @@ func (x *VerifyExportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyExportResponse.ProtoReflect.Descriptor instead.
 func (*VerifyExportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{4}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *VerifyExportResponse) GetForm() *v1.Form {
 	if x != nil {
 		return x.Form
+	}
+	return nil
+}
+
+func (x *VerifyExportResponse) GetRisk() *RiskAssessment {
+	if x != nil {
+		return x.Risk
+	}
+	return nil
+}
+
+type RecordInspectionRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	FormNumber string                 `protobuf:"bytes,2,opt,name=form_number,json=formNumber,proto3" json:"form_number,omitempty"`
+	Result     InspectionResult       `protobuf:"varint,3,opt,name=result,proto3,enum=taxrefund.desk.v1.InspectionResult" json:"result,omitempty"`
+	// What was found, at most 500 characters.
+	Note          string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordInspectionRequest) Reset() {
+	*x = RecordInspectionRequest{}
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordInspectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordInspectionRequest) ProtoMessage() {}
+
+func (x *RecordInspectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordInspectionRequest.ProtoReflect.Descriptor instead.
+func (*RecordInspectionRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RecordInspectionRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RecordInspectionRequest) GetFormNumber() string {
+	if x != nil {
+		return x.FormNumber
+	}
+	return ""
+}
+
+func (x *RecordInspectionRequest) GetResult() InspectionResult {
+	if x != nil {
+		return x.Result
+	}
+	return InspectionResult_INSPECTION_RESULT_UNSPECIFIED
+}
+
+func (x *RecordInspectionRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// Inspection is a customs inspection of a form's goods.
+type Inspection struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	InspectionId string                 `protobuf:"bytes,1,opt,name=inspection_id,json=inspectionId,proto3" json:"inspection_id,omitempty"`
+	FormNumber   string                 `protobuf:"bytes,2,opt,name=form_number,json=formNumber,proto3" json:"form_number,omitempty"`
+	Port         string                 `protobuf:"bytes,3,opt,name=port,proto3" json:"port,omitempty"`
+	Officer      string                 `protobuf:"bytes,4,opt,name=officer,proto3" json:"officer,omitempty"`
+	Result       InspectionResult       `protobuf:"varint,5,opt,name=result,proto3,enum=taxrefund.desk.v1.InspectionResult" json:"result,omitempty"`
+	Note         string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	// The codes of the reasons the form was RED for when inspected.
+	Rules         []string               `protobuf:"bytes,7,rep,name=rules,proto3" json:"rules,omitempty"`
+	InspectedAt   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=inspected_at,json=inspectedAt,proto3" json:"inspected_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Inspection) Reset() {
+	*x = Inspection{}
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Inspection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Inspection) ProtoMessage() {}
+
+func (x *Inspection) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Inspection.ProtoReflect.Descriptor instead.
+func (*Inspection) Descriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Inspection) GetInspectionId() string {
+	if x != nil {
+		return x.InspectionId
+	}
+	return ""
+}
+
+func (x *Inspection) GetFormNumber() string {
+	if x != nil {
+		return x.FormNumber
+	}
+	return ""
+}
+
+func (x *Inspection) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *Inspection) GetOfficer() string {
+	if x != nil {
+		return x.Officer
+	}
+	return ""
+}
+
+func (x *Inspection) GetResult() InspectionResult {
+	if x != nil {
+		return x.Result
+	}
+	return InspectionResult_INSPECTION_RESULT_UNSPECIFIED
+}
+
+func (x *Inspection) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *Inspection) GetRules() []string {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *Inspection) GetInspectedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.InspectedAt
+	}
+	return nil
+}
+
+type RecordInspectionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Inspection    *Inspection            `protobuf:"bytes,1,opt,name=inspection,proto3" json:"inspection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordInspectionResponse) Reset() {
+	*x = RecordInspectionResponse{}
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordInspectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordInspectionResponse) ProtoMessage() {}
+
+func (x *RecordInspectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordInspectionResponse.ProtoReflect.Descriptor instead.
+func (*RecordInspectionResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RecordInspectionResponse) GetInspection() *Inspection {
+	if x != nil {
+		return x.Inspection
 	}
 	return nil
 }
@@ -450,7 +932,7 @@ type SettleRefundRequest struct {
 
 func (x *SettleRefundRequest) Reset() {
 	*x = SettleRefundRequest{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[5]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +944,7 @@ func (x *SettleRefundRequest) String() string {
 func (*SettleRefundRequest) ProtoMessage() {}
 
 func (x *SettleRefundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[5]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +957,7 @@ func (x *SettleRefundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleRefundRequest.ProtoReflect.Descriptor instead.
 func (*SettleRefundRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{5}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SettleRefundRequest) GetRequestId() string {
@@ -529,7 +1011,7 @@ type SettleRefundResponse struct {
 
 func (x *SettleRefundResponse) Reset() {
 	*x = SettleRefundResponse{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[6]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +1023,7 @@ func (x *SettleRefundResponse) String() string {
 func (*SettleRefundResponse) ProtoMessage() {}
 
 func (x *SettleRefundResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[6]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +1036,7 @@ func (x *SettleRefundResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleRefundResponse.ProtoReflect.Descriptor instead.
 func (*SettleRefundResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{6}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SettleRefundResponse) GetPayout() *Payout {
@@ -573,7 +1055,7 @@ type GetPayoutRequest struct {
 
 func (x *GetPayoutRequest) Reset() {
 	*x = GetPayoutRequest{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[7]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -585,7 +1067,7 @@ func (x *GetPayoutRequest) String() string {
 func (*GetPayoutRequest) ProtoMessage() {}
 
 func (x *GetPayoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[7]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -598,7 +1080,7 @@ func (x *GetPayoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPayoutRequest.ProtoReflect.Descriptor instead.
 func (*GetPayoutRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{7}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetPayoutRequest) GetPayoutId() string {
@@ -617,7 +1099,7 @@ type GetPayoutResponse struct {
 
 func (x *GetPayoutResponse) Reset() {
 	*x = GetPayoutResponse{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[8]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +1111,7 @@ func (x *GetPayoutResponse) String() string {
 func (*GetPayoutResponse) ProtoMessage() {}
 
 func (x *GetPayoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[8]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +1124,7 @@ func (x *GetPayoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPayoutResponse.ProtoReflect.Descriptor instead.
 func (*GetPayoutResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{8}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetPayoutResponse) GetPayout() *Payout {
@@ -667,7 +1149,7 @@ type PayoutForm struct {
 
 func (x *PayoutForm) Reset() {
 	*x = PayoutForm{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[9]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +1161,7 @@ func (x *PayoutForm) String() string {
 func (*PayoutForm) ProtoMessage() {}
 
 func (x *PayoutForm) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[9]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +1174,7 @@ func (x *PayoutForm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayoutForm.ProtoReflect.Descriptor instead.
 func (*PayoutForm) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{9}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PayoutForm) GetFormNumber() string {
@@ -756,7 +1238,7 @@ type Payout struct {
 
 func (x *Payout) Reset() {
 	*x = Payout{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[10]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +1250,7 @@ func (x *Payout) String() string {
 func (*Payout) ProtoMessage() {}
 
 func (x *Payout) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[10]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +1263,7 @@ func (x *Payout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Payout.ProtoReflect.Descriptor instead.
 func (*Payout) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{10}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Payout) GetPayoutId() string {
@@ -906,7 +1388,7 @@ type PreAuthorization struct {
 
 func (x *PreAuthorization) Reset() {
 	*x = PreAuthorization{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[11]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1400,7 @@ func (x *PreAuthorization) String() string {
 func (*PreAuthorization) ProtoMessage() {}
 
 func (x *PreAuthorization) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[11]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1413,7 @@ func (x *PreAuthorization) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreAuthorization.ProtoReflect.Descriptor instead.
 func (*PreAuthorization) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{11}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PreAuthorization) GetAcquirerToken() string {
@@ -981,7 +1463,7 @@ type PayImmediateRefundRequest struct {
 
 func (x *PayImmediateRefundRequest) Reset() {
 	*x = PayImmediateRefundRequest{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[12]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1475,7 @@ func (x *PayImmediateRefundRequest) String() string {
 func (*PayImmediateRefundRequest) ProtoMessage() {}
 
 func (x *PayImmediateRefundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[12]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1488,7 @@ func (x *PayImmediateRefundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayImmediateRefundRequest.ProtoReflect.Descriptor instead.
 func (*PayImmediateRefundRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{12}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PayImmediateRefundRequest) GetRequestId() string {
@@ -1086,7 +1568,7 @@ type Prepayment struct {
 
 func (x *Prepayment) Reset() {
 	*x = Prepayment{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[13]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1580,7 @@ func (x *Prepayment) String() string {
 func (*Prepayment) ProtoMessage() {}
 
 func (x *Prepayment) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[13]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1593,7 @@ func (x *Prepayment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prepayment.ProtoReflect.Descriptor instead.
 func (*Prepayment) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{13}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Prepayment) GetPrepaymentId() string {
@@ -1235,7 +1717,7 @@ type PayImmediateRefundResponse struct {
 
 func (x *PayImmediateRefundResponse) Reset() {
 	*x = PayImmediateRefundResponse{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[14]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1729,7 @@ func (x *PayImmediateRefundResponse) String() string {
 func (*PayImmediateRefundResponse) ProtoMessage() {}
 
 func (x *PayImmediateRefundResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[14]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1742,7 @@ func (x *PayImmediateRefundResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayImmediateRefundResponse.ProtoReflect.Descriptor instead.
 func (*PayImmediateRefundResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{14}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PayImmediateRefundResponse) GetPrepayment() *Prepayment {
@@ -1280,7 +1762,7 @@ type ReturnPrepaymentRequest struct {
 
 func (x *ReturnPrepaymentRequest) Reset() {
 	*x = ReturnPrepaymentRequest{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[15]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1774,7 @@ func (x *ReturnPrepaymentRequest) String() string {
 func (*ReturnPrepaymentRequest) ProtoMessage() {}
 
 func (x *ReturnPrepaymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[15]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1787,7 @@ func (x *ReturnPrepaymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnPrepaymentRequest.ProtoReflect.Descriptor instead.
 func (*ReturnPrepaymentRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{15}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReturnPrepaymentRequest) GetRequestId() string {
@@ -1331,7 +1813,7 @@ type ReturnPrepaymentResponse struct {
 
 func (x *ReturnPrepaymentResponse) Reset() {
 	*x = ReturnPrepaymentResponse{}
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[16]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1825,7 @@ func (x *ReturnPrepaymentResponse) String() string {
 func (*ReturnPrepaymentResponse) ProtoMessage() {}
 
 func (x *ReturnPrepaymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[16]
+	mi := &file_taxrefund_desk_v1_desk_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1838,7 @@ func (x *ReturnPrepaymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnPrepaymentResponse.ProtoReflect.Descriptor instead.
 func (*ReturnPrepaymentResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{16}
+	return file_taxrefund_desk_v1_desk_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReturnPrepaymentResponse) GetPrepayment() *Prepayment {
@@ -1375,21 +1857,59 @@ const file_taxrefund_desk_v1_desk_proto_rawDesc = "" +
 	"\bdocument\x18\x01 \x01(\v2\x1b.taxrefund.form.v1.DocumentH\x00R\bdocument\x12!\n" +
 	"\vform_number\x18\x02 \x01(\tH\x00R\n" +
 	"formNumberB\a\n" +
-	"\x05query\"B\n" +
+	"\x05query\"{\n" +
 	"\x11FindFormsResponse\x12-\n" +
-	"\x05forms\x18\x01 \x03(\v2\x17.taxrefund.form.v1.FormR\x05forms\"Z\n" +
+	"\x05forms\x18\x01 \x03(\v2\x17.taxrefund.form.v1.FormR\x05forms\x127\n" +
+	"\x05risks\x18\x02 \x03(\v2!.taxrefund.desk.v1.RiskAssessmentR\x05risks\"4\n" +
+	"\n" +
+	"RiskReason\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\x86\x02\n" +
+	"\x0eRiskAssessment\x12\x1f\n" +
+	"\vform_number\x18\x01 \x01(\tR\n" +
+	"formNumber\x122\n" +
+	"\x05level\x18\x02 \x01(\x0e2\x1c.taxrefund.desk.v1.RiskLevelR\x05level\x127\n" +
+	"\areasons\x18\x03 \x03(\v2\x1d.taxrefund.desk.v1.RiskReasonR\areasons\x12!\n" +
+	"\fserial_lines\x18\x04 \x03(\x05R\vserialLines\x12C\n" +
+	"\n" +
+	"inspection\x18\x05 \x01(\x0e2#.taxrefund.desk.v1.InspectionResultR\n" +
+	"inspection\"\x7f\n" +
 	"\x10LineConfirmation\x12\x17\n" +
 	"\aline_no\x18\x01 \x01(\x05R\x06lineNo\x12-\n" +
-	"\x12confirmed_quantity\x18\x02 \x01(\x05R\x11confirmedQuantity\"\xdc\x01\n" +
+	"\x12confirmed_quantity\x18\x02 \x01(\x05R\x11confirmedQuantity\x12#\n" +
+	"\rserial_number\x18\x03 \x01(\tR\fserialNumber\"\xdc\x01\n" +
 	"\x13VerifyExportRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
 	"\vform_number\x18\x02 \x01(\tR\n" +
 	"formNumber\x12J\n" +
 	"\x12presented_document\x18\x03 \x01(\v2\x1b.taxrefund.form.v1.DocumentR\x11presentedDocument\x129\n" +
-	"\x05lines\x18\x04 \x03(\v2#.taxrefund.desk.v1.LineConfirmationR\x05lines\"C\n" +
+	"\x05lines\x18\x04 \x03(\v2#.taxrefund.desk.v1.LineConfirmationR\x05lines\"z\n" +
 	"\x14VerifyExportResponse\x12+\n" +
-	"\x04form\x18\x01 \x01(\v2\x17.taxrefund.form.v1.FormR\x04form\"\xb7\x02\n" +
+	"\x04form\x18\x01 \x01(\v2\x17.taxrefund.form.v1.FormR\x04form\x125\n" +
+	"\x04risk\x18\x02 \x01(\v2!.taxrefund.desk.v1.RiskAssessmentR\x04risk\"\xaa\x01\n" +
+	"\x17RecordInspectionRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vform_number\x18\x02 \x01(\tR\n" +
+	"formNumber\x12;\n" +
+	"\x06result\x18\x03 \x01(\x0e2#.taxrefund.desk.v1.InspectionResultR\x06result\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"\xa6\x02\n" +
+	"\n" +
+	"Inspection\x12#\n" +
+	"\rinspection_id\x18\x01 \x01(\tR\finspectionId\x12\x1f\n" +
+	"\vform_number\x18\x02 \x01(\tR\n" +
+	"formNumber\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\tR\x04port\x12\x18\n" +
+	"\aofficer\x18\x04 \x01(\tR\aofficer\x12;\n" +
+	"\x06result\x18\x05 \x01(\x0e2#.taxrefund.desk.v1.InspectionResultR\x06result\x12\x12\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\x12\x14\n" +
+	"\x05rules\x18\a \x03(\tR\x05rules\x12=\n" +
+	"\finspected_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vinspectedAt\"Y\n" +
+	"\x18RecordInspectionResponse\x12=\n" +
+	"\n" +
+	"inspection\x18\x01 \x01(\v2\x1d.taxrefund.desk.v1.InspectionR\n" +
+	"inspection\"\xb7\x02\n" +
 	"\x13SettleRefundRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12!\n" +
@@ -1486,7 +2006,15 @@ const file_taxrefund_desk_v1_desk_proto_rawDesc = "" +
 	"\x18ReturnPrepaymentResponse\x12=\n" +
 	"\n" +
 	"prepayment\x18\x01 \x01(\v2\x1d.taxrefund.desk.v1.PrepaymentR\n" +
-	"prepayment*\x81\x01\n" +
+	"prepayment*Q\n" +
+	"\tRiskLevel\x12\x1a\n" +
+	"\x16RISK_LEVEL_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10RISK_LEVEL_GREEN\x10\x01\x12\x12\n" +
+	"\x0eRISK_LEVEL_RED\x10\x02*q\n" +
+	"\x10InspectionResult\x12!\n" +
+	"\x1dINSPECTION_RESULT_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18INSPECTION_RESULT_PASSED\x10\x01\x12\x1c\n" +
+	"\x18INSPECTION_RESULT_FAILED\x10\x02*\x81\x01\n" +
 	"\rPaymentMethod\x12\x1e\n" +
 	"\x1aPAYMENT_METHOD_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PAYMENT_METHOD_CASH\x10\x01\x12\x1c\n" +
@@ -1497,14 +2025,15 @@ const file_taxrefund_desk_v1_desk_proto_rawDesc = "" +
 	"\x18PREPAYMENT_STATE_PREPAID\x10\x01\x12\x1e\n" +
 	"\x1aPREPAYMENT_STATE_COMPLETED\x10\x02\x12\x1d\n" +
 	"\x19PREPAYMENT_STATE_CAPTURED\x10\x03\x12\x1d\n" +
-	"\x19PREPAYMENT_STATE_RETURNED\x10\x042\xdf\x04\n" +
+	"\x19PREPAYMENT_STATE_RETURNED\x10\x042\xcc\x05\n" +
 	"\vDeskService\x12V\n" +
 	"\tFindForms\x12#.taxrefund.desk.v1.FindFormsRequest\x1a$.taxrefund.desk.v1.FindFormsResponse\x12_\n" +
 	"\fVerifyExport\x12&.taxrefund.desk.v1.VerifyExportRequest\x1a'.taxrefund.desk.v1.VerifyExportResponse\x12_\n" +
 	"\fSettleRefund\x12&.taxrefund.desk.v1.SettleRefundRequest\x1a'.taxrefund.desk.v1.SettleRefundResponse\x12V\n" +
 	"\tGetPayout\x12#.taxrefund.desk.v1.GetPayoutRequest\x1a$.taxrefund.desk.v1.GetPayoutResponse\x12q\n" +
 	"\x12PayImmediateRefund\x12,.taxrefund.desk.v1.PayImmediateRefundRequest\x1a-.taxrefund.desk.v1.PayImmediateRefundResponse\x12k\n" +
-	"\x10ReturnPrepayment\x12*.taxrefund.desk.v1.ReturnPrepaymentRequest\x1a+.taxrefund.desk.v1.ReturnPrepaymentResponseB\xb0\x01\n" +
+	"\x10ReturnPrepayment\x12*.taxrefund.desk.v1.ReturnPrepaymentRequest\x1a+.taxrefund.desk.v1.ReturnPrepaymentResponse\x12k\n" +
+	"\x10RecordInspection\x12*.taxrefund.desk.v1.RecordInspectionRequest\x1a+.taxrefund.desk.v1.RecordInspectionResponseB\xb0\x01\n" +
 	"\x15com.taxrefund.desk.v1B\tDeskProtoP\x01Z&taxrefund/api/taxrefund/desk/v1;deskv1\xa2\x02\x03TDX\xaa\x02\x11Taxrefund.Desk.V1\xca\x02\x11Taxrefund\\Desk\\V1\xe2\x02\x1dTaxrefund\\Desk\\V1\\GPBMetadata\xea\x02\x13Taxrefund::Desk::V1b\x06proto3"
 
 var (
@@ -1519,70 +2048,88 @@ func file_taxrefund_desk_v1_desk_proto_rawDescGZIP() []byte {
 	return file_taxrefund_desk_v1_desk_proto_rawDescData
 }
 
-var file_taxrefund_desk_v1_desk_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taxrefund_desk_v1_desk_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_taxrefund_desk_v1_desk_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_taxrefund_desk_v1_desk_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_taxrefund_desk_v1_desk_proto_goTypes = []any{
-	(PaymentMethod)(0),                 // 0: taxrefund.desk.v1.PaymentMethod
-	(PrepaymentState)(0),               // 1: taxrefund.desk.v1.PrepaymentState
-	(*FindFormsRequest)(nil),           // 2: taxrefund.desk.v1.FindFormsRequest
-	(*FindFormsResponse)(nil),          // 3: taxrefund.desk.v1.FindFormsResponse
-	(*LineConfirmation)(nil),           // 4: taxrefund.desk.v1.LineConfirmation
-	(*VerifyExportRequest)(nil),        // 5: taxrefund.desk.v1.VerifyExportRequest
-	(*VerifyExportResponse)(nil),       // 6: taxrefund.desk.v1.VerifyExportResponse
-	(*SettleRefundRequest)(nil),        // 7: taxrefund.desk.v1.SettleRefundRequest
-	(*SettleRefundResponse)(nil),       // 8: taxrefund.desk.v1.SettleRefundResponse
-	(*GetPayoutRequest)(nil),           // 9: taxrefund.desk.v1.GetPayoutRequest
-	(*GetPayoutResponse)(nil),          // 10: taxrefund.desk.v1.GetPayoutResponse
-	(*PayoutForm)(nil),                 // 11: taxrefund.desk.v1.PayoutForm
-	(*Payout)(nil),                     // 12: taxrefund.desk.v1.Payout
-	(*PreAuthorization)(nil),           // 13: taxrefund.desk.v1.PreAuthorization
-	(*PayImmediateRefundRequest)(nil),  // 14: taxrefund.desk.v1.PayImmediateRefundRequest
-	(*Prepayment)(nil),                 // 15: taxrefund.desk.v1.Prepayment
-	(*PayImmediateRefundResponse)(nil), // 16: taxrefund.desk.v1.PayImmediateRefundResponse
-	(*ReturnPrepaymentRequest)(nil),    // 17: taxrefund.desk.v1.ReturnPrepaymentRequest
-	(*ReturnPrepaymentResponse)(nil),   // 18: taxrefund.desk.v1.ReturnPrepaymentResponse
-	(*v1.Document)(nil),                // 19: taxrefund.form.v1.Document
-	(*v1.Form)(nil),                    // 20: taxrefund.form.v1.Form
-	(*timestamppb.Timestamp)(nil),      // 21: google.protobuf.Timestamp
-	(*v1.DocumentSummary)(nil),         // 22: taxrefund.form.v1.DocumentSummary
+	(RiskLevel)(0),                     // 0: taxrefund.desk.v1.RiskLevel
+	(InspectionResult)(0),              // 1: taxrefund.desk.v1.InspectionResult
+	(PaymentMethod)(0),                 // 2: taxrefund.desk.v1.PaymentMethod
+	(PrepaymentState)(0),               // 3: taxrefund.desk.v1.PrepaymentState
+	(*FindFormsRequest)(nil),           // 4: taxrefund.desk.v1.FindFormsRequest
+	(*FindFormsResponse)(nil),          // 5: taxrefund.desk.v1.FindFormsResponse
+	(*RiskReason)(nil),                 // 6: taxrefund.desk.v1.RiskReason
+	(*RiskAssessment)(nil),             // 7: taxrefund.desk.v1.RiskAssessment
+	(*LineConfirmation)(nil),           // 8: taxrefund.desk.v1.LineConfirmation
+	(*VerifyExportRequest)(nil),        // 9: taxrefund.desk.v1.VerifyExportRequest
+	(*VerifyExportResponse)(nil),       // 10: taxrefund.desk.v1.VerifyExportResponse
+	(*RecordInspectionRequest)(nil),    // 11: taxrefund.desk.v1.RecordInspectionRequest
+	(*Inspection)(nil),                 // 12: taxrefund.desk.v1.Inspection
+	(*RecordInspectionResponse)(nil),   // 13: taxrefund.desk.v1.RecordInspectionResponse
+	(*SettleRefundRequest)(nil),        // 14: taxrefund.desk.v1.SettleRefundRequest
+	(*SettleRefundResponse)(nil),       // 15: taxrefund.desk.v1.SettleRefundResponse
+	(*GetPayoutRequest)(nil),           // 16: taxrefund.desk.v1.GetPayoutRequest
+	(*GetPayoutResponse)(nil),          // 17: taxrefund.desk.v1.GetPayoutResponse
+	(*PayoutForm)(nil),                 // 18: taxrefund.desk.v1.PayoutForm
+	(*Payout)(nil),                     // 19: taxrefund.desk.v1.Payout
+	(*PreAuthorization)(nil),           // 20: taxrefund.desk.v1.PreAuthorization
+	(*PayImmediateRefundRequest)(nil),  // 21: taxrefund.desk.v1.PayImmediateRefundRequest
+	(*Prepayment)(nil),                 // 22: taxrefund.desk.v1.Prepayment
+	(*PayImmediateRefundResponse)(nil), // 23: taxrefund.desk.v1.PayImmediateRefundResponse
+	(*ReturnPrepaymentRequest)(nil),    // 24: taxrefund.desk.v1.ReturnPrepaymentRequest
+	(*ReturnPrepaymentResponse)(nil),   // 25: taxrefund.desk.v1.ReturnPrepaymentResponse
+	(*v1.Document)(nil),                // 26: taxrefund.form.v1.Document
+	(*v1.Form)(nil),                    // 27: taxrefund.form.v1.Form
+	(*timestamppb.Timestamp)(nil),      // 28: google.protobuf.Timestamp
+	(*v1.DocumentSummary)(nil),         // 29: taxrefund.form.v1.DocumentSummary
 }
 var file_taxrefund_desk_v1_desk_proto_depIdxs = []int32{
-	19, // 0: taxrefund.desk.v1.FindFormsRequest.document:type_name -> taxrefund.form.v1.Document
-	20, // 1: taxrefund.desk.v1.FindFormsResponse.forms:type_name -> taxrefund.form.v1.Form
-	19, // 2: taxrefund.desk.v1.VerifyExportRequest.presented_document:type_name -> taxrefund.form.v1.Document
-	4,  // 3: taxrefund.desk.v1.VerifyExportRequest.lines:type_name -> taxrefund.desk.v1.LineConfirmation
-	20, // 4: taxrefund.desk.v1.VerifyExportResponse.form:type_name -> taxrefund.form.v1.Form
-	19, // 5: taxrefund.desk.v1.SettleRefundRequest.presented_document:type_name -> taxrefund.form.v1.Document
-	0,  // 6: taxrefund.desk.v1.SettleRefundRequest.method:type_name -> taxrefund.desk.v1.PaymentMethod
-	12, // 7: taxrefund.desk.v1.SettleRefundResponse.payout:type_name -> taxrefund.desk.v1.Payout
-	12, // 8: taxrefund.desk.v1.GetPayoutResponse.payout:type_name -> taxrefund.desk.v1.Payout
-	0,  // 9: taxrefund.desk.v1.Payout.method:type_name -> taxrefund.desk.v1.PaymentMethod
-	21, // 10: taxrefund.desk.v1.Payout.paid_at:type_name -> google.protobuf.Timestamp
-	22, // 11: taxrefund.desk.v1.Payout.document:type_name -> taxrefund.form.v1.DocumentSummary
-	11, // 12: taxrefund.desk.v1.Payout.forms:type_name -> taxrefund.desk.v1.PayoutForm
-	19, // 13: taxrefund.desk.v1.PayImmediateRefundRequest.presented_document:type_name -> taxrefund.form.v1.Document
-	13, // 14: taxrefund.desk.v1.PayImmediateRefundRequest.pre_authorization:type_name -> taxrefund.desk.v1.PreAuthorization
-	1,  // 15: taxrefund.desk.v1.Prepayment.state:type_name -> taxrefund.desk.v1.PrepaymentState
-	21, // 16: taxrefund.desk.v1.Prepayment.paid_at:type_name -> google.protobuf.Timestamp
-	15, // 17: taxrefund.desk.v1.PayImmediateRefundResponse.prepayment:type_name -> taxrefund.desk.v1.Prepayment
-	15, // 18: taxrefund.desk.v1.ReturnPrepaymentResponse.prepayment:type_name -> taxrefund.desk.v1.Prepayment
-	2,  // 19: taxrefund.desk.v1.DeskService.FindForms:input_type -> taxrefund.desk.v1.FindFormsRequest
-	5,  // 20: taxrefund.desk.v1.DeskService.VerifyExport:input_type -> taxrefund.desk.v1.VerifyExportRequest
-	7,  // 21: taxrefund.desk.v1.DeskService.SettleRefund:input_type -> taxrefund.desk.v1.SettleRefundRequest
-	9,  // 22: taxrefund.desk.v1.DeskService.GetPayout:input_type -> taxrefund.desk.v1.GetPayoutRequest
-	14, // 23: taxrefund.desk.v1.DeskService.PayImmediateRefund:input_type -> taxrefund.desk.v1.PayImmediateRefundRequest
-	17, // 24: taxrefund.desk.v1.DeskService.ReturnPrepayment:input_type -> taxrefund.desk.v1.ReturnPrepaymentRequest
-	3,  // 25: taxrefund.desk.v1.DeskService.FindForms:output_type -> taxrefund.desk.v1.FindFormsResponse
-	6,  // 26: taxrefund.desk.v1.DeskService.VerifyExport:output_type -> taxrefund.desk.v1.VerifyExportResponse
-	8,  // 27: taxrefund.desk.v1.DeskService.SettleRefund:output_type -> taxrefund.desk.v1.SettleRefundResponse
-	10, // 28: taxrefund.desk.v1.DeskService.GetPayout:output_type -> taxrefund.desk.v1.GetPayoutResponse
-	16, // 29: taxrefund.desk.v1.DeskService.PayImmediateRefund:output_type -> taxrefund.desk.v1.PayImmediateRefundResponse
-	18, // 30: taxrefund.desk.v1.DeskService.ReturnPrepayment:output_type -> taxrefund.desk.v1.ReturnPrepaymentResponse
-	25, // [25:31] is the sub-list for method output_type
-	19, // [19:25] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	26, // 0: taxrefund.desk.v1.FindFormsRequest.document:type_name -> taxrefund.form.v1.Document
+	27, // 1: taxrefund.desk.v1.FindFormsResponse.forms:type_name -> taxrefund.form.v1.Form
+	7,  // 2: taxrefund.desk.v1.FindFormsResponse.risks:type_name -> taxrefund.desk.v1.RiskAssessment
+	0,  // 3: taxrefund.desk.v1.RiskAssessment.level:type_name -> taxrefund.desk.v1.RiskLevel
+	6,  // 4: taxrefund.desk.v1.RiskAssessment.reasons:type_name -> taxrefund.desk.v1.RiskReason
+	1,  // 5: taxrefund.desk.v1.RiskAssessment.inspection:type_name -> taxrefund.desk.v1.InspectionResult
+	26, // 6: taxrefund.desk.v1.VerifyExportRequest.presented_document:type_name -> taxrefund.form.v1.Document
+	8,  // 7: taxrefund.desk.v1.VerifyExportRequest.lines:type_name -> taxrefund.desk.v1.LineConfirmation
+	27, // 8: taxrefund.desk.v1.VerifyExportResponse.form:type_name -> taxrefund.form.v1.Form
+	7,  // 9: taxrefund.desk.v1.VerifyExportResponse.risk:type_name -> taxrefund.desk.v1.RiskAssessment
+	1,  // 10: taxrefund.desk.v1.RecordInspectionRequest.result:type_name -> taxrefund.desk.v1.InspectionResult
+	1,  // 11: taxrefund.desk.v1.Inspection.result:type_name -> taxrefund.desk.v1.InspectionResult
+	28, // 12: taxrefund.desk.v1.Inspection.inspected_at:type_name -> google.protobuf.Timestamp
+	12, // 13: taxrefund.desk.v1.RecordInspectionResponse.inspection:type_name -> taxrefund.desk.v1.Inspection
+	26, // 14: taxrefund.desk.v1.SettleRefundRequest.presented_document:type_name -> taxrefund.form.v1.Document
+	2,  // 15: taxrefund.desk.v1.SettleRefundRequest.method:type_name -> taxrefund.desk.v1.PaymentMethod
+	19, // 16: taxrefund.desk.v1.SettleRefundResponse.payout:type_name -> taxrefund.desk.v1.Payout
+	19, // 17: taxrefund.desk.v1.GetPayoutResponse.payout:type_name -> taxrefund.desk.v1.Payout
+	2,  // 18: taxrefund.desk.v1.Payout.method:type_name -> taxrefund.desk.v1.PaymentMethod
+	28, // 19: taxrefund.desk.v1.Payout.paid_at:type_name -> google.protobuf.Timestamp
+	29, // 20: taxrefund.desk.v1.Payout.document:type_name -> taxrefund.form.v1.DocumentSummary
+	18, // 21: taxrefund.desk.v1.Payout.forms:type_name -> taxrefund.desk.v1.PayoutForm
+	26, // 22: taxrefund.desk.v1.PayImmediateRefundRequest.presented_document:type_name -> taxrefund.form.v1.Document
+	20, // 23: taxrefund.desk.v1.PayImmediateRefundRequest.pre_authorization:type_name -> taxrefund.desk.v1.PreAuthorization
+	3,  // 24: taxrefund.desk.v1.Prepayment.state:type_name -> taxrefund.desk.v1.PrepaymentState
+	28, // 25: taxrefund.desk.v1.Prepayment.paid_at:type_name -> google.protobuf.Timestamp
+	22, // 26: taxrefund.desk.v1.PayImmediateRefundResponse.prepayment:type_name -> taxrefund.desk.v1.Prepayment
+	22, // 27: taxrefund.desk.v1.ReturnPrepaymentResponse.prepayment:type_name -> taxrefund.desk.v1.Prepayment
+	4,  // 28: taxrefund.desk.v1.DeskService.FindForms:input_type -> taxrefund.desk.v1.FindFormsRequest
+	9,  // 29: taxrefund.desk.v1.DeskService.VerifyExport:input_type -> taxrefund.desk.v1.VerifyExportRequest
+	14, // 30: taxrefund.desk.v1.DeskService.SettleRefund:input_type -> taxrefund.desk.v1.SettleRefundRequest
+	16, // 31: taxrefund.desk.v1.DeskService.GetPayout:input_type -> taxrefund.desk.v1.GetPayoutRequest
+	21, // 32: taxrefund.desk.v1.DeskService.PayImmediateRefund:input_type -> taxrefund.desk.v1.PayImmediateRefundRequest
+	24, // 33: taxrefund.desk.v1.DeskService.ReturnPrepayment:input_type -> taxrefund.desk.v1.ReturnPrepaymentRequest
+	11, // 34: taxrefund.desk.v1.DeskService.RecordInspection:input_type -> taxrefund.desk.v1.RecordInspectionRequest
+	5,  // 35: taxrefund.desk.v1.DeskService.FindForms:output_type -> taxrefund.desk.v1.FindFormsResponse
+	10, // 36: taxrefund.desk.v1.DeskService.VerifyExport:output_type -> taxrefund.desk.v1.VerifyExportResponse
+	15, // 37: taxrefund.desk.v1.DeskService.SettleRefund:output_type -> taxrefund.desk.v1.SettleRefundResponse
+	17, // 38: taxrefund.desk.v1.DeskService.GetPayout:output_type -> taxrefund.desk.v1.GetPayoutResponse
+	23, // 39: taxrefund.desk.v1.DeskService.PayImmediateRefund:output_type -> taxrefund.desk.v1.PayImmediateRefundResponse
+	25, // 40: taxrefund.desk.v1.DeskService.ReturnPrepayment:output_type -> taxrefund.desk.v1.ReturnPrepaymentResponse
+	13, // 41: taxrefund.desk.v1.DeskService.RecordInspection:output_type -> taxrefund.desk.v1.RecordInspectionResponse
+	35, // [35:42] is the sub-list for method output_type
+	28, // [28:35] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_desk_v1_desk_proto_init() }
@@ -1599,8 +2146,8 @@ func file_taxrefund_desk_v1_desk_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taxrefund_desk_v1_desk_proto_rawDesc), len(file_taxrefund_desk_v1_desk_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   17,
+			NumEnums:      4,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	DeskService_GetPayout_FullMethodName          = "/taxrefund.desk.v1.DeskService/GetPayout"
 	DeskService_PayImmediateRefund_FullMethodName = "/taxrefund.desk.v1.DeskService/PayImmediateRefund"
 	DeskService_ReturnPrepayment_FullMethodName   = "/taxrefund.desk.v1.DeskService/ReturnPrepayment"
+	DeskService_RecordInspection_FullMethodName   = "/taxrefund.desk.v1.DeskService/RecordInspection"
 )
 
 // DeskServiceClient is the client API for DeskService service.
@@ -53,6 +54,10 @@ type DeskServiceClient interface {
 	// departure (goods returned): the pre-authorization is released and the store may then
 	// void the form. Refund point cashiers only.
 	ReturnPrepayment(ctx context.Context, in *ReturnPrepaymentRequest, opts ...grpc.CallOption) (*ReturnPrepaymentResponse, error)
+	// RecordInspection records a customs inspection of an ISSUED form's goods at the
+	// officer's port: a RED form's export is confirmed only after a PASSED inspection, and
+	// never after a FAILED one. Customs only; idempotent by request_id.
+	RecordInspection(ctx context.Context, in *RecordInspectionRequest, opts ...grpc.CallOption) (*RecordInspectionResponse, error)
 }
 
 type deskServiceClient struct {
@@ -123,6 +128,16 @@ func (c *deskServiceClient) ReturnPrepayment(ctx context.Context, in *ReturnPrep
 	return out, nil
 }
 
+func (c *deskServiceClient) RecordInspection(ctx context.Context, in *RecordInspectionRequest, opts ...grpc.CallOption) (*RecordInspectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordInspectionResponse)
+	err := c.cc.Invoke(ctx, DeskService_RecordInspection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeskServiceServer is the server API for DeskService service.
 // All implementations must embed UnimplementedDeskServiceServer
 // for forward compatibility.
@@ -149,6 +164,10 @@ type DeskServiceServer interface {
 	// departure (goods returned): the pre-authorization is released and the store may then
 	// void the form. Refund point cashiers only.
 	ReturnPrepayment(context.Context, *ReturnPrepaymentRequest) (*ReturnPrepaymentResponse, error)
+	// RecordInspection records a customs inspection of an ISSUED form's goods at the
+	// officer's port: a RED form's export is confirmed only after a PASSED inspection, and
+	// never after a FAILED one. Customs only; idempotent by request_id.
+	RecordInspection(context.Context, *RecordInspectionRequest) (*RecordInspectionResponse, error)
 	mustEmbedUnimplementedDeskServiceServer()
 }
 
@@ -176,6 +195,9 @@ func (UnimplementedDeskServiceServer) PayImmediateRefund(context.Context, *PayIm
 }
 func (UnimplementedDeskServiceServer) ReturnPrepayment(context.Context, *ReturnPrepaymentRequest) (*ReturnPrepaymentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReturnPrepayment not implemented")
+}
+func (UnimplementedDeskServiceServer) RecordInspection(context.Context, *RecordInspectionRequest) (*RecordInspectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordInspection not implemented")
 }
 func (UnimplementedDeskServiceServer) mustEmbedUnimplementedDeskServiceServer() {}
 func (UnimplementedDeskServiceServer) testEmbeddedByValue()                     {}
@@ -306,6 +328,24 @@ func _DeskService_ReturnPrepayment_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeskService_RecordInspection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordInspectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeskServiceServer).RecordInspection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeskService_RecordInspection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeskServiceServer).RecordInspection(ctx, req.(*RecordInspectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeskService_ServiceDesc is the grpc.ServiceDesc for DeskService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -336,6 +376,10 @@ var DeskService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReturnPrepayment",
 			Handler:    _DeskService_ReturnPrepayment_Handler,
+		},
+		{
+			MethodName: "RecordInspection",
+			Handler:    _DeskService_RecordInspection_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -158,6 +158,10 @@ type LineInput struct {
 	Amount string `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Number of an invoice listed in the request.
 	InvoiceNumber string `protobuf:"bytes,6,opt,name=invoice_number,json=invoiceNumber,proto3" json:"invoice_number,omitempty"`
+	// The goods' serial number: 1 to 64 letters, digits, '.', '/' or '-'. Required when the
+	// amount is at or above the high-value threshold (parameter risk_serial_threshold);
+	// customs confirm it at export.
+	SerialNumber  string `protobuf:"bytes,7,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -230,6 +234,13 @@ func (x *LineInput) GetAmount() string {
 func (x *LineInput) GetInvoiceNumber() string {
 	if x != nil {
 		return x.InvoiceNumber
+	}
+	return ""
+}
+
+func (x *LineInput) GetSerialNumber() string {
+	if x != nil {
+		return x.SerialNumber
 	}
 	return ""
 }
@@ -816,14 +827,15 @@ const file_taxrefund_store_v1_store_proto_rawDesc = "" +
 	"\bdocument\x18\x01 \x01(\v2\x1b.taxrefund.form.v1.DocumentR\bdocument\x120\n" +
 	"\x14document_expiry_date\x18\x02 \x01(\tR\x12documentExpiryDate\x12 \n" +
 	"\vnationality\x18\x03 \x01(\tR\vnationality\x12&\n" +
-	"\x0flast_entry_date\x18\x04 \x01(\tR\rlastEntryDate\"\xe1\x01\n" +
+	"\x0flast_entry_date\x18\x04 \x01(\tR\rlastEntryDate\"\x86\x02\n" +
 	"\tLineInput\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x12<\n" +
 	"\bcategory\x18\x02 \x01(\x0e2 .taxrefund.form.v1.GoodsCategoryR\bcategory\x12\x19\n" +
 	"\bvat_rate\x18\x03 \x01(\tR\avatRate\x12\x1a\n" +
 	"\bquantity\x18\x04 \x01(\x05R\bquantity\x12\x16\n" +
 	"\x06amount\x18\x05 \x01(\tR\x06amount\x12%\n" +
-	"\x0einvoice_number\x18\x06 \x01(\tR\rinvoiceNumber\"\xdb\x01\n" +
+	"\x0einvoice_number\x18\x06 \x01(\tR\rinvoiceNumber\x12#\n" +
+	"\rserial_number\x18\a \x01(\tR\fserialNumber\"\xdb\x01\n" +
 	"\x10IssueFormRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12;\n" +
