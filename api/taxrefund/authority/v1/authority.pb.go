@@ -9,6 +9,7 @@ package authorityv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -2493,8 +2494,11 @@ type ReconcileResponse struct {
 	Exceptions          []*ReconciliationException `protobuf:"bytes,3,rep,name=exceptions,proto3" json:"exceptions,omitempty"`
 	TrialBalance        []*TrialBalanceLine        `protobuf:"bytes,4,rep,name=trial_balance,json=trialBalance,proto3" json:"trial_balance,omitempty"`
 	InvariantViolations []*Violation               `protobuf:"bytes,5,rep,name=invariant_violations,json=invariantViolations,proto3" json:"invariant_violations,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Set when the figures were read from a replica (serve -read-database-url): how far
+	// behind the primary it was. Unset: read from the primary.
+	ReadSource    *ReadSource `protobuf:"bytes,6,opt,name=read_source,json=readSource,proto3" json:"read_source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReconcileResponse) Reset() {
@@ -2562,6 +2566,81 @@ func (x *ReconcileResponse) GetInvariantViolations() []*Violation {
 	return nil
 }
 
+func (x *ReconcileResponse) GetReadSource() *ReadSource {
+	if x != nil {
+		return x.ReadSource
+	}
+	return nil
+}
+
+// ReadSource says where a report that may lag was read: a replica, and how far its replay
+// was behind the primary when the report began (it can only have caught up since).
+type ReadSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when the server that answered was in recovery (a standby); false when the read
+	// pool reached the primary (prefer-standby with no standby up).
+	Replica bool `protobuf:"varint,1,opt,name=replica,proto3" json:"replica,omitempty"`
+	// now() - pg_last_xact_replay_timestamp() on the replica; zero when it has replayed
+	// every WAL record it received, or is not in recovery.
+	Lag *durationpb.Duration `protobuf:"bytes,2,opt,name=lag,proto3" json:"lag,omitempty"`
+	// The primary's commits up to this time are in the figures (the replica's clock, less
+	// the lag).
+	AsOf          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadSource) Reset() {
+	*x = ReadSource{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadSource) ProtoMessage() {}
+
+func (x *ReadSource) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadSource.ProtoReflect.Descriptor instead.
+func (*ReadSource) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ReadSource) GetReplica() bool {
+	if x != nil {
+		return x.Replica
+	}
+	return false
+}
+
+func (x *ReadSource) GetLag() *durationpb.Duration {
+	if x != nil {
+		return x.Lag
+	}
+	return nil
+}
+
+func (x *ReadSource) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
+	}
+	return nil
+}
+
 // ReportRow is a month's figures for one value of one dimension.
 type ReportRow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2589,7 +2668,7 @@ type ReportRow struct {
 
 func (x *ReportRow) Reset() {
 	*x = ReportRow{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2680,7 @@ func (x *ReportRow) String() string {
 func (*ReportRow) ProtoMessage() {}
 
 func (x *ReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2693,7 @@ func (x *ReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRow.ProtoReflect.Descriptor instead.
 func (*ReportRow) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{44}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReportRow) GetDimension() string {
@@ -2718,7 +2797,7 @@ type MonthlyReportRequest struct {
 
 func (x *MonthlyReportRequest) Reset() {
 	*x = MonthlyReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2730,7 +2809,7 @@ func (x *MonthlyReportRequest) String() string {
 func (*MonthlyReportRequest) ProtoMessage() {}
 
 func (x *MonthlyReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2743,7 +2822,7 @@ func (x *MonthlyReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthlyReportRequest.ProtoReflect.Descriptor instead.
 func (*MonthlyReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{45}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *MonthlyReportRequest) GetMonth() string {
@@ -2761,14 +2840,16 @@ type MonthlyReportResponse struct {
 	JournalHead *ChainHead `protobuf:"bytes,3,opt,name=journal_head,json=journalHead,proto3" json:"journal_head,omitempty"`
 	// The latest signed checkpoints of the month's hash chains (the one of its close once
 	// the month is closed), one per chain; empty when none was made in the month.
-	Checkpoints   []*v1.Checkpoint `protobuf:"bytes,4,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	Checkpoints []*v1.Checkpoint `protobuf:"bytes,4,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// Set when the figures were read from a replica (ReconcileResponse.read_source).
+	ReadSource    *ReadSource `protobuf:"bytes,5,opt,name=read_source,json=readSource,proto3" json:"read_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MonthlyReportResponse) Reset() {
 	*x = MonthlyReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +2861,7 @@ func (x *MonthlyReportResponse) String() string {
 func (*MonthlyReportResponse) ProtoMessage() {}
 
 func (x *MonthlyReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +2874,7 @@ func (x *MonthlyReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthlyReportResponse.ProtoReflect.Descriptor instead.
 func (*MonthlyReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{46}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *MonthlyReportResponse) GetMonth() string {
@@ -2824,6 +2905,13 @@ func (x *MonthlyReportResponse) GetCheckpoints() []*v1.Checkpoint {
 	return nil
 }
 
+func (x *MonthlyReportResponse) GetReadSource() *ReadSource {
+	if x != nil {
+		return x.ReadSource
+	}
+	return nil
+}
+
 // ChainHead is the last seal of a hash chain.
 type ChainHead struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2836,7 +2924,7 @@ type ChainHead struct {
 
 func (x *ChainHead) Reset() {
 	*x = ChainHead{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2848,7 +2936,7 @@ func (x *ChainHead) String() string {
 func (*ChainHead) ProtoMessage() {}
 
 func (x *ChainHead) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2861,7 +2949,7 @@ func (x *ChainHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
 func (*ChainHead) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{47}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ChainHead) GetSeq() int64 {
@@ -2888,7 +2976,7 @@ type ExportReportRequest struct {
 
 func (x *ExportReportRequest) Reset() {
 	*x = ExportReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2900,7 +2988,7 @@ func (x *ExportReportRequest) String() string {
 func (*ExportReportRequest) ProtoMessage() {}
 
 func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2913,7 +3001,7 @@ func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportRequest.ProtoReflect.Descriptor instead.
 func (*ExportReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{48}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ExportReportRequest) GetMonth() string {
@@ -2943,7 +3031,7 @@ type ExportReportResponse struct {
 
 func (x *ExportReportResponse) Reset() {
 	*x = ExportReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2955,7 +3043,7 @@ func (x *ExportReportResponse) String() string {
 func (*ExportReportResponse) ProtoMessage() {}
 
 func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2968,7 +3056,7 @@ func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportResponse.ProtoReflect.Descriptor instead.
 func (*ExportReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{49}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ExportReportResponse) GetPart() isExportReportResponse_Part {
@@ -3020,15 +3108,18 @@ type ExportHeader struct {
 	FileName    string                 `protobuf:"bytes,1,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
 	ContentType string                 `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// Total size in bytes, for progress.
-	Size          int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
-	Rows          int64 `protobuf:"varint,4,opt,name=rows,proto3" json:"rows,omitempty"`
+	Size int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Rows int64 `protobuf:"varint,4,opt,name=rows,proto3" json:"rows,omitempty"`
+	// Set when the figures were read from a replica; the file then says so too ("read from
+	// replica, lag N s").
+	ReadSource    *ReadSource `protobuf:"bytes,5,opt,name=read_source,json=readSource,proto3" json:"read_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExportHeader) Reset() {
 	*x = ExportHeader{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3131,7 @@ func (x *ExportHeader) String() string {
 func (*ExportHeader) ProtoMessage() {}
 
 func (x *ExportHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3053,7 +3144,7 @@ func (x *ExportHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportHeader.ProtoReflect.Descriptor instead.
 func (*ExportHeader) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{50}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ExportHeader) GetFileName() string {
@@ -3084,6 +3175,13 @@ func (x *ExportHeader) GetRows() int64 {
 	return 0
 }
 
+func (x *ExportHeader) GetReadSource() *ReadSource {
+	if x != nil {
+		return x.ReadSource
+	}
+	return nil
+}
+
 type SetCalendarDayRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -3098,7 +3196,7 @@ type SetCalendarDayRequest struct {
 
 func (x *SetCalendarDayRequest) Reset() {
 	*x = SetCalendarDayRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3110,7 +3208,7 @@ func (x *SetCalendarDayRequest) String() string {
 func (*SetCalendarDayRequest) ProtoMessage() {}
 
 func (x *SetCalendarDayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3123,7 +3221,7 @@ func (x *SetCalendarDayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCalendarDayRequest.ProtoReflect.Descriptor instead.
 func (*SetCalendarDayRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{51}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SetCalendarDayRequest) GetRequestId() string {
@@ -3165,7 +3263,7 @@ type SetCalendarDayResponse struct {
 
 func (x *SetCalendarDayResponse) Reset() {
 	*x = SetCalendarDayResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3177,7 +3275,7 @@ func (x *SetCalendarDayResponse) String() string {
 func (*SetCalendarDayResponse) ProtoMessage() {}
 
 func (x *SetCalendarDayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3190,7 +3288,7 @@ func (x *SetCalendarDayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCalendarDayResponse.ProtoReflect.Descriptor instead.
 func (*SetCalendarDayResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{52}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SetCalendarDayResponse) GetDate() string {
@@ -3222,7 +3320,7 @@ type RunCapturesRequest struct {
 
 func (x *RunCapturesRequest) Reset() {
 	*x = RunCapturesRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3234,7 +3332,7 @@ func (x *RunCapturesRequest) String() string {
 func (*RunCapturesRequest) ProtoMessage() {}
 
 func (x *RunCapturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3247,7 +3345,7 @@ func (x *RunCapturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCapturesRequest.ProtoReflect.Descriptor instead.
 func (*RunCapturesRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{53}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{54}
 }
 
 type RunCapturesResponse struct {
@@ -3260,7 +3358,7 @@ type RunCapturesResponse struct {
 
 func (x *RunCapturesResponse) Reset() {
 	*x = RunCapturesResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3272,7 +3370,7 @@ func (x *RunCapturesResponse) String() string {
 func (*RunCapturesResponse) ProtoMessage() {}
 
 func (x *RunCapturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3285,7 +3383,7 @@ func (x *RunCapturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCapturesResponse.ProtoReflect.Descriptor instead.
 func (*RunCapturesResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{54}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RunCapturesResponse) GetCaptured() int64 {
@@ -3303,7 +3401,7 @@ type ListAcquirerInstructionsRequest struct {
 
 func (x *ListAcquirerInstructionsRequest) Reset() {
 	*x = ListAcquirerInstructionsRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3315,7 +3413,7 @@ func (x *ListAcquirerInstructionsRequest) String() string {
 func (*ListAcquirerInstructionsRequest) ProtoMessage() {}
 
 func (x *ListAcquirerInstructionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3328,7 +3426,7 @@ func (x *ListAcquirerInstructionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAcquirerInstructionsRequest.ProtoReflect.Descriptor instead.
 func (*ListAcquirerInstructionsRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{55}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{56}
 }
 
 // AcquirerInstruction is a release or capture to deliver to the card acquirer.
@@ -3351,7 +3449,7 @@ type AcquirerInstruction struct {
 
 func (x *AcquirerInstruction) Reset() {
 	*x = AcquirerInstruction{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3363,7 +3461,7 @@ func (x *AcquirerInstruction) String() string {
 func (*AcquirerInstruction) ProtoMessage() {}
 
 func (x *AcquirerInstruction) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3376,7 +3474,7 @@ func (x *AcquirerInstruction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquirerInstruction.ProtoReflect.Descriptor instead.
 func (*AcquirerInstruction) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{56}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *AcquirerInstruction) GetId() int64 {
@@ -3451,7 +3549,7 @@ type ListAcquirerInstructionsResponse struct {
 
 func (x *ListAcquirerInstructionsResponse) Reset() {
 	*x = ListAcquirerInstructionsResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3463,7 +3561,7 @@ func (x *ListAcquirerInstructionsResponse) String() string {
 func (*ListAcquirerInstructionsResponse) ProtoMessage() {}
 
 func (x *ListAcquirerInstructionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3476,7 +3574,7 @@ func (x *ListAcquirerInstructionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAcquirerInstructionsResponse.ProtoReflect.Descriptor instead.
 func (*ListAcquirerInstructionsResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{57}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListAcquirerInstructionsResponse) GetInstructions() []*AcquirerInstruction {
@@ -3494,7 +3592,7 @@ type VerifyChainsRequest struct {
 
 func (x *VerifyChainsRequest) Reset() {
 	*x = VerifyChainsRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3506,7 +3604,7 @@ func (x *VerifyChainsRequest) String() string {
 func (*VerifyChainsRequest) ProtoMessage() {}
 
 func (x *VerifyChainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3519,7 +3617,7 @@ func (x *VerifyChainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyChainsRequest.ProtoReflect.Descriptor instead.
 func (*VerifyChainsRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{58}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{59}
 }
 
 // ChainVerification is one chain's verification.
@@ -3540,7 +3638,7 @@ type ChainVerification struct {
 
 func (x *ChainVerification) Reset() {
 	*x = ChainVerification{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3552,7 +3650,7 @@ func (x *ChainVerification) String() string {
 func (*ChainVerification) ProtoMessage() {}
 
 func (x *ChainVerification) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3565,7 +3663,7 @@ func (x *ChainVerification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainVerification.ProtoReflect.Descriptor instead.
 func (*ChainVerification) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{59}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ChainVerification) GetChain() string {
@@ -3626,7 +3724,7 @@ type VerifyChainsResponse struct {
 
 func (x *VerifyChainsResponse) Reset() {
 	*x = VerifyChainsResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3638,7 +3736,7 @@ func (x *VerifyChainsResponse) String() string {
 func (*VerifyChainsResponse) ProtoMessage() {}
 
 func (x *VerifyChainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3651,7 +3749,7 @@ func (x *VerifyChainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyChainsResponse.ProtoReflect.Descriptor instead.
 func (*VerifyChainsResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{60}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *VerifyChainsResponse) GetChains() []*ChainVerification {
@@ -3673,7 +3771,7 @@ type RevokeCertificateRequest struct {
 
 func (x *RevokeCertificateRequest) Reset() {
 	*x = RevokeCertificateRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3685,7 +3783,7 @@ func (x *RevokeCertificateRequest) String() string {
 func (*RevokeCertificateRequest) ProtoMessage() {}
 
 func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3698,7 +3796,7 @@ func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{61}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RevokeCertificateRequest) GetRequestId() string {
@@ -3732,7 +3830,7 @@ type RevokeCertificateResponse struct {
 
 func (x *RevokeCertificateResponse) Reset() {
 	*x = RevokeCertificateResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3744,7 +3842,7 @@ func (x *RevokeCertificateResponse) String() string {
 func (*RevokeCertificateResponse) ProtoMessage() {}
 
 func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3757,7 +3855,7 @@ func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{62}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RevokeCertificateResponse) GetSerial() string {
@@ -3778,7 +3876,7 @@ var File_taxrefund_authority_v1_authority_proto protoreflect.FileDescriptor
 
 const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\n" +
-	"&taxrefund/authority/v1/authority.proto\x12\x16taxrefund.authority.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(taxrefund/settlement/v1/settlement.proto\"\x12\n" +
+	"&taxrefund/authority/v1/authority.proto\x12\x16taxrefund.authority.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(taxrefund/settlement/v1/settlement.proto\"\x12\n" +
 	"\x10RunExpiryRequest\"-\n" +
 	"\x11RunExpiryResponse\x12\x18\n" +
 	"\aexpired\x18\x01 \x01(\x03R\aexpired\"\x18\n" +
@@ -3941,7 +4039,7 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\fMatchSummary\x12\x12\n" +
 	"\x04side\x18\x01 \x01(\tR\x04side\x12\x14\n" +
 	"\x05forms\x18\x02 \x01(\x03R\x05forms\x12\x16\n" +
-	"\x06amount\x18\x03 \x01(\tR\x06amount\"\xdf\x02\n" +
+	"\x06amount\x18\x03 \x01(\tR\x06amount\"\xa4\x03\n" +
 	"\x11ReconcileResponse\x12\x14\n" +
 	"\x05month\x18\x01 \x01(\tR\x05month\x12>\n" +
 	"\asummary\x18\x02 \x03(\v2$.taxrefund.authority.v1.MatchSummaryR\asummary\x12O\n" +
@@ -3949,7 +4047,14 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"exceptions\x18\x03 \x03(\v2/.taxrefund.authority.v1.ReconciliationExceptionR\n" +
 	"exceptions\x12M\n" +
 	"\rtrial_balance\x18\x04 \x03(\v2(.taxrefund.authority.v1.TrialBalanceLineR\ftrialBalance\x12T\n" +
-	"\x14invariant_violations\x18\x05 \x03(\v2!.taxrefund.authority.v1.ViolationR\x13invariantViolations\"\xc0\x03\n" +
+	"\x14invariant_violations\x18\x05 \x03(\v2!.taxrefund.authority.v1.ViolationR\x13invariantViolations\x12C\n" +
+	"\vread_source\x18\x06 \x01(\v2\".taxrefund.authority.v1.ReadSourceR\n" +
+	"readSource\"\x84\x01\n" +
+	"\n" +
+	"ReadSource\x12\x18\n" +
+	"\areplica\x18\x01 \x01(\bR\areplica\x12+\n" +
+	"\x03lag\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03lag\x12/\n" +
+	"\x05as_of\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\xc0\x03\n" +
 	"\tReportRow\x12\x1c\n" +
 	"\tdimension\x18\x01 \x01(\tR\tdimension\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12!\n" +
@@ -3968,12 +4073,14 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x11forms_outstanding\x18\f \x01(\x03R\x10formsOutstanding\x12+\n" +
 	"\x11outstanding_gross\x18\r \x01(\tR\x10outstandingGross\",\n" +
 	"\x14MonthlyReportRequest\x12\x14\n" +
-	"\x05month\x18\x01 \x01(\tR\x05month\"\xf1\x01\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\"\xb6\x02\n" +
 	"\x15MonthlyReportResponse\x12\x14\n" +
 	"\x05month\x18\x01 \x01(\tR\x05month\x125\n" +
 	"\x04rows\x18\x02 \x03(\v2!.taxrefund.authority.v1.ReportRowR\x04rows\x12D\n" +
 	"\fjournal_head\x18\x03 \x01(\v2!.taxrefund.authority.v1.ChainHeadR\vjournalHead\x12E\n" +
-	"\vcheckpoints\x18\x04 \x03(\v2#.taxrefund.settlement.v1.CheckpointR\vcheckpoints\"1\n" +
+	"\vcheckpoints\x18\x04 \x03(\v2#.taxrefund.settlement.v1.CheckpointR\vcheckpoints\x12C\n" +
+	"\vread_source\x18\x05 \x01(\v2\".taxrefund.authority.v1.ReadSourceR\n" +
+	"readSource\"1\n" +
 	"\tChainHead\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x12\n" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\"i\n" +
@@ -3983,12 +4090,14 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x14ExportReportResponse\x12>\n" +
 	"\x06header\x18\x01 \x01(\v2$.taxrefund.authority.v1.ExportHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
-	"\x04part\"v\n" +
+	"\x04part\"\xbb\x01\n" +
 	"\fExportHeader\x12\x1b\n" +
 	"\tfile_name\x18\x01 \x01(\tR\bfileName\x12!\n" +
 	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
-	"\x04rows\x18\x04 \x01(\x03R\x04rows\"x\n" +
+	"\x04rows\x18\x04 \x01(\x03R\x04rows\x12C\n" +
+	"\vread_source\x18\x05 \x01(\v2\".taxrefund.authority.v1.ReadSourceR\n" +
+	"readSource\"x\n" +
 	"\x15SetCalendarDayRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
@@ -4090,7 +4199,7 @@ func file_taxrefund_authority_v1_authority_proto_rawDescGZIP() []byte {
 }
 
 var file_taxrefund_authority_v1_authority_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
 	(StoreStatus)(0),                         // 0: taxrefund.authority.v1.StoreStatus
 	(ExportFormat)(0),                        // 1: taxrefund.authority.v1.ExportFormat
@@ -4138,34 +4247,36 @@ var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
 	(*TrialBalanceLine)(nil),                 // 43: taxrefund.authority.v1.TrialBalanceLine
 	(*MatchSummary)(nil),                     // 44: taxrefund.authority.v1.MatchSummary
 	(*ReconcileResponse)(nil),                // 45: taxrefund.authority.v1.ReconcileResponse
-	(*ReportRow)(nil),                        // 46: taxrefund.authority.v1.ReportRow
-	(*MonthlyReportRequest)(nil),             // 47: taxrefund.authority.v1.MonthlyReportRequest
-	(*MonthlyReportResponse)(nil),            // 48: taxrefund.authority.v1.MonthlyReportResponse
-	(*ChainHead)(nil),                        // 49: taxrefund.authority.v1.ChainHead
-	(*ExportReportRequest)(nil),              // 50: taxrefund.authority.v1.ExportReportRequest
-	(*ExportReportResponse)(nil),             // 51: taxrefund.authority.v1.ExportReportResponse
-	(*ExportHeader)(nil),                     // 52: taxrefund.authority.v1.ExportHeader
-	(*SetCalendarDayRequest)(nil),            // 53: taxrefund.authority.v1.SetCalendarDayRequest
-	(*SetCalendarDayResponse)(nil),           // 54: taxrefund.authority.v1.SetCalendarDayResponse
-	(*RunCapturesRequest)(nil),               // 55: taxrefund.authority.v1.RunCapturesRequest
-	(*RunCapturesResponse)(nil),              // 56: taxrefund.authority.v1.RunCapturesResponse
-	(*ListAcquirerInstructionsRequest)(nil),  // 57: taxrefund.authority.v1.ListAcquirerInstructionsRequest
-	(*AcquirerInstruction)(nil),              // 58: taxrefund.authority.v1.AcquirerInstruction
-	(*ListAcquirerInstructionsResponse)(nil), // 59: taxrefund.authority.v1.ListAcquirerInstructionsResponse
-	(*VerifyChainsRequest)(nil),              // 60: taxrefund.authority.v1.VerifyChainsRequest
-	(*ChainVerification)(nil),                // 61: taxrefund.authority.v1.ChainVerification
-	(*VerifyChainsResponse)(nil),             // 62: taxrefund.authority.v1.VerifyChainsResponse
-	(*RevokeCertificateRequest)(nil),         // 63: taxrefund.authority.v1.RevokeCertificateRequest
-	(*RevokeCertificateResponse)(nil),        // 64: taxrefund.authority.v1.RevokeCertificateResponse
-	(*timestamppb.Timestamp)(nil),            // 65: google.protobuf.Timestamp
-	(v1.DeclarationStatus)(0),                // 66: taxrefund.settlement.v1.DeclarationStatus
-	(*v1.Declaration)(nil),                   // 67: taxrefund.settlement.v1.Declaration
-	(*v1.Checkpoint)(nil),                    // 68: taxrefund.settlement.v1.Checkpoint
+	(*ReadSource)(nil),                       // 46: taxrefund.authority.v1.ReadSource
+	(*ReportRow)(nil),                        // 47: taxrefund.authority.v1.ReportRow
+	(*MonthlyReportRequest)(nil),             // 48: taxrefund.authority.v1.MonthlyReportRequest
+	(*MonthlyReportResponse)(nil),            // 49: taxrefund.authority.v1.MonthlyReportResponse
+	(*ChainHead)(nil),                        // 50: taxrefund.authority.v1.ChainHead
+	(*ExportReportRequest)(nil),              // 51: taxrefund.authority.v1.ExportReportRequest
+	(*ExportReportResponse)(nil),             // 52: taxrefund.authority.v1.ExportReportResponse
+	(*ExportHeader)(nil),                     // 53: taxrefund.authority.v1.ExportHeader
+	(*SetCalendarDayRequest)(nil),            // 54: taxrefund.authority.v1.SetCalendarDayRequest
+	(*SetCalendarDayResponse)(nil),           // 55: taxrefund.authority.v1.SetCalendarDayResponse
+	(*RunCapturesRequest)(nil),               // 56: taxrefund.authority.v1.RunCapturesRequest
+	(*RunCapturesResponse)(nil),              // 57: taxrefund.authority.v1.RunCapturesResponse
+	(*ListAcquirerInstructionsRequest)(nil),  // 58: taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	(*AcquirerInstruction)(nil),              // 59: taxrefund.authority.v1.AcquirerInstruction
+	(*ListAcquirerInstructionsResponse)(nil), // 60: taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	(*VerifyChainsRequest)(nil),              // 61: taxrefund.authority.v1.VerifyChainsRequest
+	(*ChainVerification)(nil),                // 62: taxrefund.authority.v1.ChainVerification
+	(*VerifyChainsResponse)(nil),             // 63: taxrefund.authority.v1.VerifyChainsResponse
+	(*RevokeCertificateRequest)(nil),         // 64: taxrefund.authority.v1.RevokeCertificateRequest
+	(*RevokeCertificateResponse)(nil),        // 65: taxrefund.authority.v1.RevokeCertificateResponse
+	(*timestamppb.Timestamp)(nil),            // 66: google.protobuf.Timestamp
+	(v1.DeclarationStatus)(0),                // 67: taxrefund.settlement.v1.DeclarationStatus
+	(*v1.Declaration)(nil),                   // 68: taxrefund.settlement.v1.Declaration
+	(*durationpb.Duration)(nil),              // 69: google.protobuf.Duration
+	(*v1.Checkpoint)(nil),                    // 70: taxrefund.settlement.v1.Checkpoint
 }
 var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	5,  // 0: taxrefund.authority.v1.CheckInvariantsResponse.violations:type_name -> taxrefund.authority.v1.Violation
 	0,  // 1: taxrefund.authority.v1.Store.status:type_name -> taxrefund.authority.v1.StoreStatus
-	65, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
+	66, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
 	7,  // 3: taxrefund.authority.v1.RegisterStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 4: taxrefund.authority.v1.SuspendStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 5: taxrefund.authority.v1.ReinstateStoreResponse.store:type_name -> taxrefund.authority.v1.Store
@@ -4180,80 +4291,85 @@ var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	26, // 14: taxrefund.authority.v1.SetParameterRequest.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 15: taxrefund.authority.v1.SetParameterResponse.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 16: taxrefund.authority.v1.ListParametersResponse.parameters:type_name -> taxrefund.authority.v1.Parameter
-	66, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
-	67, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
-	67, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	67, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	67, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	65, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
+	67, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
+	68, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
+	68, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	68, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	68, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	66, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
 	44, // 23: taxrefund.authority.v1.ReconcileResponse.summary:type_name -> taxrefund.authority.v1.MatchSummary
 	42, // 24: taxrefund.authority.v1.ReconcileResponse.exceptions:type_name -> taxrefund.authority.v1.ReconciliationException
 	43, // 25: taxrefund.authority.v1.ReconcileResponse.trial_balance:type_name -> taxrefund.authority.v1.TrialBalanceLine
 	5,  // 26: taxrefund.authority.v1.ReconcileResponse.invariant_violations:type_name -> taxrefund.authority.v1.Violation
-	46, // 27: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
-	49, // 28: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
-	68, // 29: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
-	1,  // 30: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
-	52, // 31: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
-	65, // 32: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
-	65, // 33: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
-	58, // 34: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
-	49, // 35: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
-	61, // 36: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
-	65, // 37: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
-	2,  // 38: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
-	4,  // 39: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
-	8,  // 40: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
-	10, // 41: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
-	12, // 42: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
-	14, // 43: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
-	16, // 44: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
-	18, // 45: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
-	20, // 46: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
-	27, // 47: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
-	29, // 48: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
-	31, // 49: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
-	33, // 50: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
-	35, // 51: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
-	37, // 52: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
-	39, // 53: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
-	41, // 54: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
-	47, // 55: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
-	50, // 56: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
-	53, // 57: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
-	55, // 58: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
-	57, // 59: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
-	60, // 60: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
-	63, // 61: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
-	3,  // 62: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
-	6,  // 63: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
-	9,  // 64: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
-	11, // 65: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
-	13, // 66: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
-	15, // 67: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
-	17, // 68: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
-	19, // 69: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
-	25, // 70: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
-	28, // 71: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
-	30, // 72: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
-	32, // 73: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
-	34, // 74: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
-	36, // 75: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
-	38, // 76: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
-	40, // 77: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
-	45, // 78: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
-	48, // 79: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
-	51, // 80: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
-	54, // 81: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
-	56, // 82: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
-	59, // 83: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
-	62, // 84: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
-	64, // 85: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
-	62, // [62:86] is the sub-list for method output_type
-	38, // [38:62] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	46, // 27: taxrefund.authority.v1.ReconcileResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	69, // 28: taxrefund.authority.v1.ReadSource.lag:type_name -> google.protobuf.Duration
+	66, // 29: taxrefund.authority.v1.ReadSource.as_of:type_name -> google.protobuf.Timestamp
+	47, // 30: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
+	50, // 31: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
+	70, // 32: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
+	46, // 33: taxrefund.authority.v1.MonthlyReportResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	1,  // 34: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
+	53, // 35: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
+	46, // 36: taxrefund.authority.v1.ExportHeader.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	66, // 37: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
+	66, // 38: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
+	59, // 39: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
+	50, // 40: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
+	62, // 41: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
+	66, // 42: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
+	2,  // 43: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
+	4,  // 44: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
+	8,  // 45: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
+	10, // 46: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
+	12, // 47: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
+	14, // 48: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
+	16, // 49: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
+	18, // 50: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
+	20, // 51: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
+	27, // 52: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
+	29, // 53: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
+	31, // 54: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
+	33, // 55: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
+	35, // 56: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
+	37, // 57: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
+	39, // 58: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
+	41, // 59: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
+	48, // 60: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
+	51, // 61: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
+	54, // 62: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
+	56, // 63: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
+	58, // 64: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	61, // 65: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
+	64, // 66: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
+	3,  // 67: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
+	6,  // 68: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
+	9,  // 69: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
+	11, // 70: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
+	13, // 71: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
+	15, // 72: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
+	17, // 73: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
+	19, // 74: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
+	25, // 75: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
+	28, // 76: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
+	30, // 77: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
+	32, // 78: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
+	34, // 79: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
+	36, // 80: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
+	38, // 81: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
+	40, // 82: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
+	45, // 83: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
+	49, // 84: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
+	52, // 85: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
+	55, // 86: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
+	57, // 87: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
+	60, // 88: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	63, // 89: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
+	65, // 90: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
+	67, // [67:91] is the sub-list for method output_type
+	43, // [43:67] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_authority_v1_authority_proto_init() }
@@ -4261,7 +4377,7 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 	if File_taxrefund_authority_v1_authority_proto != nil {
 		return
 	}
-	file_taxrefund_authority_v1_authority_proto_msgTypes[49].OneofWrappers = []any{
+	file_taxrefund_authority_v1_authority_proto_msgTypes[50].OneofWrappers = []any{
 		(*ExportReportResponse_Header)(nil),
 		(*ExportReportResponse_Chunk)(nil),
 	}
@@ -4271,7 +4387,7 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taxrefund_authority_v1_authority_proto_rawDesc), len(file_taxrefund_authority_v1_authority_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   63,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
