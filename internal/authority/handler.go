@@ -497,7 +497,7 @@ func (h *Handler) lagging(ctx context.Context) (*pgxpool.Pool, *authorityv1.Read
 	if h.reads == nil {
 		return h.pool, nil, nil
 	}
-	rs, err := db.MeasureReplicaLag(ctx, h.reads)
+	rs, err := db.ReadFrom(ctx, h.reads)
 	if err != nil {
 		if db.IsUnavailable(err) && ctx.Err() == nil {
 			return h.pool, nil, nil

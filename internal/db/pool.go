@@ -162,6 +162,11 @@ func resetOnFailover(pool *pgxpool.Pool, err error) {
 	if err == nil || !failoverSign(err) {
 		return
 	}
+	resetLimited(pool)
+}
+
+// resetLimited resets pool unless it was reset within resetInterval.
+func resetLimited(pool *pgxpool.Pool) {
 	v, _ := lastReset.LoadOrStore(pool, new(atomic.Int64))
 	last := v.(*atomic.Int64)
 	now := time.Now().UnixNano()

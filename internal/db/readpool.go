@@ -67,6 +67,20 @@ func MeasureReplicaLag(ctx context.Context, q DBTX) (ReadSource, error) {
 	return rs, nil
 }
 
+// ReadFrom measures where the read pool's reads go and how far behind (MeasureReplicaLag).
+// A prefer-standby pool whose connections reached the primary (opened while no standby
+// answered, or to a standby since promoted) keeps them for their lifetime: when the
+// measure says primary, the pool drops its connections (at most once a second) and
+// measures again on a new one, which takes a standby if one answers now.
+func ReadFrom(ctx context.Context, pool *pgxpool.Pool) (ReadSource, error) {
+	rs, err := MeasureReplicaLag(ctx, pool)
+	if err != nil || rs.Replica {
+		return rs, err
+	}
+	resetLimited(pool)
+	return MeasureReplicaLag(ctx, pool)
+}
+
 // ReplicaNote is the line an export carries when read from a replica, e.g.
 // "read from replica, lag 0.4 s (as of 2026-11-02T10:15:03Z)".
 func ReplicaNote(rs ReadSource) string {
