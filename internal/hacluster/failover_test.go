@@ -89,20 +89,24 @@ func startCluster(t *testing.T, ctx context.Context) *hacluster.Cluster {
 }
 
 // TestFailoverLosesNoAcknowledgedWrite runs the HA cluster under continuous writes through
-// both servers (IssueForm, and desk visits: verify and settle) and a third client that
-// knows both servers, and drives faults into it one after the other:
+// both servers (IssueForm; desk visits: verify and settle; refund point visits: an
+// immediate refund, every other one handed back) and a third client that knows both
+// servers, and drives faults into it one after the other:
 //
 //  0. a COMMIT whose wait for the synchronous standby is cancelled (pg_cancel_backend,
 //     standby stopped), in the db package and through a server: never acknowledged;
 //  1. kill -9 of the primary's postmaster (Patroni promotes the synchronous standby);
-//  2. patronictl switchover;
+//  2. a planned switchover (Patroni's REST API, what patronictl switchover sends);
 //  3. SIGSTOP of the synchronous standby for standbyStop, then SIGCONT;
 //  4. kill -9 of one taxrefund server (then started again).
 //
-// After each: every acknowledged form and payout is on the new primary, no request made
-// two forms, no form was paid twice, a sample of acknowledged requests sent again with
-// their request_id get the very same answer, the ledger invariants and the hash chains
-// hold; no call got an answer a failover must never produce (INTERNAL, a refusal). The
+// After each: every acknowledged form, payout, immediate refund and hand-back is on the
+// new primary, no request made two forms or two prepayments, no form was paid twice, a
+// sample of acknowledged requests sent again with their request_id get the very same
+// answer, the ledger invariants and the hash chains hold, nothing is stuck half-way and
+// the acquirer outbox drains (checkSettled); no call got an answer a failover must never
+// produce (INTERNAL, a refusal). At the end the reports that may lag come from a replica
+// and say so (checkLaggingReads). The
 // unavailability window of each client group is logged (BENCH.md).
 func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
