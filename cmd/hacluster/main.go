@@ -95,12 +95,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, `
 HA cluster running under %[1]s: leader %[2]s, synchronous standby %[3]s.
   database (multi-host):  %[4]s
-  taxrefund servers:      %[5]s
+  reads that may lag:     %[9]s
+  taxrefund servers:      %[5]s (-read-database-url: the reads above)
   Patroni:                patronictl -c %[6]s list
   switch over:            patronictl -c %[6]s switchover --leader %[2]s --candidate %[3]s --force
   call either server:     grpcurl -cacert %[7]s/ca.pem -cert %[7]s/authority.pem -key %[7]s/authority-key.pem %[8]s grpc.health.v1.Health/Check
   refundctl (both):       TAXREFUND_CERT_DIR=%[7]s refundctl report -addr %[5]s
   stop:                   make ha-stop
-`, *dir, roles.Leader, roles.Sync, c.DatabaseURL(hacluster.Database), c.ServerAddrs(), c.Nodes[0].ConfigFile(), c.CertDir(), c.ServerAddr(0))
+`, *dir, roles.Leader, roles.Sync, c.DatabaseURL(hacluster.Database), c.ServerAddrs(), c.Nodes[0].ConfigFile(), c.CertDir(), c.ServerAddr(0), c.ReadDatabaseURL(hacluster.Database))
 	return nil
 }

@@ -85,6 +85,7 @@ func export(ctx context.Context, c authorityv1.AuthorityServiceClient, o options
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d rows, %d bytes)\n", path, header.GetRows(), header.GetSize())
+	printReadSource(stdout, header.GetReadSource())
 	return nil
 }
 
@@ -135,7 +136,9 @@ func printReport(ctx context.Context, c authorityv1.AuthorityServiceClient, o op
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Report of %s\n\n", r.GetMonth())
+	fmt.Fprintf(stdout, "Report of %s\n", r.GetMonth())
+	printReadSource(stdout, r.GetReadSource())
+	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "dimension\tkey\tissued\teligible\tgross\tvoided\texpired\tpaid\tpaid gross\tfee\tnet\toutstanding\toutstanding gross\t")
 	for _, x := range r.GetRows() {
@@ -174,6 +177,19 @@ func printRisk(ctx context.Context, c authorityv1.AuthorityServiceClient, o opti
 	return tw.Flush()
 }
 
+// printReadSource says when a report was read from a replica, and its lag (nothing when
+// it was read from the primary).
+func printReadSource(w io.Writer, rs *authorityv1.ReadSource) {
+	if rs == nil {
+		return
+	}
+	where := "read from replica"
+	if !rs.GetReplica() {
+		where = "read through the read pool from the primary"
+	}
+	fmt.Fprintf(w, "%s, lag %.1f s (as of %s)\n", where, rs.GetLag().AsDuration().Seconds(), rs.GetAsOf().AsTime().UTC().Format(time.RFC3339))
+}
+
 // printCheckpoints prints a month's latest signed checkpoints (`taxrefund verify` checks
 // the chains against them).
 func printCheckpoints(w io.Writer, month string, cps []*settlementv1.Checkpoint) {
@@ -193,7 +209,9 @@ func printReconciliation(ctx context.Context, c authorityv1.AuthorityServiceClie
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Reconciliation of %s\n\n", r.GetMonth())
+	fmt.Fprintf(stdout, "Reconciliation of %s\n", r.GetMonth())
+	printReadSource(stdout, r.GetReadSource())
+	fmt.Fprintln(stdout)
 	for _, s := range r.GetSummary() {
 		fmt.Fprintf(stdout, "  %-10s %8d forms  %14s\n", s.GetSide(), s.GetForms(), s.GetAmount())
 	}

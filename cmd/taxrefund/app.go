@@ -32,6 +32,9 @@ type app struct {
 	services []db.Service
 	pools    db.Pools
 	stacks   map[db.Service]*stack
+	// reads is the pool of the authority's reads that may lag (-read-database-url); nil:
+	// they read the authority's pool.
+	reads *pgxpool.Pool
 }
 
 // stack is the domain services over one pool, i.e. as one database role.
@@ -47,7 +50,12 @@ type stack struct {
 
 func (a *app) has(s db.Service) bool { return a.stacks[s] != nil }
 
-func (a *app) close() { a.pools.Close() }
+func (a *app) close() {
+	a.pools.Close()
+	if a.reads != nil {
+		a.reads.Close()
+	}
+}
 
 func newApp(ctx context.Context, cfg config, log *slog.Logger, services []db.Service, opts ...db.Option) (*app, error) {
 	keys, err := pii.LoadKeyring(cfg.piiKeys)
@@ -91,6 +99,23 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, services []db.Ser
 		byPool[pool], a.stacks[s] = st, st
 	}
 	log.Info("database roles", "services", strings.Join(roles, " "))
+	if cfg.readDatabaseURL != "" && a.has(db.AuthorityService) {
+		// The same role as the authority's pool: the replica holds the primary's grants.
+		role := cfg.dbRole
+		if role == "" {
+			role = db.AuthorityService.Role()
+		}
+		if a.reads, err = db.OpenReadPool(ctx, cfg.readDatabaseURL, int32(cfg.maxConns), role, opts...); err != nil {
+			a.close()
+			return nil, err
+		}
+		rs, err := db.MeasureReplicaLag(ctx, a.reads)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		log.Info("reads that may lag go to the read pool", "replica", rs.Replica, "lag", rs.Lag, "role", role)
+	}
 	// Refuse to run with a key file that cannot read the stored document numbers (a fresh
 	// development key file over an old database): look-ups would silently find nothing.
 	// The check reads every form, as a party that may: the jobs', the authority's or
@@ -131,7 +156,7 @@ func (a *app) grpcServices() server.Services {
 		s.Agency = agency.New(st.settlement)
 	}
 	if st := a.stacks[db.AuthorityService]; st != nil {
-		s.Authority = authority.New(authority.Deps{Expirer: st.forms, Pool: st.pool, Registry: st.registry, Settlement: st.settlement, Immediate: st.immediate})
+		s.Authority = authority.New(authority.Deps{Expirer: st.forms, Pool: st.pool, Registry: st.registry, Settlement: st.settlement, Immediate: st.immediate, Reads: a.reads})
 	}
 	return s
 }

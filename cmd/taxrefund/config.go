@@ -24,6 +24,10 @@ const maxRegistryTTL = 5 * time.Second
 // config is read once from flags, with environment variables as defaults.
 type config struct {
 	databaseURL string
+	// readDatabaseURL, when set, is where the reads that may lag go (the monthly report,
+	// the reconciliation, the exports): a replica, or the cluster's hosts with
+	// target_session_attrs=prefer-standby. Empty: they read the primary.
+	readDatabaseURL string
 	// dbRole, when set, is the one role every service acts as; empty: each service
 	// acts as its own (db.Service.Role).
 	dbRole string
@@ -114,6 +118,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if has("serve") {
 		fs.StringVar(&c.servicesList, "services", env("TAXREFUND_SERVICES", "all"), "what this process serves, comma-separated: store (StoreService), desk (DeskService and AgencyService), authority (AuthorityService), jobs (expiry, captures, sealing, acquirer dispatch, checks, business metrics); all: every one. Each acts as its own database role, with a pool of -max-conns (env TAXREFUND_SERVICES)")
+		fs.StringVar(&c.readDatabaseURL, "read-database-url", env("TAXREFUND_READ_DATABASE_URL", ""), "PostgreSQL URL of a replica for the reads that may lag (monthly report, reconciliation, exports), which then state the replica's lag; e.g. the cluster's hosts with target_session_attrs=prefer-standby. Nothing that decides money reads it. Empty: every read goes to -database-url (env TAXREFUND_READ_DATABASE_URL)")
 		fs.StringVar(&c.addr, "addr", env("TAXREFUND_ADDR", "127.0.0.1:50051"), "gRPC listen address (env TAXREFUND_ADDR)")
 	}
 	if _, sub, ok := strings.Cut(name, " "); ok && strings.HasPrefix(name, "certs ") {

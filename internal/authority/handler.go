@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
@@ -43,6 +44,7 @@ type Handler struct {
 	registry   *registry.Service
 	settlement *settlement.Service
 	immediate  *immediate.Service
+	reads      *pgxpool.Pool
 	now        func() time.Time
 }
 
@@ -53,6 +55,10 @@ type Deps struct {
 	Registry   *registry.Service
 	Settlement *settlement.Service
 	Immediate  *immediate.Service
+	// Reads is the pool of reads that may lag (a replica: serve -read-database-url), acting
+	// as the same role as Pool; nil: they read Pool. Only the monthly report, the
+	// reconciliation and the exports use it.
+	Reads *pgxpool.Pool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -63,7 +69,7 @@ func New(d Deps) *Handler {
 	if now == nil {
 		now = time.Now
 	}
-	return &Handler{expirer: d.Expirer, pool: d.Pool, registry: d.Registry, settlement: d.Settlement, immediate: d.Immediate, now: now}
+	return &Handler{expirer: d.Expirer, pool: d.Pool, registry: d.Registry, settlement: d.Settlement, immediate: d.Immediate, reads: d.Reads, now: now}
 }
 
 func caller(ctx context.Context) (auth.Party, error) {
@@ -425,11 +431,15 @@ func (h *Handler) Reconcile(ctx context.Context, req *authorityv1.ReconcileReque
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
-	r, err := report.Reconcile(ctx, db.Scope(h.pool), month, days, h.now())
+	pool, src, err := h.lagging(ctx)
 	if err != nil {
 		return nil, err
 	}
-	resp := &authorityv1.ReconcileResponse{Month: settlement.FormatMonth(month)}
+	r, err := report.Reconcile(ctx, db.Scope(pool), month, days, h.now())
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.ReconcileResponse{Month: settlement.FormatMonth(month), ReadSource: src}
 	for _, s := range r.Sides {
 		resp.Summary = append(resp.Summary, &authorityv1.MatchSummary{Side: s.Name, Forms: s.Forms, Amount: money.Format(s.Amount)})
 	}
@@ -457,11 +467,15 @@ func (h *Handler) MonthlyReport(ctx context.Context, req *authorityv1.MonthlyRep
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
-	rows, err := report.Monthly(ctx, db.Scope(h.pool), month)
+	pool, src, err := h.lagging(ctx)
 	if err != nil {
 		return nil, err
 	}
-	seq, head, err := seal.Head(ctx, h.pool, seal.Journal)
+	rows, err := report.Monthly(ctx, db.Scope(pool), month)
+	if err != nil {
+		return nil, err
+	}
+	seq, head, err := seal.Head(ctx, pool, seal.Journal)
 	if err != nil {
 		return nil, err
 	}
@@ -470,11 +484,32 @@ func (h *Handler) MonthlyReport(ctx context.Context, req *authorityv1.MonthlyRep
 		return nil, fmt.Errorf("checkpoints of %s: %w", settlement.FormatMonth(month), err)
 	}
 	resp := &authorityv1.MonthlyReportResponse{Month: settlement.FormatMonth(month), JournalHead: &authorityv1.ChainHead{Seq: seq, Hash: head},
-		Checkpoints: wire.Checkpoints(cps)}
+		Checkpoints: wire.Checkpoints(cps), ReadSource: src}
 	for _, r := range rows {
 		resp.Rows = append(resp.Rows, wire.ReportRow(r))
 	}
 	return resp, nil
+}
+
+// lagging returns the pool of reads that may lag and, when that is a read pool, where it
+// reads and how far behind (nil: the primary, as without -read-database-url). A read
+// pool that cannot be reached leaves the read to the primary.
+func (h *Handler) lagging(ctx context.Context) (*pgxpool.Pool, *authorityv1.ReadSource, error) {
+	if h.reads == nil {
+		return h.pool, nil, nil
+	}
+	rs, err := db.ReadFrom(ctx, h.reads)
+	if err != nil {
+		if db.IsUnavailable(err) && ctx.Err() == nil {
+			return h.pool, nil, nil
+		}
+		return nil, nil, err
+	}
+	return h.reads, &authorityv1.ReadSource{Replica: rs.Replica, Lag: durationpb.New(rs.Lag), AsOf: timestamppb.New(rs.AsOf)}, nil
+}
+
+func readSource(s *authorityv1.ReadSource) db.ReadSource {
+	return db.ReadSource{Replica: s.GetReplica(), Lag: s.GetLag().AsDuration(), AsOf: s.GetAsOf().AsTime()}
 }
 
 // exportChunk is the size of each streamed piece of an export.
@@ -497,22 +532,33 @@ func (h *Handler) ExportReport(req *authorityv1.ExportReportRequest, stream auth
 	if err := f.Err(); err != nil {
 		return err
 	}
-	rows, err := report.Monthly(ctx, db.Scope(h.pool), month)
+	pool, src, err := h.lagging(ctx)
+	if err != nil {
+		return err
+	}
+	rows, err := report.Monthly(ctx, db.Scope(pool), month)
 	if err != nil {
 		return err
 	}
 	var data []byte
-	header := &authorityv1.ExportHeader{Rows: int64(len(rows))}
+	header := &authorityv1.ExportHeader{Rows: int64(len(rows)), ReadSource: src}
+	note := ""
+	if src != nil {
+		note = db.ReplicaNote(readSource(src))
+	}
 	if req.GetFormat() == authorityv1.ExportFormat_EXPORT_FORMAT_CSV {
 		data, err = report.CSV(rows)
+		if err == nil && note != "" {
+			data, err = report.AppendNote(data, note)
+		}
 		header.FileName, header.ContentType = report.FileName(month, "csv"), "text/csv"
 	} else {
 		// The workbook commits to the journal's chain head, as MonthlyReport does.
-		seq, head, herr := seal.Head(ctx, h.pool, seal.Journal)
+		seq, head, herr := seal.Head(ctx, pool, seal.Journal)
 		if herr != nil {
 			return herr
 		}
-		data, err = report.XLSX(month, rows, report.Sheet{Office: p.Office, Generated: h.now(), ChainSeq: seq, ChainHash: head})
+		data, err = report.XLSX(month, rows, report.Sheet{Office: p.Office, Generated: h.now(), ChainSeq: seq, ChainHash: head, Note: note})
 		header.FileName, header.ContentType = report.FileName(month, "xlsx"), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 	}
 	if err != nil {

@@ -245,6 +245,18 @@ type JournalTxn struct {
 	CreatedAt     time.Time
 }
 
+type LedgerBalance struct {
+	AccountID int32
+	PostedDr  decimal.Decimal
+	PostedCr  decimal.Decimal
+	PendingDr decimal.Decimal
+	PendingCr decimal.Decimal
+}
+
+type LedgerDerivedPending struct {
+	AccountID int32
+}
+
 type Parameter struct {
 	Name      string
 	Scope     string

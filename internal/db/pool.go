@@ -6,7 +6,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	decimalcodec "github.com/jackc/pgx-shopspring-decimal"
@@ -138,6 +142,58 @@ func open(ctx context.Context, url string, maxConns int32, adjust func(*pgxpool.
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
 	return pool, nil
+}
+
+// resetInterval is the least time between two resets of one pool (resetOnFailover).
+const resetInterval = time.Second
+
+// lastReset holds, per pool, when resetOnFailover last reset it (unix nanoseconds).
+var lastReset sync.Map // *pgxpool.Pool -> *atomic.Int64
+
+// resetOnFailover drops every connection of pool at once when err says the server went
+// away or stopped being the primary (admin or crash shutdown, read-only transaction, a
+// connection reset, refused or cut): its other connections are to that server too. Left
+// alone, each would fail one call in turn (a connection used within the last second is
+// not pinged before reuse), and each failed call costs its client a retry back-off: the
+// window of a failover grew by seconds (BENCH.md). A caller's own deadline or cancel is
+// no sign of a failover. Connections in use are closed when released; at most one reset
+// per resetInterval.
+func resetOnFailover(pool *pgxpool.Pool, err error) {
+	if err == nil || !failoverSign(err) {
+		return
+	}
+	resetLimited(pool)
+}
+
+// resetLimited resets pool unless it was reset within resetInterval.
+func resetLimited(pool *pgxpool.Pool) {
+	v, _ := lastReset.LoadOrStore(pool, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	now := time.Now().UnixNano()
+	prev := last.Load()
+	if now-prev < int64(resetInterval) || !last.CompareAndSwap(prev, now) {
+		return
+	}
+	pool.Reset()
+}
+
+// failoverSign reports whether err comes from a server that is gone, shutting down or
+// no longer the primary, rather than from the caller or the statement.
+func failoverSign(err error) bool {
+	if IsCallerGone(err) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "25006", "57P01", "57P02", "57P03":
+			return true
+		}
+		return len(pgErr.Code) == 5 && pgErr.Code[:2] == "08"
+	}
+	var connErr *pgconn.ConnectError
+	return errors.As(err, &connErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // Migrate applies every pending migration. It is safe to run from several processes at

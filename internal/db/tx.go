@@ -26,7 +26,9 @@ const maxAttempts = 8
 // returns ErrCommitUnknown, never nil.
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
 	opts := beginOptions(ctx)
-	return Retry(ctx, func() error { return runTx(ctx, pool, opts, fn) })
+	err := Retry(ctx, func() error { return runTx(ctx, pool, opts, fn) })
+	resetOnFailover(pool, err)
+	return err
 }
 
 // Retry runs op until it succeeds, fails with an error that is not retryable, or has
@@ -58,7 +60,9 @@ type Batcher interface {
 // outcome is unknown returns ErrCommitUnknown.
 func SendBatch(ctx context.Context, q Batcher, b *pgx.Batch) error {
 	if pool, ok := q.(*pgxpool.Pool); ok {
-		return sendBatchOnPool(ctx, pool, b)
+		err := sendBatchOnPool(ctx, pool, b)
+		resetOnFailover(pool, err)
+		return err
 	}
 	b = withParty(ctx, q, b)
 	res := q.SendBatch(ctx, b)

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
+	deskv1 "taxrefund/api/taxrefund/desk/v1"
 	storev1 "taxrefund/api/taxrefund/store/v1"
 	"taxrefund/internal/db"
 	"taxrefund/internal/hacluster"
@@ -32,10 +33,10 @@ import (
 // testBasePort keeps the test's cluster off `make ha`'s ports (52110 on).
 const testBasePort = 52150
 
-// standbyStop is how long the synchronous standby is stopped (SIGSTOP). Writes wait for
-// it all along (synchronous_mode_strict); 10 s rather than a longer outage keeps the
-// test short, and shows the same thing.
-const standbyStop = 10 * time.Second
+// standbyStop is how long the synchronous standby is stopped (SIGSTOP), the issue's
+// figure: longer than Patroni's ttl (10 s), so that it may name the other replica
+// synchronous meanwhile; writes wait until it does (synchronous_mode_strict).
+const standbyStop = 20 * time.Second
 
 type logWriter struct{ t *testing.T }
 
@@ -88,20 +89,24 @@ func startCluster(t *testing.T, ctx context.Context) *hacluster.Cluster {
 }
 
 // TestFailoverLosesNoAcknowledgedWrite runs the HA cluster under continuous writes through
-// both servers (IssueForm, and desk visits: verify and settle) and a third client that
-// knows both servers, and drives faults into it one after the other:
+// both servers (IssueForm; desk visits: verify and settle; refund point visits: an
+// immediate refund, every other one handed back) and a third client that knows both
+// servers, and drives faults into it one after the other:
 //
 //  0. a COMMIT whose wait for the synchronous standby is cancelled (pg_cancel_backend,
 //     standby stopped), in the db package and through a server: never acknowledged;
 //  1. kill -9 of the primary's postmaster (Patroni promotes the synchronous standby);
-//  2. patronictl switchover;
+//  2. a planned switchover (Patroni's REST API, what patronictl switchover sends);
 //  3. SIGSTOP of the synchronous standby for standbyStop, then SIGCONT;
 //  4. kill -9 of one taxrefund server (then started again).
 //
-// After each: every acknowledged form and payout is on the new primary, no request made
-// two forms, no form was paid twice, a sample of acknowledged requests sent again with
-// their request_id get the very same answer, the ledger invariants and the hash chains
-// hold; no call got an answer a failover must never produce (INTERNAL, a refusal). The
+// After each: every acknowledged form, payout, immediate refund and hand-back is on the
+// new primary, no request made two forms or two prepayments, no form was paid twice, a
+// sample of acknowledged requests sent again with their request_id get the very same
+// answer, the ledger invariants and the hash chains hold, nothing is stuck half-way and
+// the acquirer outbox drains (checkSettled); no call got an answer a failover must never
+// produce (INTERNAL, a refusal). At the end the reports that may lag come from a replica
+// and say so (checkLaggingReads). The
 // unavailability window of each client group is logged (BENCH.md).
 func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
@@ -115,7 +120,7 @@ func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
 	cancelledSyncRep(t, ctx, c, dialClients(t, c, "direct", c.ServerAddr(0), grpc.WithDisableRetry()))
 
 	l := newLoad(t, "HA", s1, s2, both)
-	l.start(ctx, 2, 1)
+	l.start(ctx, 2, 1, 1)
 	defer l.halt()
 	if _, ok := l.firstSuccessAfter(ctx, "server2", time.Now(), 30*time.Second); !ok {
 		t.Fatal("no write succeeded through server2 under load")
@@ -158,11 +163,19 @@ func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
 		}
 		end := time.Now()
 		for _, g := range groups {
-			r.windows[g] = l.maxGap(g, at, end)
+			gap, ended := l.maxGap(g, at, end)
+			r.windows[g] = gap
+			// Where the window went: when it opened and closed, beside the steps Patroni
+			// logged (BENCH.md, "High availability").
+			t.Logf("%s: through %s no OK IssueForm from +%.3fs to +%.3fs", fault, g, ended.Add(-gap).Sub(at).Seconds(), ended.Sub(at).Seconds())
 		}
 		after, _ := l.snapshot()
 		r.acked = len(after) - len(before)
+		for _, e := range c.Events(at) {
+			t.Logf("%s: patroni %s", fault, e)
+		}
 		checkAcknowledged(t, ctx, c, l, fault, groups, 40)
+		checkSettled(t, ctx, c, fault)
 		results = append(results, r)
 		t.Logf("%s: windows %v; %d forms acknowledged in the phase (%s); %s", fault, r.windows, r.acked, end.Sub(at).Round(time.Second), note)
 	}
@@ -183,12 +196,12 @@ func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
 		}
 		return fmt.Sprintf("killed %s (postmaster %d); synchronous standby was %s", roles.Leader, pid, roles.Sync), time.Now(), roles.Leader
 	})
-	phase("patronictl switchover", all, func() (string, time.Time, string) {
+	phase("switchover", all, func() (string, time.Time, string) {
 		roles, err := c.WaitHealthy(ctx, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
-		at := time.Now() // the command returns once the new primary runs
+		at := time.Now() // Switchover returns once the new primary runs
 		if err := c.Switchover(ctx, roles.Leader, roles.Sync); err != nil {
 			t.Fatal(err)
 		}
@@ -227,9 +240,11 @@ func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
 
 	l.halt()
 	checkAcknowledged(t, ctx, c, l, "end", all, 300)
+	checkSettled(t, ctx, c, "end")
+	checkLaggingReads(t, ctx, c, l)
 	forms, payouts := l.snapshot()
 	l.mu.Lock()
-	t.Logf("acknowledged: %d forms, %d payouts; non-OK answers retried: %v", len(forms), len(payouts), l.codes)
+	t.Logf("acknowledged: %d forms, %d payouts, %d immediate refunds; non-OK answers retried: %v", len(forms), len(payouts), len(l.prepaid), l.codes)
 	for _, u := range l.unwanted {
 		t.Errorf("an answer a failover must not produce: %s", u)
 	}
@@ -401,6 +416,14 @@ func checkAcknowledged(t *testing.T, ctx context.Context, c *hacluster.Cluster, 
 	for i, p := range payouts {
 		payoutIDs[i] = p.resp.GetPayout().GetPayoutId()
 	}
+	prepaids := l.prepayments()
+	var prepaidIDs, returnedIDs []string
+	for _, p := range prepaids {
+		prepaidIDs = append(prepaidIDs, p.resp.GetPrepayment().GetPrepaymentId())
+		if p.returned != nil {
+			returnedIDs = append(returnedIDs, p.returned.GetPrepayment().GetPrepaymentId())
+		}
+	}
 	var lost []string
 	err := withPrimary(ctx, c, func(tx pgx.Tx) error {
 		lost = lost[:0]
@@ -422,6 +445,31 @@ func checkAcknowledged(t *testing.T, ctx context.Context, c *hacluster.Cluster, 
 			return err
 		}
 		lost = append(lost, got...)
+		// Every acknowledged immediate refund is there, for its form; every acknowledged
+		// hand-back left it RETURNED.
+		rows, err = tx.Query(ctx, `SELECT 'prepayment ' || p FROM unnest($1::text[]) p WHERE NOT EXISTS (SELECT 1 FROM prepayments WHERE id::text = p)
+			UNION ALL
+			SELECT 'return of prepayment ' || p FROM unnest($2::text[]) p WHERE NOT EXISTS (SELECT 1 FROM prepayments WHERE id::text = p AND state = 'RETURNED')`,
+			prepaidIDs, returnedIDs)
+		if err != nil {
+			return err
+		}
+		got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		lost = append(lost, got...)
+		var dupPrepaid, dupReturned int
+		if err := tx.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM (SELECT request_id FROM audit_events WHERE action = 'IMMEDIATE_REFUND_PAID' GROUP BY request_id HAVING count(*) > 1) x)
+			  + (SELECT count(*) FROM (SELECT object FROM audit_events WHERE action = 'IMMEDIATE_REFUND_PAID' GROUP BY object HAVING count(*) > 1) x),
+			(SELECT count(*) FROM (SELECT object FROM audit_events WHERE action = 'PREPAYMENT_RETURNED' GROUP BY object HAVING count(*) > 1) x)`).
+			Scan(&dupPrepaid, &dupReturned); err != nil {
+			return err
+		}
+		if dupPrepaid+dupReturned > 0 {
+			t.Errorf("%s: %d immediate refunds paid twice (a request or a form), %d prepayments handed back twice", when, dupPrepaid, dupReturned)
+		}
 		var dupRequests, dupInvoices, paidTwice, payoutsUnacked int
 		if err := tx.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM (SELECT request_id FROM audit_events WHERE action = 'FORM_ISSUED' GROUP BY request_id HAVING count(*) > 1) x),
@@ -489,7 +537,25 @@ func checkAcknowledged(t *testing.T, ctx context.Context, c *hacluster.Cluster, 
 				prototext.Format(resp), prototext.Format(f.resp))
 		}
 	}
-	t.Logf("%s: %d forms and %d payouts acknowledged, %d lost; %d replays identical", when, len(forms), len(payouts), len(lost), len(picks))
+	// An acknowledged immediate refund sent again gets the same answer.
+	for i := range min(len(prepaids), max(sample/4, 1)) {
+		p := prepaids[rand.IntN(len(prepaids))]
+		g := via[i%len(via)]
+		var resp *deskv1.PayImmediateRefundResponse
+		if !l.call(ctx, "replay PayImmediateRefund", func(ctx context.Context) (err error) {
+			resp, err = g.point.PayImmediateRefund(ctx, p.req)
+			return err
+		}) {
+			t.Errorf("%s: replay of PayImmediateRefund %s failed", when, p.req.RequestId)
+			continue
+		}
+		if !proto.Equal(resp, p.resp) {
+			t.Errorf("%s: PayImmediateRefund %s sent again answers\n%s\nnot the acknowledged\n%s", when, p.req.RequestId,
+				prototext.Format(resp), prototext.Format(p.resp))
+		}
+	}
+	t.Logf("%s: %d forms, %d payouts and %d immediate refunds (%d handed back) acknowledged, %d lost; %d replays identical",
+		when, len(forms), len(payouts), len(prepaids), len(returnedIDs), len(lost), len(picks))
 }
 
 // withPrimary runs fn in a read-only repeatable-read transaction on the current primary

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,15 +30,20 @@ const (
 	loadStore   = "CQ-JFB-001"
 	loadCustoms = "customs-CKG"
 	loadDesk    = "desk-CKG-01"
+	// loadPoint is the refund point of the store's block (JFB): immediate refunds.
+	loadPoint = "desk-JFB-RP"
+	// loadPort is a designated port of exit of the Sichuan–Chongqing scheme.
+	loadPort = "CKG"
 )
 
-// clients are one terminal's connections: a store's POS, a customs officer's and a
-// cashier's, all to the same server (or list of servers).
+// clients are one terminal's connections: a store's POS, a customs officer's, a
+// cashier's and a refund point cashier's, all to the same server (or list of servers).
 type clients struct {
 	name    string
 	store   storev1.StoreServiceClient
 	customs deskv1.DeskServiceClient
 	desk    deskv1.DeskServiceClient
+	point   deskv1.DeskServiceClient
 	conns   []*grpc.ClientConn
 }
 
@@ -61,6 +67,7 @@ func dialClients(t *testing.T, c *hacluster.Cluster, name, addrs string, opts ..
 	cl.store = storev1.NewStoreServiceClient(conn("store-" + loadStore))
 	cl.customs = deskv1.NewDeskServiceClient(conn(loadCustoms))
 	cl.desk = deskv1.NewDeskServiceClient(conn(loadDesk))
+	cl.point = deskv1.NewDeskServiceClient(conn(loadPoint))
 	t.Cleanup(func() {
 		for _, cc := range cl.conns {
 			_ = cc.Close()
@@ -82,6 +89,15 @@ type paid struct {
 	resp *deskv1.SettleRefundResponse
 }
 
+// prepaid is an acknowledged PayImmediateRefund, and the acknowledged ReturnPrepayment
+// that handed it back, if one was made.
+type prepaid struct {
+	req      *deskv1.PayImmediateRefundRequest
+	resp     *deskv1.PayImmediateRefundResponse
+	ret      *deskv1.ReturnPrepaymentRequest
+	returned *deskv1.ReturnPrepaymentResponse
+}
+
 // load sends writes through several client groups until stopped, retrying each request
 // with its request_id until it is answered, and logs every acknowledgement.
 type load struct {
@@ -93,6 +109,7 @@ type load struct {
 	mu       sync.Mutex
 	issued   []issued
 	paid     []paid
+	prepaid  []prepaid
 	success  map[string][]time.Time // completion times of OK IssueForm answers, by group
 	codes    map[string]int         // non-OK answers by code
 	unwanted []string               // answers a failover must never produce
@@ -207,9 +224,45 @@ func (l *load) settle(ctx context.Context, g *clients, is issued) {
 	}
 }
 
-// start runs issuers IssueForm workers and desks desk workers (issue, verify, settle) per
-// group.
-func (l *load) start(ctx context.Context, issuers, desks int) {
+// prepay pays an acknowledged form as an immediate refund at the block's refund point and,
+// every other time, takes the prepayment back (goods returned before departure).
+func (l *load) prepay(ctx context.Context, g *clients, is issued, handBack bool) {
+	f := is.resp.GetForm()
+	req := &deskv1.PayImmediateRefundRequest{
+		RequestId: uuid.NewString(), FormNumber: f.GetNumber(), PresentedDocument: is.req.GetTraveller().GetDocument(),
+		AgreementReference: "AGR-" + f.GetNumber(),
+		PreAuthorization: &deskv1.PreAuthorization{
+			AcquirerToken: "tok_" + strings.ReplaceAll(is.req.RequestId, "-", "_"), CardLast4: "4242",
+			CardExpiry: time.Now().AddDate(2, 0, 0).Format("2006-01"), AuthorizedAmount: f.GetGrossRefund(),
+		},
+		DeparturePort: loadPort,
+	}
+	var resp *deskv1.PayImmediateRefundResponse
+	if !l.call(ctx, "PayImmediateRefund "+f.GetNumber(), func(ctx context.Context) (err error) {
+		resp, err = g.point.PayImmediateRefund(ctx, req)
+		return err
+	}) {
+		return
+	}
+	pp := prepaid{req: req, resp: resp}
+	if handBack {
+		ret := &deskv1.ReturnPrepaymentRequest{RequestId: uuid.NewString(), FormNumber: f.GetNumber()}
+		if l.call(ctx, "ReturnPrepayment "+f.GetNumber(), func(ctx context.Context) (err error) {
+			pp.returned, err = g.point.ReturnPrepayment(ctx, ret)
+			return err
+		}) {
+			pp.ret = ret
+		}
+	}
+	l.mu.Lock()
+	l.prepaid = append(l.prepaid, pp)
+	l.mu.Unlock()
+}
+
+// start runs issuers IssueForm workers, desks desk workers (issue, verify, settle) and
+// points refund point workers (issue, pay an immediate refund, every other one handed
+// back) per group.
+func (l *load) start(ctx context.Context, issuers, desks, points int) {
 	for _, g := range l.groups {
 		for range issuers {
 			l.wg.Add(1)
@@ -231,6 +284,17 @@ func (l *load) start(ctx context.Context, issuers, desks int) {
 				}
 			}()
 		}
+		for range points {
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				for n := 0; !l.stopping() && ctx.Err() == nil; n++ {
+					if is, ok := l.issue(ctx, g); ok {
+						l.prepay(ctx, g, is, n%2 == 1)
+					}
+				}
+			}()
+		}
 	}
 }
 
@@ -248,6 +312,13 @@ func (l *load) snapshot() ([]issued, []paid) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.issued), slices.Clone(l.paid)
+}
+
+// prepayments copies the acknowledged immediate refunds so far.
+func (l *load) prepayments() []prepaid {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.prepaid)
 }
 
 // firstSuccessAfter waits until group g has an OK IssueForm completed after at.
@@ -288,17 +359,22 @@ func (l *load) waitSuccesses(ctx context.Context, g string, at time.Time, n int,
 }
 
 // maxGap is the longest time group g went without an OK IssueForm between from and to
-// (from counts as a success: the gap the fault opened).
-func (l *load) maxGap(g string, from, to time.Time) time.Duration {
+// (from counts as a success: the gap the fault opened), and the OK answer that ended it.
+func (l *load) maxGap(g string, from, to time.Time) (time.Duration, time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	prev, gap := from, time.Duration(0)
+	prev, gap, end := from, time.Duration(0), from
 	for _, ts := range l.success[g] {
 		if ts.Before(from) || ts.After(to) {
 			continue
 		}
-		gap = max(gap, ts.Sub(prev))
+		if ts.Sub(prev) > gap {
+			gap, end = ts.Sub(prev), ts
+		}
 		prev = ts
 	}
-	return max(gap, to.Sub(prev))
+	if to.Sub(prev) > gap {
+		return to.Sub(prev), to
+	}
+	return gap, end
 }

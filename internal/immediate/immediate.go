@@ -173,8 +173,12 @@ func (s *Service) Pay(ctx context.Context, req PayRequest) (Prepayment, error) {
 		return Prepayment{}, err
 	}
 	desk, err := s.q.DeskByCode(ctx, s.pool, req.DeskCode)
-	if err != nil {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return Prepayment{}, fault.New(fault.Denied, "UNKNOWN_DESK", "this desk is not registered")
+	}
+	if err != nil {
+		// The database, not the desk: unavailable in a failover, and retried.
+		return Prepayment{}, err
 	}
 	if desk.Kind != "REFUND_POINT" || desk.BlockCode == nil {
 		return Prepayment{}, fault.New(fault.Precondition, "NOT_A_REFUND_POINT", "immediate refunds are paid at a block refund point")
@@ -346,8 +350,12 @@ type ReturnRequest struct {
 // form.
 func (s *Service) Return(ctx context.Context, req ReturnRequest) (Prepayment, error) {
 	desk, err := s.q.DeskByCode(ctx, s.pool, req.DeskCode)
-	if err != nil {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return Prepayment{}, fault.New(fault.Denied, "UNKNOWN_DESK", "this desk is not registered")
+	}
+	if err != nil {
+		// The database, not the desk: unavailable in a failover, and retried.
+		return Prepayment{}, err
 	}
 	if desk.Kind != "REFUND_POINT" {
 		return Prepayment{}, fault.New(fault.Precondition, "NOT_A_REFUND_POINT", "prepayments are handed back at a block refund point")

@@ -49,6 +49,21 @@ func CSV(rows []Row) ([]byte, error) {
 	return buf.Bytes(), w.Error()
 }
 
+// AppendNote ends a CSV export with a record holding note in its first column and the
+// others empty (a reader that wants every record as wide as the header gets one), e.g.
+// where the figures were read.
+func AppendNote(data []byte, note string) ([]byte, error) {
+	buf := bytes.NewBuffer(data)
+	w := csv.NewWriter(buf)
+	rec := make([]string, len(Columns))
+	rec[0] = note
+	if err := w.Write(rec); err != nil {
+		return nil, err
+	}
+	w.Flush()
+	return buf.Bytes(), w.Error()
+}
+
 // neutralize keeps a key that starts like a formula (=, +, -, @) from running as one when
 // the file is opened in a spreadsheet.
 func neutralize(cells []string) []string {
@@ -68,6 +83,9 @@ type Sheet struct {
 	// (ChainSeq 0: nothing sealed yet).
 	ChainSeq  int64
 	ChainHash string
+	// Note, when set, follows the subtitle of every sheet: where the figures were read
+	// (db.ReplicaNote, "read from replica, lag N s").
+	Note string
 }
 
 // Headers of the workbook's columns after the key, in Chinese and in English.
@@ -146,6 +164,9 @@ func XLSX(month time.Time, rows []Row, meta Sheet) ([]byte, error) {
 		sub := fmt.Sprintf("填报机关 Issuing office: %s　单位：人民币元 Unit: CNY　生成时间 Generated: %s (Asia/Shanghai)", meta.Office, generated)
 		if err := set(1, 1, title, false); err != nil {
 			return nil, err
+		}
+		if meta.Note != "" {
+			sub += "　" + meta.Note
 		}
 		if err := set(1, 2, sub, false); err != nil {
 			return nil, err

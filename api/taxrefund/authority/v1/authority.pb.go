@@ -9,6 +9,7 @@ package authorityv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -2502,8 +2503,11 @@ type ReconcileResponse struct {
 	Exceptions          []*ReconciliationException `protobuf:"bytes,3,rep,name=exceptions,proto3" json:"exceptions,omitempty"`
 	TrialBalance        []*TrialBalanceLine        `protobuf:"bytes,4,rep,name=trial_balance,json=trialBalance,proto3" json:"trial_balance,omitempty"`
 	InvariantViolations []*Violation               `protobuf:"bytes,5,rep,name=invariant_violations,json=invariantViolations,proto3" json:"invariant_violations,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Set when the figures were read from a replica (serve -read-database-url): how far
+	// behind the primary it was. Unset: read from the primary.
+	ReadSource    *ReadSource `protobuf:"bytes,6,opt,name=read_source,json=readSource,proto3" json:"read_source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReconcileResponse) Reset() {
@@ -2571,6 +2575,81 @@ func (x *ReconcileResponse) GetInvariantViolations() []*Violation {
 	return nil
 }
 
+func (x *ReconcileResponse) GetReadSource() *ReadSource {
+	if x != nil {
+		return x.ReadSource
+	}
+	return nil
+}
+
+// ReadSource says where a report that may lag was read: a replica, and how far its replay
+// was behind the primary when the report began (it can only have caught up since).
+type ReadSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when the server that answered was in recovery (a standby); false when the read
+	// pool reached the primary (prefer-standby with no standby up).
+	Replica bool `protobuf:"varint,1,opt,name=replica,proto3" json:"replica,omitempty"`
+	// now() - pg_last_xact_replay_timestamp() on the replica; zero when it has replayed
+	// every WAL record it received, or is not in recovery.
+	Lag *durationpb.Duration `protobuf:"bytes,2,opt,name=lag,proto3" json:"lag,omitempty"`
+	// The primary's commits up to this time are in the figures (the replica's clock, less
+	// the lag).
+	AsOf          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadSource) Reset() {
+	*x = ReadSource{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadSource) ProtoMessage() {}
+
+func (x *ReadSource) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadSource.ProtoReflect.Descriptor instead.
+func (*ReadSource) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ReadSource) GetReplica() bool {
+	if x != nil {
+		return x.Replica
+	}
+	return false
+}
+
+func (x *ReadSource) GetLag() *durationpb.Duration {
+	if x != nil {
+		return x.Lag
+	}
+	return nil
+}
+
+func (x *ReadSource) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
+	}
+	return nil
+}
+
 // ReportRow is a month's figures for one value of one dimension.
 type ReportRow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2598,7 +2677,7 @@ type ReportRow struct {
 
 func (x *ReportRow) Reset() {
 	*x = ReportRow{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2610,7 +2689,7 @@ func (x *ReportRow) String() string {
 func (*ReportRow) ProtoMessage() {}
 
 func (x *ReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2623,7 +2702,7 @@ func (x *ReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRow.ProtoReflect.Descriptor instead.
 func (*ReportRow) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{44}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReportRow) GetDimension() string {
@@ -2727,7 +2806,7 @@ type MonthlyReportRequest struct {
 
 func (x *MonthlyReportRequest) Reset() {
 	*x = MonthlyReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2739,7 +2818,7 @@ func (x *MonthlyReportRequest) String() string {
 func (*MonthlyReportRequest) ProtoMessage() {}
 
 func (x *MonthlyReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2752,7 +2831,7 @@ func (x *MonthlyReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthlyReportRequest.ProtoReflect.Descriptor instead.
 func (*MonthlyReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{45}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *MonthlyReportRequest) GetMonth() string {
@@ -2770,14 +2849,16 @@ type MonthlyReportResponse struct {
 	JournalHead *ChainHead `protobuf:"bytes,3,opt,name=journal_head,json=journalHead,proto3" json:"journal_head,omitempty"`
 	// The latest signed checkpoints of the month's hash chains (the one of its close once
 	// the month is closed), one per chain; empty when none was made in the month.
-	Checkpoints   []*v1.Checkpoint `protobuf:"bytes,4,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	Checkpoints []*v1.Checkpoint `protobuf:"bytes,4,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// Set when the figures were read from a replica (ReconcileResponse.read_source).
+	ReadSource    *ReadSource `protobuf:"bytes,5,opt,name=read_source,json=readSource,proto3" json:"read_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MonthlyReportResponse) Reset() {
 	*x = MonthlyReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2789,7 +2870,7 @@ func (x *MonthlyReportResponse) String() string {
 func (*MonthlyReportResponse) ProtoMessage() {}
 
 func (x *MonthlyReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2802,7 +2883,7 @@ func (x *MonthlyReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthlyReportResponse.ProtoReflect.Descriptor instead.
 func (*MonthlyReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{46}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *MonthlyReportResponse) GetMonth() string {
@@ -2833,6 +2914,13 @@ func (x *MonthlyReportResponse) GetCheckpoints() []*v1.Checkpoint {
 	return nil
 }
 
+func (x *MonthlyReportResponse) GetReadSource() *ReadSource {
+	if x != nil {
+		return x.ReadSource
+	}
+	return nil
+}
+
 // ChainHead is the last seal of a hash chain.
 type ChainHead struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2845,7 +2933,7 @@ type ChainHead struct {
 
 func (x *ChainHead) Reset() {
 	*x = ChainHead{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2857,7 +2945,7 @@ func (x *ChainHead) String() string {
 func (*ChainHead) ProtoMessage() {}
 
 func (x *ChainHead) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2870,7 +2958,7 @@ func (x *ChainHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
 func (*ChainHead) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{47}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ChainHead) GetSeq() int64 {
@@ -2897,7 +2985,7 @@ type ExportReportRequest struct {
 
 func (x *ExportReportRequest) Reset() {
 	*x = ExportReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2909,7 +2997,7 @@ func (x *ExportReportRequest) String() string {
 func (*ExportReportRequest) ProtoMessage() {}
 
 func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2922,7 +3010,7 @@ func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportRequest.ProtoReflect.Descriptor instead.
 func (*ExportReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{48}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ExportReportRequest) GetMonth() string {
@@ -2952,7 +3040,7 @@ type ExportReportResponse struct {
 
 func (x *ExportReportResponse) Reset() {
 	*x = ExportReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2964,7 +3052,7 @@ func (x *ExportReportResponse) String() string {
 func (*ExportReportResponse) ProtoMessage() {}
 
 func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2977,7 +3065,7 @@ func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportResponse.ProtoReflect.Descriptor instead.
 func (*ExportReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{49}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ExportReportResponse) GetPart() isExportReportResponse_Part {
@@ -3029,15 +3117,18 @@ type ExportHeader struct {
 	FileName    string                 `protobuf:"bytes,1,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
 	ContentType string                 `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// Total size in bytes, for progress.
-	Size          int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
-	Rows          int64 `protobuf:"varint,4,opt,name=rows,proto3" json:"rows,omitempty"`
+	Size int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Rows int64 `protobuf:"varint,4,opt,name=rows,proto3" json:"rows,omitempty"`
+	// Set when the figures were read from a replica; the file then says so too ("read from
+	// replica, lag N s").
+	ReadSource    *ReadSource `protobuf:"bytes,5,opt,name=read_source,json=readSource,proto3" json:"read_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExportHeader) Reset() {
 	*x = ExportHeader{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3049,7 +3140,7 @@ func (x *ExportHeader) String() string {
 func (*ExportHeader) ProtoMessage() {}
 
 func (x *ExportHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3062,7 +3153,7 @@ func (x *ExportHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportHeader.ProtoReflect.Descriptor instead.
 func (*ExportHeader) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{50}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ExportHeader) GetFileName() string {
@@ -3093,6 +3184,13 @@ func (x *ExportHeader) GetRows() int64 {
 	return 0
 }
 
+func (x *ExportHeader) GetReadSource() *ReadSource {
+	if x != nil {
+		return x.ReadSource
+	}
+	return nil
+}
+
 type SetCalendarDayRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -3107,7 +3205,7 @@ type SetCalendarDayRequest struct {
 
 func (x *SetCalendarDayRequest) Reset() {
 	*x = SetCalendarDayRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3119,7 +3217,7 @@ func (x *SetCalendarDayRequest) String() string {
 func (*SetCalendarDayRequest) ProtoMessage() {}
 
 func (x *SetCalendarDayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3132,7 +3230,7 @@ func (x *SetCalendarDayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCalendarDayRequest.ProtoReflect.Descriptor instead.
 func (*SetCalendarDayRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{51}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SetCalendarDayRequest) GetRequestId() string {
@@ -3174,7 +3272,7 @@ type SetCalendarDayResponse struct {
 
 func (x *SetCalendarDayResponse) Reset() {
 	*x = SetCalendarDayResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3186,7 +3284,7 @@ func (x *SetCalendarDayResponse) String() string {
 func (*SetCalendarDayResponse) ProtoMessage() {}
 
 func (x *SetCalendarDayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3199,7 +3297,7 @@ func (x *SetCalendarDayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCalendarDayResponse.ProtoReflect.Descriptor instead.
 func (*SetCalendarDayResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{52}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SetCalendarDayResponse) GetDate() string {
@@ -3231,7 +3329,7 @@ type RunCapturesRequest struct {
 
 func (x *RunCapturesRequest) Reset() {
 	*x = RunCapturesRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3243,7 +3341,7 @@ func (x *RunCapturesRequest) String() string {
 func (*RunCapturesRequest) ProtoMessage() {}
 
 func (x *RunCapturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3256,7 +3354,7 @@ func (x *RunCapturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCapturesRequest.ProtoReflect.Descriptor instead.
 func (*RunCapturesRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{53}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{54}
 }
 
 type RunCapturesResponse struct {
@@ -3269,7 +3367,7 @@ type RunCapturesResponse struct {
 
 func (x *RunCapturesResponse) Reset() {
 	*x = RunCapturesResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3281,7 +3379,7 @@ func (x *RunCapturesResponse) String() string {
 func (*RunCapturesResponse) ProtoMessage() {}
 
 func (x *RunCapturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3294,7 +3392,7 @@ func (x *RunCapturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCapturesResponse.ProtoReflect.Descriptor instead.
 func (*RunCapturesResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{54}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RunCapturesResponse) GetCaptured() int64 {
@@ -3312,7 +3410,7 @@ type ListAcquirerInstructionsRequest struct {
 
 func (x *ListAcquirerInstructionsRequest) Reset() {
 	*x = ListAcquirerInstructionsRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3422,7 @@ func (x *ListAcquirerInstructionsRequest) String() string {
 func (*ListAcquirerInstructionsRequest) ProtoMessage() {}
 
 func (x *ListAcquirerInstructionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3337,7 +3435,7 @@ func (x *ListAcquirerInstructionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAcquirerInstructionsRequest.ProtoReflect.Descriptor instead.
 func (*ListAcquirerInstructionsRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{55}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{56}
 }
 
 // AcquirerInstruction is a release or capture to deliver to the card acquirer.
@@ -3360,7 +3458,7 @@ type AcquirerInstruction struct {
 
 func (x *AcquirerInstruction) Reset() {
 	*x = AcquirerInstruction{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3372,7 +3470,7 @@ func (x *AcquirerInstruction) String() string {
 func (*AcquirerInstruction) ProtoMessage() {}
 
 func (x *AcquirerInstruction) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3385,7 +3483,7 @@ func (x *AcquirerInstruction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquirerInstruction.ProtoReflect.Descriptor instead.
 func (*AcquirerInstruction) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{56}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *AcquirerInstruction) GetId() int64 {
@@ -3460,7 +3558,7 @@ type ListAcquirerInstructionsResponse struct {
 
 func (x *ListAcquirerInstructionsResponse) Reset() {
 	*x = ListAcquirerInstructionsResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3472,7 +3570,7 @@ func (x *ListAcquirerInstructionsResponse) String() string {
 func (*ListAcquirerInstructionsResponse) ProtoMessage() {}
 
 func (x *ListAcquirerInstructionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3485,7 +3583,7 @@ func (x *ListAcquirerInstructionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAcquirerInstructionsResponse.ProtoReflect.Descriptor instead.
 func (*ListAcquirerInstructionsResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{57}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListAcquirerInstructionsResponse) GetInstructions() []*AcquirerInstruction {
@@ -3503,7 +3601,7 @@ type VerifyChainsRequest struct {
 
 func (x *VerifyChainsRequest) Reset() {
 	*x = VerifyChainsRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3515,7 +3613,7 @@ func (x *VerifyChainsRequest) String() string {
 func (*VerifyChainsRequest) ProtoMessage() {}
 
 func (x *VerifyChainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3528,7 +3626,7 @@ func (x *VerifyChainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyChainsRequest.ProtoReflect.Descriptor instead.
 func (*VerifyChainsRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{58}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{59}
 }
 
 // ChainVerification is one chain's verification.
@@ -3549,7 +3647,7 @@ type ChainVerification struct {
 
 func (x *ChainVerification) Reset() {
 	*x = ChainVerification{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3561,7 +3659,7 @@ func (x *ChainVerification) String() string {
 func (*ChainVerification) ProtoMessage() {}
 
 func (x *ChainVerification) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3574,7 +3672,7 @@ func (x *ChainVerification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainVerification.ProtoReflect.Descriptor instead.
 func (*ChainVerification) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{59}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ChainVerification) GetChain() string {
@@ -3635,7 +3733,7 @@ type VerifyChainsResponse struct {
 
 func (x *VerifyChainsResponse) Reset() {
 	*x = VerifyChainsResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3647,7 +3745,7 @@ func (x *VerifyChainsResponse) String() string {
 func (*VerifyChainsResponse) ProtoMessage() {}
 
 func (x *VerifyChainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3660,7 +3758,7 @@ func (x *VerifyChainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyChainsResponse.ProtoReflect.Descriptor instead.
 func (*VerifyChainsResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{60}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *VerifyChainsResponse) GetChains() []*ChainVerification {
@@ -3682,7 +3780,7 @@ type RevokeCertificateRequest struct {
 
 func (x *RevokeCertificateRequest) Reset() {
 	*x = RevokeCertificateRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +3792,7 @@ func (x *RevokeCertificateRequest) String() string {
 func (*RevokeCertificateRequest) ProtoMessage() {}
 
 func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +3805,7 @@ func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{61}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RevokeCertificateRequest) GetRequestId() string {
@@ -3741,7 +3839,7 @@ type RevokeCertificateResponse struct {
 
 func (x *RevokeCertificateResponse) Reset() {
 	*x = RevokeCertificateResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3753,7 +3851,7 @@ func (x *RevokeCertificateResponse) String() string {
 func (*RevokeCertificateResponse) ProtoMessage() {}
 
 func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3766,7 +3864,7 @@ func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{62}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RevokeCertificateResponse) GetSerial() string {
@@ -3795,7 +3893,7 @@ type SetStoreReviewRequest struct {
 
 func (x *SetStoreReviewRequest) Reset() {
 	*x = SetStoreReviewRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3807,7 +3905,7 @@ func (x *SetStoreReviewRequest) String() string {
 func (*SetStoreReviewRequest) ProtoMessage() {}
 
 func (x *SetStoreReviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3820,7 +3918,7 @@ func (x *SetStoreReviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreReviewRequest.ProtoReflect.Descriptor instead.
 func (*SetStoreReviewRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{63}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SetStoreReviewRequest) GetRequestId() string {
@@ -3860,7 +3958,7 @@ type SetStoreReviewResponse struct {
 
 func (x *SetStoreReviewResponse) Reset() {
 	*x = SetStoreReviewResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3872,7 +3970,7 @@ func (x *SetStoreReviewResponse) String() string {
 func (*SetStoreReviewResponse) ProtoMessage() {}
 
 func (x *SetStoreReviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3885,7 +3983,7 @@ func (x *SetStoreReviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreReviewResponse.ProtoReflect.Descriptor instead.
 func (*SetStoreReviewResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{64}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SetStoreReviewResponse) GetStore() *Store {
@@ -3905,7 +4003,7 @@ type RiskReportRequest struct {
 
 func (x *RiskReportRequest) Reset() {
 	*x = RiskReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3917,7 +4015,7 @@ func (x *RiskReportRequest) String() string {
 func (*RiskReportRequest) ProtoMessage() {}
 
 func (x *RiskReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3930,7 +4028,7 @@ func (x *RiskReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskReportRequest.ProtoReflect.Descriptor instead.
 func (*RiskReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{65}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RiskReportRequest) GetMonth() string {
@@ -3956,7 +4054,7 @@ type RiskReportRow struct {
 
 func (x *RiskReportRow) Reset() {
 	*x = RiskReportRow{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3968,7 +4066,7 @@ func (x *RiskReportRow) String() string {
 func (*RiskReportRow) ProtoMessage() {}
 
 func (x *RiskReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3981,7 +4079,7 @@ func (x *RiskReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskReportRow.ProtoReflect.Descriptor instead.
 func (*RiskReportRow) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{66}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RiskReportRow) GetStoreCode() string {
@@ -4029,7 +4127,7 @@ type RiskReportResponse struct {
 
 func (x *RiskReportResponse) Reset() {
 	*x = RiskReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4041,7 +4139,7 @@ func (x *RiskReportResponse) String() string {
 func (*RiskReportResponse) ProtoMessage() {}
 
 func (x *RiskReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4054,7 +4152,7 @@ func (x *RiskReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskReportResponse.ProtoReflect.Descriptor instead.
 func (*RiskReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{67}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RiskReportResponse) GetMonth() string {
@@ -4075,7 +4173,7 @@ var File_taxrefund_authority_v1_authority_proto protoreflect.FileDescriptor
 
 const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\n" +
-	"&taxrefund/authority/v1/authority.proto\x12\x16taxrefund.authority.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(taxrefund/settlement/v1/settlement.proto\"\x12\n" +
+	"&taxrefund/authority/v1/authority.proto\x12\x16taxrefund.authority.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(taxrefund/settlement/v1/settlement.proto\"\x12\n" +
 	"\x10RunExpiryRequest\"-\n" +
 	"\x11RunExpiryResponse\x12\x18\n" +
 	"\aexpired\x18\x01 \x01(\x03R\aexpired\"\x18\n" +
@@ -4239,7 +4337,7 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\fMatchSummary\x12\x12\n" +
 	"\x04side\x18\x01 \x01(\tR\x04side\x12\x14\n" +
 	"\x05forms\x18\x02 \x01(\x03R\x05forms\x12\x16\n" +
-	"\x06amount\x18\x03 \x01(\tR\x06amount\"\xdf\x02\n" +
+	"\x06amount\x18\x03 \x01(\tR\x06amount\"\xa4\x03\n" +
 	"\x11ReconcileResponse\x12\x14\n" +
 	"\x05month\x18\x01 \x01(\tR\x05month\x12>\n" +
 	"\asummary\x18\x02 \x03(\v2$.taxrefund.authority.v1.MatchSummaryR\asummary\x12O\n" +
@@ -4247,7 +4345,14 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"exceptions\x18\x03 \x03(\v2/.taxrefund.authority.v1.ReconciliationExceptionR\n" +
 	"exceptions\x12M\n" +
 	"\rtrial_balance\x18\x04 \x03(\v2(.taxrefund.authority.v1.TrialBalanceLineR\ftrialBalance\x12T\n" +
-	"\x14invariant_violations\x18\x05 \x03(\v2!.taxrefund.authority.v1.ViolationR\x13invariantViolations\"\xc0\x03\n" +
+	"\x14invariant_violations\x18\x05 \x03(\v2!.taxrefund.authority.v1.ViolationR\x13invariantViolations\x12C\n" +
+	"\vread_source\x18\x06 \x01(\v2\".taxrefund.authority.v1.ReadSourceR\n" +
+	"readSource\"\x84\x01\n" +
+	"\n" +
+	"ReadSource\x12\x18\n" +
+	"\areplica\x18\x01 \x01(\bR\areplica\x12+\n" +
+	"\x03lag\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03lag\x12/\n" +
+	"\x05as_of\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\xc0\x03\n" +
 	"\tReportRow\x12\x1c\n" +
 	"\tdimension\x18\x01 \x01(\tR\tdimension\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12!\n" +
@@ -4266,12 +4371,14 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x11forms_outstanding\x18\f \x01(\x03R\x10formsOutstanding\x12+\n" +
 	"\x11outstanding_gross\x18\r \x01(\tR\x10outstandingGross\",\n" +
 	"\x14MonthlyReportRequest\x12\x14\n" +
-	"\x05month\x18\x01 \x01(\tR\x05month\"\xf1\x01\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\"\xb6\x02\n" +
 	"\x15MonthlyReportResponse\x12\x14\n" +
 	"\x05month\x18\x01 \x01(\tR\x05month\x125\n" +
 	"\x04rows\x18\x02 \x03(\v2!.taxrefund.authority.v1.ReportRowR\x04rows\x12D\n" +
 	"\fjournal_head\x18\x03 \x01(\v2!.taxrefund.authority.v1.ChainHeadR\vjournalHead\x12E\n" +
-	"\vcheckpoints\x18\x04 \x03(\v2#.taxrefund.settlement.v1.CheckpointR\vcheckpoints\"1\n" +
+	"\vcheckpoints\x18\x04 \x03(\v2#.taxrefund.settlement.v1.CheckpointR\vcheckpoints\x12C\n" +
+	"\vread_source\x18\x05 \x01(\v2\".taxrefund.authority.v1.ReadSourceR\n" +
+	"readSource\"1\n" +
 	"\tChainHead\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x12\n" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\"i\n" +
@@ -4281,12 +4388,14 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x14ExportReportResponse\x12>\n" +
 	"\x06header\x18\x01 \x01(\v2$.taxrefund.authority.v1.ExportHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
-	"\x04part\"v\n" +
+	"\x04part\"\xbb\x01\n" +
 	"\fExportHeader\x12\x1b\n" +
 	"\tfile_name\x18\x01 \x01(\tR\bfileName\x12!\n" +
 	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
-	"\x04rows\x18\x04 \x01(\x03R\x04rows\"x\n" +
+	"\x04rows\x18\x04 \x01(\x03R\x04rows\x12C\n" +
+	"\vread_source\x18\x05 \x01(\v2\".taxrefund.authority.v1.ReadSourceR\n" +
+	"readSource\"x\n" +
 	"\x15SetCalendarDayRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
@@ -4411,7 +4520,7 @@ func file_taxrefund_authority_v1_authority_proto_rawDescGZIP() []byte {
 }
 
 var file_taxrefund_authority_v1_authority_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
 	(StoreStatus)(0),                         // 0: taxrefund.authority.v1.StoreStatus
 	(ExportFormat)(0),                        // 1: taxrefund.authority.v1.ExportFormat
@@ -4459,39 +4568,41 @@ var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
 	(*TrialBalanceLine)(nil),                 // 43: taxrefund.authority.v1.TrialBalanceLine
 	(*MatchSummary)(nil),                     // 44: taxrefund.authority.v1.MatchSummary
 	(*ReconcileResponse)(nil),                // 45: taxrefund.authority.v1.ReconcileResponse
-	(*ReportRow)(nil),                        // 46: taxrefund.authority.v1.ReportRow
-	(*MonthlyReportRequest)(nil),             // 47: taxrefund.authority.v1.MonthlyReportRequest
-	(*MonthlyReportResponse)(nil),            // 48: taxrefund.authority.v1.MonthlyReportResponse
-	(*ChainHead)(nil),                        // 49: taxrefund.authority.v1.ChainHead
-	(*ExportReportRequest)(nil),              // 50: taxrefund.authority.v1.ExportReportRequest
-	(*ExportReportResponse)(nil),             // 51: taxrefund.authority.v1.ExportReportResponse
-	(*ExportHeader)(nil),                     // 52: taxrefund.authority.v1.ExportHeader
-	(*SetCalendarDayRequest)(nil),            // 53: taxrefund.authority.v1.SetCalendarDayRequest
-	(*SetCalendarDayResponse)(nil),           // 54: taxrefund.authority.v1.SetCalendarDayResponse
-	(*RunCapturesRequest)(nil),               // 55: taxrefund.authority.v1.RunCapturesRequest
-	(*RunCapturesResponse)(nil),              // 56: taxrefund.authority.v1.RunCapturesResponse
-	(*ListAcquirerInstructionsRequest)(nil),  // 57: taxrefund.authority.v1.ListAcquirerInstructionsRequest
-	(*AcquirerInstruction)(nil),              // 58: taxrefund.authority.v1.AcquirerInstruction
-	(*ListAcquirerInstructionsResponse)(nil), // 59: taxrefund.authority.v1.ListAcquirerInstructionsResponse
-	(*VerifyChainsRequest)(nil),              // 60: taxrefund.authority.v1.VerifyChainsRequest
-	(*ChainVerification)(nil),                // 61: taxrefund.authority.v1.ChainVerification
-	(*VerifyChainsResponse)(nil),             // 62: taxrefund.authority.v1.VerifyChainsResponse
-	(*RevokeCertificateRequest)(nil),         // 63: taxrefund.authority.v1.RevokeCertificateRequest
-	(*RevokeCertificateResponse)(nil),        // 64: taxrefund.authority.v1.RevokeCertificateResponse
-	(*SetStoreReviewRequest)(nil),            // 65: taxrefund.authority.v1.SetStoreReviewRequest
-	(*SetStoreReviewResponse)(nil),           // 66: taxrefund.authority.v1.SetStoreReviewResponse
-	(*RiskReportRequest)(nil),                // 67: taxrefund.authority.v1.RiskReportRequest
-	(*RiskReportRow)(nil),                    // 68: taxrefund.authority.v1.RiskReportRow
-	(*RiskReportResponse)(nil),               // 69: taxrefund.authority.v1.RiskReportResponse
-	(*timestamppb.Timestamp)(nil),            // 70: google.protobuf.Timestamp
-	(v1.DeclarationStatus)(0),                // 71: taxrefund.settlement.v1.DeclarationStatus
-	(*v1.Declaration)(nil),                   // 72: taxrefund.settlement.v1.Declaration
-	(*v1.Checkpoint)(nil),                    // 73: taxrefund.settlement.v1.Checkpoint
+	(*ReadSource)(nil),                       // 46: taxrefund.authority.v1.ReadSource
+	(*ReportRow)(nil),                        // 47: taxrefund.authority.v1.ReportRow
+	(*MonthlyReportRequest)(nil),             // 48: taxrefund.authority.v1.MonthlyReportRequest
+	(*MonthlyReportResponse)(nil),            // 49: taxrefund.authority.v1.MonthlyReportResponse
+	(*ChainHead)(nil),                        // 50: taxrefund.authority.v1.ChainHead
+	(*ExportReportRequest)(nil),              // 51: taxrefund.authority.v1.ExportReportRequest
+	(*ExportReportResponse)(nil),             // 52: taxrefund.authority.v1.ExportReportResponse
+	(*ExportHeader)(nil),                     // 53: taxrefund.authority.v1.ExportHeader
+	(*SetCalendarDayRequest)(nil),            // 54: taxrefund.authority.v1.SetCalendarDayRequest
+	(*SetCalendarDayResponse)(nil),           // 55: taxrefund.authority.v1.SetCalendarDayResponse
+	(*RunCapturesRequest)(nil),               // 56: taxrefund.authority.v1.RunCapturesRequest
+	(*RunCapturesResponse)(nil),              // 57: taxrefund.authority.v1.RunCapturesResponse
+	(*ListAcquirerInstructionsRequest)(nil),  // 58: taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	(*AcquirerInstruction)(nil),              // 59: taxrefund.authority.v1.AcquirerInstruction
+	(*ListAcquirerInstructionsResponse)(nil), // 60: taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	(*VerifyChainsRequest)(nil),              // 61: taxrefund.authority.v1.VerifyChainsRequest
+	(*ChainVerification)(nil),                // 62: taxrefund.authority.v1.ChainVerification
+	(*VerifyChainsResponse)(nil),             // 63: taxrefund.authority.v1.VerifyChainsResponse
+	(*RevokeCertificateRequest)(nil),         // 64: taxrefund.authority.v1.RevokeCertificateRequest
+	(*RevokeCertificateResponse)(nil),        // 65: taxrefund.authority.v1.RevokeCertificateResponse
+	(*SetStoreReviewRequest)(nil),            // 66: taxrefund.authority.v1.SetStoreReviewRequest
+	(*SetStoreReviewResponse)(nil),           // 67: taxrefund.authority.v1.SetStoreReviewResponse
+	(*RiskReportRequest)(nil),                // 68: taxrefund.authority.v1.RiskReportRequest
+	(*RiskReportRow)(nil),                    // 69: taxrefund.authority.v1.RiskReportRow
+	(*RiskReportResponse)(nil),               // 70: taxrefund.authority.v1.RiskReportResponse
+	(*timestamppb.Timestamp)(nil),            // 71: google.protobuf.Timestamp
+	(v1.DeclarationStatus)(0),                // 72: taxrefund.settlement.v1.DeclarationStatus
+	(*v1.Declaration)(nil),                   // 73: taxrefund.settlement.v1.Declaration
+	(*durationpb.Duration)(nil),              // 74: google.protobuf.Duration
+	(*v1.Checkpoint)(nil),                    // 75: taxrefund.settlement.v1.Checkpoint
 }
 var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	5,  // 0: taxrefund.authority.v1.CheckInvariantsResponse.violations:type_name -> taxrefund.authority.v1.Violation
 	0,  // 1: taxrefund.authority.v1.Store.status:type_name -> taxrefund.authority.v1.StoreStatus
-	70, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
+	71, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
 	7,  // 3: taxrefund.authority.v1.RegisterStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 4: taxrefund.authority.v1.SuspendStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 5: taxrefund.authority.v1.ReinstateStoreResponse.store:type_name -> taxrefund.authority.v1.Store
@@ -4506,86 +4617,91 @@ var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	26, // 14: taxrefund.authority.v1.SetParameterRequest.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 15: taxrefund.authority.v1.SetParameterResponse.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 16: taxrefund.authority.v1.ListParametersResponse.parameters:type_name -> taxrefund.authority.v1.Parameter
-	71, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
-	72, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
-	72, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	72, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	72, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	70, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
+	72, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
+	73, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
+	73, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	73, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	73, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	71, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
 	44, // 23: taxrefund.authority.v1.ReconcileResponse.summary:type_name -> taxrefund.authority.v1.MatchSummary
 	42, // 24: taxrefund.authority.v1.ReconcileResponse.exceptions:type_name -> taxrefund.authority.v1.ReconciliationException
 	43, // 25: taxrefund.authority.v1.ReconcileResponse.trial_balance:type_name -> taxrefund.authority.v1.TrialBalanceLine
 	5,  // 26: taxrefund.authority.v1.ReconcileResponse.invariant_violations:type_name -> taxrefund.authority.v1.Violation
-	46, // 27: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
-	49, // 28: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
-	73, // 29: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
-	1,  // 30: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
-	52, // 31: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
-	70, // 32: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
-	70, // 33: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
-	58, // 34: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
-	49, // 35: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
-	61, // 36: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
-	70, // 37: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
-	7,  // 38: taxrefund.authority.v1.SetStoreReviewResponse.store:type_name -> taxrefund.authority.v1.Store
-	68, // 39: taxrefund.authority.v1.RiskReportResponse.rows:type_name -> taxrefund.authority.v1.RiskReportRow
-	2,  // 40: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
-	4,  // 41: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
-	8,  // 42: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
-	10, // 43: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
-	12, // 44: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
-	14, // 45: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
-	16, // 46: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
-	18, // 47: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
-	20, // 48: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
-	27, // 49: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
-	29, // 50: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
-	31, // 51: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
-	33, // 52: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
-	35, // 53: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
-	37, // 54: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
-	39, // 55: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
-	41, // 56: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
-	47, // 57: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
-	50, // 58: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
-	53, // 59: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
-	55, // 60: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
-	57, // 61: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
-	60, // 62: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
-	63, // 63: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
-	65, // 64: taxrefund.authority.v1.AuthorityService.SetStoreReview:input_type -> taxrefund.authority.v1.SetStoreReviewRequest
-	67, // 65: taxrefund.authority.v1.AuthorityService.RiskReport:input_type -> taxrefund.authority.v1.RiskReportRequest
-	3,  // 66: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
-	6,  // 67: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
-	9,  // 68: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
-	11, // 69: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
-	13, // 70: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
-	15, // 71: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
-	17, // 72: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
-	19, // 73: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
-	25, // 74: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
-	28, // 75: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
-	30, // 76: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
-	32, // 77: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
-	34, // 78: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
-	36, // 79: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
-	38, // 80: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
-	40, // 81: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
-	45, // 82: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
-	48, // 83: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
-	51, // 84: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
-	54, // 85: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
-	56, // 86: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
-	59, // 87: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
-	62, // 88: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
-	64, // 89: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
-	66, // 90: taxrefund.authority.v1.AuthorityService.SetStoreReview:output_type -> taxrefund.authority.v1.SetStoreReviewResponse
-	69, // 91: taxrefund.authority.v1.AuthorityService.RiskReport:output_type -> taxrefund.authority.v1.RiskReportResponse
-	66, // [66:92] is the sub-list for method output_type
-	40, // [40:66] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	46, // 27: taxrefund.authority.v1.ReconcileResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	74, // 28: taxrefund.authority.v1.ReadSource.lag:type_name -> google.protobuf.Duration
+	71, // 29: taxrefund.authority.v1.ReadSource.as_of:type_name -> google.protobuf.Timestamp
+	47, // 30: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
+	50, // 31: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
+	75, // 32: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
+	46, // 33: taxrefund.authority.v1.MonthlyReportResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	1,  // 34: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
+	53, // 35: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
+	46, // 36: taxrefund.authority.v1.ExportHeader.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	71, // 37: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
+	71, // 38: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
+	59, // 39: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
+	50, // 40: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
+	62, // 41: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
+	71, // 42: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
+	7,  // 43: taxrefund.authority.v1.SetStoreReviewResponse.store:type_name -> taxrefund.authority.v1.Store
+	69, // 44: taxrefund.authority.v1.RiskReportResponse.rows:type_name -> taxrefund.authority.v1.RiskReportRow
+	2,  // 45: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
+	4,  // 46: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
+	8,  // 47: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
+	10, // 48: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
+	12, // 49: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
+	14, // 50: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
+	16, // 51: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
+	18, // 52: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
+	20, // 53: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
+	27, // 54: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
+	29, // 55: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
+	31, // 56: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
+	33, // 57: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
+	35, // 58: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
+	37, // 59: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
+	39, // 60: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
+	41, // 61: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
+	48, // 62: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
+	51, // 63: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
+	54, // 64: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
+	56, // 65: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
+	58, // 66: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	61, // 67: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
+	64, // 68: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
+	66, // 69: taxrefund.authority.v1.AuthorityService.SetStoreReview:input_type -> taxrefund.authority.v1.SetStoreReviewRequest
+	68, // 70: taxrefund.authority.v1.AuthorityService.RiskReport:input_type -> taxrefund.authority.v1.RiskReportRequest
+	3,  // 71: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
+	6,  // 72: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
+	9,  // 73: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
+	11, // 74: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
+	13, // 75: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
+	15, // 76: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
+	17, // 77: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
+	19, // 78: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
+	25, // 79: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
+	28, // 80: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
+	30, // 81: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
+	32, // 82: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
+	34, // 83: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
+	36, // 84: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
+	38, // 85: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
+	40, // 86: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
+	45, // 87: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
+	49, // 88: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
+	52, // 89: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
+	55, // 90: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
+	57, // 91: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
+	60, // 92: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	63, // 93: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
+	65, // 94: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
+	67, // 95: taxrefund.authority.v1.AuthorityService.SetStoreReview:output_type -> taxrefund.authority.v1.SetStoreReviewResponse
+	70, // 96: taxrefund.authority.v1.AuthorityService.RiskReport:output_type -> taxrefund.authority.v1.RiskReportResponse
+	71, // [71:97] is the sub-list for method output_type
+	45, // [45:71] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_authority_v1_authority_proto_init() }
@@ -4593,7 +4709,7 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 	if File_taxrefund_authority_v1_authority_proto != nil {
 		return
 	}
-	file_taxrefund_authority_v1_authority_proto_msgTypes[49].OneofWrappers = []any{
+	file_taxrefund_authority_v1_authority_proto_msgTypes[50].OneofWrappers = []any{
 		(*ExportReportResponse_Header)(nil),
 		(*ExportReportResponse_Chunk)(nil),
 	}
@@ -4603,7 +4719,7 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taxrefund_authority_v1_authority_proto_rawDesc), len(file_taxrefund_authority_v1_authority_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   68,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
