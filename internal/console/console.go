@@ -142,6 +142,11 @@ func New(d Deps) (*Console, error) {
 	m.HandleFunc("POST /official/declarations", c.auth([]auth.Role{auth.RoleAuthority}, c.declarationsPost))
 	m.HandleFunc("GET /official/export", c.auth([]auth.Role{auth.RoleAuthority}, c.exportFile))
 	m.HandleFunc("GET /official/stores", c.auth([]auth.Role{auth.RoleAuthority}, c.storesPage))
+	m.HandleFunc("POST /official/stores", c.auth([]auth.Role{auth.RoleAuthority}, c.storesPost))
+	m.HandleFunc("GET /official/parameters", c.auth([]auth.Role{auth.RoleAuthority}, c.parametersPage))
+	m.HandleFunc("POST /official/parameters", c.auth([]auth.Role{auth.RoleAuthority}, c.parametersPost))
+	m.HandleFunc("GET /official/journal", c.auth([]auth.Role{auth.RoleAuthority}, c.journalPage))
+	m.HandleFunc("POST /official/journal", c.auth([]auth.Role{auth.RoleAuthority}, c.journalPost))
 	c.mux = m
 	return c, nil
 }
@@ -197,9 +202,11 @@ type page struct {
 	Nav   []navItem
 	Title string
 	// Back is where the language switch returns: this page (a GET's query kept).
-	Back    string
-	Error   string
-	Notice  string
+	Back   string
+	Error  string
+	Notice string
+	// Detail follows the notice: what was changed (codes, a status, when), not translated.
+	Detail  string
 	Content any
 }
 
@@ -216,7 +223,8 @@ func navFor(p auth.Party, current string) []navItem {
 	case auth.RoleDesk:
 		items = []navItem{{Href: "/cashier", Key: "nav.cashier"}, {Href: "/refund-point", Key: "nav.refundpoint"}}
 	case auth.RoleAuthority:
-		items = []navItem{{Href: "/official", Key: "nav.official"}, {Href: "/official/declarations", Key: "nav.declaration"}, {Href: "/official/stores", Key: "nav.stores"}}
+		items = []navItem{{Href: "/official", Key: "nav.official"}, {Href: "/official/declarations", Key: "nav.declaration"}, {Href: "/official/stores", Key: "nav.stores"},
+			{Href: "/official/parameters", Key: "nav.params"}, {Href: "/official/journal", Key: "nav.journal"}}
 	}
 	for i := range items {
 		items[i].Current = items[i].Href == current
