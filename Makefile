@@ -205,11 +205,13 @@ bench-growth: bench-build
 BENCH_CONSOLE_FORMS ?= 100000
 BENCH_CONSOLE_DURATION ?= 60s
 BENCH_CONSOLE_ADDR ?= 127.0.0.1:50154
+# A page slower than this counts as failed (and its time is not in the percentiles).
+BENCH_CONSOLE_TIMEOUT ?= 60s
 bench-console: BENCH_SERVE_FLAGS = -expiry-interval 0 -console-addr $(BENCH_CONSOLE_ADDR)
 bench-console: bench-build
 	$(PGENV) -db $(BENCH_DB)_console -- sh -ec '$(BENCH_START); \
 		$(LOADGEN) fill -month $(BENCH_REPORT_MONTH) -total $(BENCH_CONSOLE_FORMS) -stores $(BENCH_STORES) $(BENCH_KEYS); \
-		$(BENCH_RUN) -scenario console -month $(BENCH_REPORT_MONTH) -label $(BENCH_CONSOLE_FORMS) -concurrency 1 -duration $(BENCH_CONSOLE_DURATION) \
+		$(BENCH_RUN) -scenario console -month $(BENCH_REPORT_MONTH) -label $(BENCH_CONSOLE_FORMS) -concurrency 1 -duration $(BENCH_CONSOLE_DURATION) -timeout $(BENCH_CONSOLE_TIMEOUT) \
 			-json $(BENCH_DIR)/console-$(BENCH_CONSOLE_FORMS).json'
 
 # bench-ha: IssueForm throughput on the HA cluster (three nodes under Patroni, a

@@ -11,14 +11,14 @@ import (
 )
 
 const (
-	mListParams = "/taxrefund.authority.v1.AuthorityService/ListParameters"
-	mSetParam   = "/taxrefund.authority.v1.AuthorityService/SetParameter"
-	mHeads      = "/taxrefund.authority.v1.AuthorityService/ChainHeads"
-	mVerifyChains     = "/taxrefund.authority.v1.AuthorityService/VerifyChains"
-	mRegister   = "/taxrefund.authority.v1.AuthorityService/RegisterStore"
-	mSuspend    = "/taxrefund.authority.v1.AuthorityService/SuspendStore"
-	mReinstate  = "/taxrefund.authority.v1.AuthorityService/ReinstateStore"
-	mExit       = "/taxrefund.authority.v1.AuthorityService/ExitStore"
+	mListParams   = "/taxrefund.authority.v1.AuthorityService/ListParameters"
+	mSetParam     = "/taxrefund.authority.v1.AuthorityService/SetParameter"
+	mHeads        = "/taxrefund.authority.v1.AuthorityService/ChainHeads"
+	mVerifyChains = "/taxrefund.authority.v1.AuthorityService/VerifyChains"
+	mRegister     = "/taxrefund.authority.v1.AuthorityService/RegisterStore"
+	mSuspend      = "/taxrefund.authority.v1.AuthorityService/SuspendStore"
+	mReinstate    = "/taxrefund.authority.v1.AuthorityService/ReinstateStore"
+	mExit         = "/taxrefund.authority.v1.AuthorityService/ExitStore"
 )
 
 // parameterNames are the parameters the registry knows (authority.proto, Parameter).

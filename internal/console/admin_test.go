@@ -1,7 +1,13 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,6 +25,32 @@ func TestOfficialKeepsTheRegistry(t *testing.T) {
 	tab := browser(t)
 	run(t, tab, "sign in as official", chromedp.Navigate(h.link(t, official)), chromedp.WaitVisible(chromedp.CSS("#t-paid")))
 	noError(t, tab, "the month")
+
+	// The month as a PDF, for signature: downloaded from the month's page, read back as text.
+	c := h.browserClient(t)
+	h.signIn(t, c, official)
+	resp, err := c.Get(h.consoleURL + "/official/pdf?month=2025-06")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/pdf" || !bytes.HasPrefix(doc, []byte("%PDF-")) {
+		t.Fatalf("GET /official/pdf: %d %s, %d bytes (%v)", resp.StatusCode, resp.Header.Get("Content-Type"), len(doc), err)
+	}
+	pdfPath := filepath.Join(moduleRoot(t), ".data", "console-screenshots", "official-month.pdf")
+	if err := os.WriteFile(pdfPath, doc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("pdftotext", "-layout", pdfPath, "-").Output()
+	if err != nil {
+		t.Fatalf("pdftotext: %v", err)
+	}
+	for _, want := range []string{"Departure tax refunds of the month 2025-06", "Issuing office: taxrefund://authority/sat", "150.00", "CNY (yuan)", "Prepared by", "Approved by", "25-06"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the month's PDF has no %q:\n%s", want, out)
+		}
+	}
 
 	// Parameters: a cash cap of 6,000.00 from 2025-07-01.
 	run(t, tab, "set a parameter", chromedp.Navigate(h.consoleURL+"/official/parameters"), chromedp.WaitVisible(chromedp.CSS("#set-param")),

@@ -66,6 +66,8 @@ type Deps struct {
 	Desk      deskv1.DeskServiceServer
 	Authority authorityv1.AuthorityServiceServer
 	Desks     Desks
+	// PDF renders the month for signature (GET /official/pdf); nil: not offered.
+	PDF PDF
 	// BaseURL is where browsers reach the console, e.g. https://127.0.0.1:50443.
 	BaseURL string
 	// IdleTimeout signs a session out after this long without a request; 0: the default.
@@ -80,6 +82,7 @@ type Console struct {
 	d        Deps
 	sessions *sessions
 	pages    map[string]*template.Template
+	pdfTmpl  *template.Template
 	mux      *http.ServeMux
 }
 
@@ -121,6 +124,9 @@ func New(d Deps) (*Console, error) {
 		}
 		c.pages[strings.TrimSuffix(strings.TrimPrefix(n, "web/page_"), ".html")] = t
 	}
+	if c.pdfTmpl, err = template.New("pdf_month.html").Funcs(funcs).ParseFS(web, "web/pdf_month.html"); err != nil {
+		return nil, err
+	}
 	static, err := fs.Sub(web, "web/static")
 	if err != nil {
 		return nil, err
@@ -141,6 +147,7 @@ func New(d Deps) (*Console, error) {
 	m.HandleFunc("GET /official/declarations", c.auth([]auth.Role{auth.RoleAuthority}, c.declarationsPage))
 	m.HandleFunc("POST /official/declarations", c.auth([]auth.Role{auth.RoleAuthority}, c.declarationsPost))
 	m.HandleFunc("GET /official/export", c.auth([]auth.Role{auth.RoleAuthority}, c.exportFile))
+	m.HandleFunc("GET /official/pdf", c.auth([]auth.Role{auth.RoleAuthority}, c.monthPDFFile))
 	m.HandleFunc("GET /official/stores", c.auth([]auth.Role{auth.RoleAuthority}, c.storesPage))
 	m.HandleFunc("POST /official/stores", c.auth([]auth.Role{auth.RoleAuthority}, c.storesPost))
 	m.HandleFunc("GET /official/parameters", c.auth([]auth.Role{auth.RoleAuthority}, c.parametersPage))

@@ -153,7 +153,7 @@ func TestCashierStaysInItsLane(t *testing.T) {
 	c := h.browserClient(t)
 	csrf := h.signIn(t, c, cashierCKG)
 	for _, p := range []string{"/official", "/official/declarations", "/official/stores?q=JFB", "/official/export?month=2025-06&format=csv", "/customs",
-		"/official/parameters", "/official/journal"} {
+		"/official/parameters", "/official/journal", "/official/pdf?month=2025-06"} {
 		code, body := page(t, c, http.MethodGet, h.consoleURL+p, nil)
 		if code != http.StatusForbidden || !strings.Contains(body, `id="forbidden"`) {
 			t.Errorf("cashier GET %s: %d, want 403", p, code)

@@ -79,23 +79,26 @@ func dec(s string) decimal.Decimal {
 func currentMonth(now time.Time) string { return now.In(refund.Shanghai).Format("2006-01") }
 
 func (c *Console) officialPage(w http.ResponseWriter, r *http.Request, s *session) {
-	ctx := r.Context()
 	p := c.pageFor(s, "/official", "nav.official")
-	month := r.URL.Query().Get("month")
+	content, code, errText := c.monthContent(r.Context(), s, r.URL.Query().Get("month"))
+	p.Content, p.Error = content, errText
+	c.render(w, r, code, "official", p)
+}
+
+// monthContent gathers the month's figures (month "YYYY-MM"; otherwise the current one):
+// the page's status and the text of a refused call, if any.
+func (c *Console) monthContent(ctx context.Context, s *session, month string) (officialContent, int, string) {
 	m, err := time.ParseInLocation("2006-01", month, refund.Shanghai)
 	if err != nil {
 		month = currentMonth(c.d.Now())
 		m, _ = time.ParseInLocation("2006-01", month, refund.Shanghai)
 	}
 	content := officialContent{Month: month, Prev: m.AddDate(0, -1, 0).Format("2006-01"), Next: m.AddDate(0, 1, 0).Format("2006-01")}
-	code := http.StatusOK
 	rep, err := call(ctx, c, s, mReport, &authorityv1.MonthlyReportRequest{Month: month}, c.d.Authority.MonthlyReport)
 	if err != nil {
-		p.Error, code = errText(err), http.StatusUnprocessableEntity
-		p.Content = content
-		c.render(w, r, code, "official", p)
-		return
+		return content, http.StatusUnprocessableEntity, errText(err)
 	}
+	problem := ""
 	content.Totals = totals(rep.GetRows())
 	content.ChainSeq, content.ChainHash = rep.GetJournalHead().GetSeq(), rep.GetJournalHead().GetHash()
 	for _, dim := range []string{"block", "port", "agency", "nationality"} {
@@ -113,7 +116,7 @@ func (c *Console) officialPage(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	rec, err := call(ctx, c, s, mReconcile, &authorityv1.ReconcileRequest{Month: month}, c.d.Authority.Reconcile)
 	if err != nil {
-		p.Error = errText(err)
+		problem = errText(err)
 	} else {
 		for _, sm := range rec.GetSummary() {
 			if sm.GetSide() == "CONFIRMED" {
@@ -123,12 +126,11 @@ func (c *Console) officialPage(w http.ResponseWriter, r *http.Request, s *sessio
 		content.Exceptions = len(rec.GetExceptions())
 	}
 	trend, err := c.trend(ctx, s, m)
-	if err != nil && p.Error == "" {
-		p.Error = errText(err)
+	if err != nil && problem == "" {
+		problem = errText(err)
 	}
 	content.Trend = trend
-	p.Content = content
-	c.render(w, r, code, "official", p)
+	return content, http.StatusOK, problem
 }
 
 // trend draws the refunds paid (G') of the twelve months ending with m as an SVG bar chart.
