@@ -29,7 +29,7 @@ GENERATED := api internal/db proto
 # (one `apt-get update`, then `apt-get install`), and otherwise says what to install.
 DEB_PACKAGES := patroni python3-etcd etcd-server chromium poppler-utils zbar-tools prometheus fonts-noto-cjk fonts-dejavu-core
 
-.PHONY: help bench-cost bench-immediate bench-flood check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck ha ha-stop test-ha bench-ha
+.PHONY: help bench-cost bench-immediate bench-flood bench-console check-deploy run test deps generate check-generate bench bench-growth bench-build lint clean-data pgenv fuzz vulncheck ha ha-stop test-ha bench-ha
 
 #> run: build, migrate, seed demo data, make dev certificates and keys, serve on 127.0.0.1:50051 (console https://127.0.0.1:50443)
 run: pgenv
@@ -221,6 +221,21 @@ bench-growth: bench-build
 		done; \
 		$(LOADGEN) check; \
 		echo; $(LOADGEN) report $(foreach n,$(BENCH_GROWTH),$(BENCH_DIR)/growth-$(n)-*.json)'
+
+#> bench-console: each officials' console page's render time over HTTPS, p50/p95, with a month of BENCH_CONSOLE_FORMS forms (BENCH.md)
+# The month (BENCH_REPORT_MONTH) is filled by `loadgen fill`, as bench-growth fills it;
+# one official then renders the pages in turn for BENCH_CONSOLE_DURATION.
+BENCH_CONSOLE_FORMS ?= 100000
+BENCH_CONSOLE_DURATION ?= 60s
+BENCH_CONSOLE_ADDR ?= 127.0.0.1:50154
+# A page slower than this counts as failed (and its time is not in the percentiles).
+BENCH_CONSOLE_TIMEOUT ?= 60s
+bench-console: BENCH_SERVE_FLAGS = -expiry-interval 0 -console-addr $(BENCH_CONSOLE_ADDR)
+bench-console: bench-build
+	$(PGENV) -db $(BENCH_DB)_console -- sh -ec '$(BENCH_START); \
+		$(LOADGEN) fill -month $(BENCH_REPORT_MONTH) -total $(BENCH_CONSOLE_FORMS) -stores $(BENCH_STORES) $(BENCH_KEYS); \
+		$(BENCH_RUN) -scenario console -month $(BENCH_REPORT_MONTH) -label $(BENCH_CONSOLE_FORMS) -concurrency 1 -duration $(BENCH_CONSOLE_DURATION) -timeout $(BENCH_CONSOLE_TIMEOUT) \
+			-json $(BENCH_DIR)/console-$(BENCH_CONSOLE_FORMS).json'
 
 # bench-ha: IssueForm throughput on the HA cluster (three nodes under Patroni, a
 # synchronous standby, fsync on) divided by a single node (pgenv's PostgreSQL), in the same

@@ -115,7 +115,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 	case "run":
 		var c loadgen.RunConfig
 		var mode string
-		fs.StringVar(&c.Scenario, "scenario", "issue", "issue, desk (find, verify, settle), immediate (issue, then pay at the block's refund point), report (the authority's MonthlyReport) or flood (63 stores issue, without and then with one more store flooding)")
+		fs.StringVar(&c.Scenario, "scenario", "issue", "issue, desk (find, verify, settle), immediate (issue, then pay at the block's refund point), report (the authority's MonthlyReport), console (an official renders each console page over HTTPS; the server needs -console-addr) or flood (63 stores issue, without and then with one more store flooding)")
 		fs.StringVar(&c.Label, "label", "", "label of this measurement in the report (e.g. the growth step)")
 		fs.StringVar(&mode, "mode", "closed", "closed (N concurrent callers) or open (fixed arrival rate)")
 		fs.IntVar(&c.Load.Concurrency, "concurrency", 64, "concurrent callers (open loop: the most in flight)")

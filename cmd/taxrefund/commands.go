@@ -148,8 +148,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		if services.Desk == nil || services.Authority == nil {
 			return errors.New("-console-addr: the console needs the desk and authority services in this process (-services)")
 		}
+		var monthPDF console.PDF
+		if cfg.chromium != "" {
+			// The officials' month for signature; the browser starts at the first PDF.
+			r := pdf.New(pdf.Options{Chromium: cfg.chromium})
+			defer r.Close()
+			monthPDF = r
+		}
 		con, err = console.New(console.Deps{Local: local, Desk: services.Desk, Authority: services.Authority, Desks: a.stacks[db.DeskService].payouts,
-			BaseURL: cfg.consoleURL, IdleTimeout: cfg.consoleIdle, Log: log})
+			BaseURL: cfg.consoleURL, IdleTimeout: cfg.consoleIdle, Log: log, PDF: monthPDF})
 		if err != nil {
 			return err
 		}

@@ -57,7 +57,7 @@ func TestDefaultMatrix(t *testing.T) {
 		"RunExpiry", "CheckInvariants", "RegisterStore", "SuspendStore", "ReinstateStore", "ExitStore", "GetStore",
 		"ListStores", "GetRegistry", "SetParameter", "ListParameters", "ListDeclarations", "GetDeclaration",
 		"ApproveDeclaration", "ReturnDeclaration", "CloseMonth", "Reconcile", "MonthlyReport", "ExportReport",
-		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions", "VerifyChains", "RevokeCertificate",
+		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions", "VerifyChains", "RevokeCertificate", "MonthlyTrend", "ChainHeads",
 		"SetStoreReview", "RiskReport",
 	} {
 		want[authority+method] = []Role{RoleAuthority}

@@ -512,6 +512,33 @@ func readSource(s *authorityv1.ReadSource) db.ReadSource {
 	return db.ReadSource{Replica: s.GetReplica(), Lag: s.GetLag().AsDuration(), AsOf: s.GetAsOf().AsTime()}
 }
 
+// MonthlyTrend returns the refunds paid in each month of a span, in one read of the
+// span's payouts.
+func (h *Handler) MonthlyTrend(ctx context.Context, req *authorityv1.MonthlyTrendRequest) (*authorityv1.MonthlyTrendResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	from := f.Month("from_month", req.GetFromMonth())
+	to := f.Month("to_month", req.GetToMonth())
+	if f.Err() == nil && (to.Before(from) || !to.Before(from.AddDate(0, report.MaxTrendMonths, 0))) {
+		f.Add("to_month", "must be from_month or up to %d months after it", report.MaxTrendMonths-1)
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	months, err := report.Trend(ctx, db.Scope(h.pool), from, to.AddDate(0, 1, 0))
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.MonthlyTrendResponse{}
+	for _, m := range months {
+		resp.Months = append(resp.Months, &authorityv1.MonthTotal{Month: settlement.FormatMonth(m.Month), Payouts: m.Payouts,
+			PaidGross: money.Format(m.PaidGross), PaidFee: money.Format(m.PaidFee), PaidNet: money.Format(m.PaidNet)})
+	}
+	return resp, nil
+}
+
 // exportChunk is the size of each streamed piece of an export.
 const exportChunk = 64 << 10
 
@@ -645,6 +672,22 @@ func (h *Handler) VerifyChains(ctx context.Context, _ *authorityv1.VerifyChainsR
 			v.BrokenSeq, v.BrokenRow, v.BrokenReason = b.Seq, b.RowID, b.Reason
 		}
 		resp.Chains = append(resp.Chains, v)
+	}
+	return resp, nil
+}
+
+// ChainHeads returns each hash chain's last seal: a read of one row per chain.
+func (h *Handler) ChainHeads(ctx context.Context, _ *authorityv1.ChainHeadsRequest) (*authorityv1.ChainHeadsResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.ChainHeadsResponse{}
+	for _, chain := range seal.Chains {
+		seq, head, err := seal.Head(ctx, h.pool, chain)
+		if err != nil {
+			return nil, err
+		}
+		resp.Chains = append(resp.Chains, &authorityv1.ChainVerification{Chain: chain, Head: &authorityv1.ChainHead{Seq: seq, Hash: head}})
 	}
 	return resp, nil
 }

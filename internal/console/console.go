@@ -66,6 +66,8 @@ type Deps struct {
 	Desk      deskv1.DeskServiceServer
 	Authority authorityv1.AuthorityServiceServer
 	Desks     Desks
+	// PDF renders the month for signature (GET /official/pdf); nil: not offered.
+	PDF PDF
 	// BaseURL is where browsers reach the console, e.g. https://127.0.0.1:50443.
 	BaseURL string
 	// IdleTimeout signs a session out after this long without a request; 0: the default.
@@ -80,6 +82,7 @@ type Console struct {
 	d        Deps
 	sessions *sessions
 	pages    map[string]*template.Template
+	pdfTmpl  *template.Template
 	mux      *http.ServeMux
 }
 
@@ -121,6 +124,9 @@ func New(d Deps) (*Console, error) {
 		}
 		c.pages[strings.TrimSuffix(strings.TrimPrefix(n, "web/page_"), ".html")] = t
 	}
+	if c.pdfTmpl, err = template.New("pdf_month.html").Funcs(funcs).ParseFS(web, "web/pdf_month.html"); err != nil {
+		return nil, err
+	}
 	static, err := fs.Sub(web, "web/static")
 	if err != nil {
 		return nil, err
@@ -141,7 +147,13 @@ func New(d Deps) (*Console, error) {
 	m.HandleFunc("GET /official/declarations", c.auth([]auth.Role{auth.RoleAuthority}, c.declarationsPage))
 	m.HandleFunc("POST /official/declarations", c.auth([]auth.Role{auth.RoleAuthority}, c.declarationsPost))
 	m.HandleFunc("GET /official/export", c.auth([]auth.Role{auth.RoleAuthority}, c.exportFile))
+	m.HandleFunc("GET /official/pdf", c.auth([]auth.Role{auth.RoleAuthority}, c.monthPDFFile))
 	m.HandleFunc("GET /official/stores", c.auth([]auth.Role{auth.RoleAuthority}, c.storesPage))
+	m.HandleFunc("POST /official/stores", c.auth([]auth.Role{auth.RoleAuthority}, c.storesPost))
+	m.HandleFunc("GET /official/parameters", c.auth([]auth.Role{auth.RoleAuthority}, c.parametersPage))
+	m.HandleFunc("POST /official/parameters", c.auth([]auth.Role{auth.RoleAuthority}, c.parametersPost))
+	m.HandleFunc("GET /official/journal", c.auth([]auth.Role{auth.RoleAuthority}, c.journalPage))
+	m.HandleFunc("POST /official/journal", c.auth([]auth.Role{auth.RoleAuthority}, c.journalPost))
 	c.mux = m
 	return c, nil
 }
@@ -197,9 +209,11 @@ type page struct {
 	Nav   []navItem
 	Title string
 	// Back is where the language switch returns: this page (a GET's query kept).
-	Back    string
-	Error   string
-	Notice  string
+	Back   string
+	Error  string
+	Notice string
+	// Detail follows the notice: what was changed (codes, a status, when), not translated.
+	Detail  string
 	Content any
 }
 
@@ -216,7 +230,8 @@ func navFor(p auth.Party, current string) []navItem {
 	case auth.RoleDesk:
 		items = []navItem{{Href: "/cashier", Key: "nav.cashier"}, {Href: "/refund-point", Key: "nav.refundpoint"}}
 	case auth.RoleAuthority:
-		items = []navItem{{Href: "/official", Key: "nav.official"}, {Href: "/official/declarations", Key: "nav.declaration"}, {Href: "/official/stores", Key: "nav.stores"}}
+		items = []navItem{{Href: "/official", Key: "nav.official"}, {Href: "/official/declarations", Key: "nav.declaration"}, {Href: "/official/stores", Key: "nav.stores"},
+			{Href: "/official/parameters", Key: "nav.params"}, {Href: "/official/journal", Key: "nav.journal"}}
 	}
 	for i := range items {
 		items[i].Current = items[i].Href == current

@@ -37,6 +37,7 @@ import (
 	"taxrefund/internal/ledger"
 	"taxrefund/internal/params"
 	"taxrefund/internal/payouts"
+	"taxrefund/internal/pdf"
 	"taxrefund/internal/pki"
 	"taxrefund/internal/registry"
 	"taxrefund/internal/risk"
@@ -127,7 +128,9 @@ func newHarness(t *testing.T) *harness {
 	}
 	h.consoleURL = "https://" + cl.Addr().String()
 	local := &server.Local{}
-	con, err := console.New(console.Deps{Local: local, Desk: deskH, Authority: authorityH, Desks: p, BaseURL: h.consoleURL, Now: h.clock.Now, Log: log})
+	renderer := pdf.New(pdf.Options{Chromium: chromiumPath})
+	t.Cleanup(renderer.Close)
+	con, err := console.New(console.Deps{Local: local, Desk: deskH, Authority: authorityH, Desks: p, BaseURL: h.consoleURL, Now: h.clock.Now, Log: log, PDF: renderer})
 	if err != nil {
 		t.Fatal(err)
 	}

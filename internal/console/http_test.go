@@ -152,7 +152,8 @@ func TestCashierStaysInItsLane(t *testing.T) {
 
 	c := h.browserClient(t)
 	csrf := h.signIn(t, c, cashierCKG)
-	for _, p := range []string{"/official", "/official/declarations", "/official/stores?q=JFB", "/official/export?month=2025-06&format=csv", "/customs"} {
+	for _, p := range []string{"/official", "/official/declarations", "/official/stores?q=JFB", "/official/export?month=2025-06&format=csv", "/customs",
+		"/official/parameters", "/official/journal", "/official/pdf?month=2025-06"} {
 		code, body := page(t, c, http.MethodGet, h.consoleURL+p, nil)
 		if code != http.StatusForbidden || !strings.Contains(body, `id="forbidden"`) {
 			t.Errorf("cashier GET %s: %d, want 403", p, code)
@@ -164,6 +165,27 @@ func TestCashierStaysInItsLane(t *testing.T) {
 	}
 	if code, _ := page(t, c, http.MethodPost, h.consoleURL+"/customs", url.Values{"csrf": {csrf}, "action": {"confirm"}, "form_number": {form.GetNumber()}}); code != http.StatusForbidden {
 		t.Errorf("cashier POST customs confirm: %d, want 403", code)
+	}
+	// So are the registry's, the parameters' and the journal's actions, and nothing changes.
+	for _, post := range []struct {
+		path string
+		form url.Values
+	}{
+		{"/official/stores", url.Values{"csrf": {csrf}, "action": {"suspend"}, "code": {"S-JFB-1"}, "reason": {"x"}, "request_id": {uuid.NewString()}}},
+		{"/official/parameters", url.Values{"csrf": {csrf}, "name": {"cash_cap"}, "valid_from": {"2025-07-01"}, "value": {"1.00"}, "note": {"x"}, "request_id": {uuid.NewString()}}},
+		{"/official/journal", url.Values{"csrf": {csrf}}},
+	} {
+		if code, body := page(t, c, http.MethodPost, h.consoleURL+post.path, post.form); code != http.StatusForbidden || !strings.Contains(body, `id="forbidden"`) {
+			t.Errorf("cashier POST %s: %d, want 403", post.path, code)
+		}
+	}
+	var storeStatus string
+	var caps int
+	if err := h.pool.QueryRow(ctx(t), `SELECT status, (SELECT count(*) FROM parameters WHERE name = 'cash_cap' AND value = 1) FROM stores WHERE code = 'S-JFB-1'`).Scan(&storeStatus, &caps); err != nil {
+		t.Fatal(err)
+	}
+	if storeStatus != "ACTIVE" || caps != 0 {
+		t.Errorf("after the cashier's refused posts: store %s, %d cash caps of 1.00; want ACTIVE, 0", storeStatus, caps)
 	}
 
 	// The cashier at CKG looks the traveller up: the form is shown as payable elsewhere.

@@ -24,6 +24,7 @@ const (
 	mApprove   = "/taxrefund.authority.v1.AuthorityService/ApproveDeclaration"
 	mReturn    = "/taxrefund.authority.v1.AuthorityService/ReturnDeclaration"
 	mStores    = "/taxrefund.authority.v1.AuthorityService/ListStores"
+	mTrend     = "/taxrefund.authority.v1.AuthorityService/MonthlyTrend"
 )
 
 // monthTotals are a month's figures over every form.
@@ -78,23 +79,26 @@ func dec(s string) decimal.Decimal {
 func currentMonth(now time.Time) string { return now.In(refund.Shanghai).Format("2006-01") }
 
 func (c *Console) officialPage(w http.ResponseWriter, r *http.Request, s *session) {
-	ctx := r.Context()
 	p := c.pageFor(s, "/official", "nav.official")
-	month := r.URL.Query().Get("month")
+	content, code, errText := c.monthContent(r.Context(), s, r.URL.Query().Get("month"))
+	p.Content, p.Error = content, errText
+	c.render(w, r, code, "official", p)
+}
+
+// monthContent gathers the month's figures (month "YYYY-MM"; otherwise the current one):
+// the page's status and the text of a refused call, if any.
+func (c *Console) monthContent(ctx context.Context, s *session, month string) (officialContent, int, string) {
 	m, err := time.ParseInLocation("2006-01", month, refund.Shanghai)
 	if err != nil {
 		month = currentMonth(c.d.Now())
 		m, _ = time.ParseInLocation("2006-01", month, refund.Shanghai)
 	}
 	content := officialContent{Month: month, Prev: m.AddDate(0, -1, 0).Format("2006-01"), Next: m.AddDate(0, 1, 0).Format("2006-01")}
-	code := http.StatusOK
 	rep, err := call(ctx, c, s, mReport, &authorityv1.MonthlyReportRequest{Month: month}, c.d.Authority.MonthlyReport)
 	if err != nil {
-		p.Error, code = errText(err), http.StatusUnprocessableEntity
-		p.Content = content
-		c.render(w, r, code, "official", p)
-		return
+		return content, http.StatusUnprocessableEntity, errText(err)
 	}
+	problem := ""
 	content.Totals = totals(rep.GetRows())
 	content.ChainSeq, content.ChainHash = rep.GetJournalHead().GetSeq(), rep.GetJournalHead().GetHash()
 	for _, dim := range []string{"block", "port", "agency", "nationality"} {
@@ -112,7 +116,7 @@ func (c *Console) officialPage(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	rec, err := call(ctx, c, s, mReconcile, &authorityv1.ReconcileRequest{Month: month}, c.d.Authority.Reconcile)
 	if err != nil {
-		p.Error = errText(err)
+		problem = errText(err)
 	} else {
 		for _, sm := range rec.GetSummary() {
 			if sm.GetSide() == "CONFIRMED" {
@@ -122,12 +126,11 @@ func (c *Console) officialPage(w http.ResponseWriter, r *http.Request, s *sessio
 		content.Exceptions = len(rec.GetExceptions())
 	}
 	trend, err := c.trend(ctx, s, m)
-	if err != nil && p.Error == "" {
-		p.Error = errText(err)
+	if err != nil && problem == "" {
+		problem = errText(err)
 	}
 	content.Trend = trend
-	p.Content = content
-	c.render(w, r, code, "official", p)
+	return content, http.StatusOK, problem
 }
 
 // trend draws the refunds paid (G') of the twelve months ending with m as an SVG bar chart.
@@ -136,16 +139,17 @@ func (c *Console) trend(ctx context.Context, s *session, m time.Time) (template.
 		month string
 		paid  decimal.Decimal
 	}
-	bars := make([]bar, 12)
+	// One call, one read of the year's payouts (not twelve monthly reports).
+	resp, err := call(ctx, c, s, mTrend, &authorityv1.MonthlyTrendRequest{FromMonth: m.AddDate(0, -11, 0).Format("2006-01"), ToMonth: m.Format("2006-01")},
+		c.d.Authority.MonthlyTrend)
+	if err != nil {
+		return "", err
+	}
+	bars := make([]bar, 0, 12)
 	highest := decimal.Zero
-	for i := range bars {
-		month := m.AddDate(0, i-11, 0).Format("2006-01")
-		rep, err := call(ctx, c, s, mReport, &authorityv1.MonthlyReportRequest{Month: month}, c.d.Authority.MonthlyReport)
-		if err != nil {
-			return "", err
-		}
-		bars[i] = bar{month: month, paid: totals(rep.GetRows()).PaidGross}
-		highest = decimal.Max(highest, bars[i].paid)
+	for _, mt := range resp.GetMonths() {
+		bars = append(bars, bar{month: mt.GetMonth(), paid: dec(mt.GetPaidGross())})
+		highest = decimal.Max(highest, bars[len(bars)-1].paid)
 	}
 	const width, height, top, bottom, left = 720, 240, 24, 40, 8
 	// Drawing coordinates in decimals too, printed to a tenth of a pixel: the package holds
@@ -231,21 +235,30 @@ func (c *Console) declarationsPost(w http.ResponseWriter, r *http.Request, s *se
 
 type storesContent struct {
 	Query  string
-	Stores []*authorityv1.Store
+	Stores []storeView
+	// RequestID is the register form's.
+	RequestID string
+}
+
+type storeView struct {
+	*authorityv1.Store
+	Status    string
+	RequestID string
 }
 
 func (c *Console) storesPage(w http.ResponseWriter, r *http.Request, s *session) {
-	p := c.pageFor(s, "/official/stores", "nav.stores")
-	code := http.StatusOK
-	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	c.showStores(w, r, s, c.pageFor(s, "/official/stores", "nav.stores"), http.StatusOK, strings.TrimSpace(r.URL.Query().Get("q")))
+}
+
+func (c *Console) showStores(w http.ResponseWriter, r *http.Request, s *session, p page, code int, q string) {
 	resp, err := call(r.Context(), c, s, mStores, &authorityv1.ListStoresRequest{}, c.d.Authority.ListStores)
 	if err != nil {
 		p.Error, code = errText(err), http.StatusUnprocessableEntity
 	}
-	content := storesContent{Query: q}
+	content := storesContent{Query: q, RequestID: uuid.NewString()}
 	for _, st := range resp.GetStores() {
 		if q == "" || strings.Contains(strings.ToLower(st.GetCode()+" "+st.GetName()+" "+st.GetCreditCode()), strings.ToLower(q)) {
-			content.Stores = append(content.Stores, st)
+			content.Stores = append(content.Stores, storeView{Store: st, Status: trimStore(st.GetStatus().String()), RequestID: uuid.NewString()})
 		}
 	}
 	p.Content = content

@@ -83,8 +83,8 @@ func (r Result) Text(w io.Writer) {
 	fmt.Fprintf(w, "latency     p50 %s  p95 %s  p99 %s  p99.9 %s  max %s  mean %s\n",
 		ms(r.Latency.P50), ms(r.Latency.P95), ms(r.Latency.P99), ms(r.Latency.P999), ms(r.Latency.Max), ms(r.Latency.Mean))
 	for _, m := range r.Methods {
-		fmt.Fprintf(w, "  %-13s %8d ok %6d failed  %8.1f/s  p50 %s  p99 %s  p99.9 %s\n", m.Method, m.OK, m.Failed, m.OKPerSec,
-			ms(m.Latency.P50), ms(m.Latency.P99), ms(m.Latency.P999))
+		fmt.Fprintf(w, "  %-13s %8d ok %6d failed  %8.1f/s  p50 %s  p95 %s  p99 %s  p99.9 %s\n", m.Method, m.OK, m.Failed, m.OKPerSec,
+			ms(m.Latency.P50), ms(m.Latency.P95), ms(m.Latency.P99), ms(m.Latency.P999))
 	}
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(w, "errors      %s\n", formatErrors(r.Errors))

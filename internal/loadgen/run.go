@@ -21,7 +21,7 @@ import (
 
 // RunConfig is a service measurement.
 type RunConfig struct {
-	Scenario  string // "issue", "desk", "immediate", "report" or "flood"
+	Scenario  string // "issue", "desk", "immediate", "report", "console" or "flood"
 	Label     string
 	Addr      string
 	CertDir   string
@@ -30,7 +30,7 @@ type RunConfig struct {
 	Stores int
 	// Travellers is how many desk travellers get their forms issued before the desk run.
 	Travellers int
-	// Month is the month the report scenario asks for (the current one if zero).
+	// Month is the month the report and console scenarios ask for (the current one if zero).
 	Month time.Time
 	// Cost: also measure what PostgreSQL writes per form (Result.Cost), waiting for its
 	// statistics to settle before and after the run (issue scenario).
@@ -94,8 +94,14 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig) (Result, error)
 		if err != nil {
 			return Result{}, err
 		}
+	case "console":
+		primary = ConsolePages[0]
+		visit, err = prepareConsole(ctx, c, cfg.Month)
+		if err != nil {
+			return Result{}, err
+		}
 	default:
-		return Result{}, fmt.Errorf("scenario %q: want issue, desk, immediate or report", cfg.Scenario)
+		return Result{}, fmt.Errorf("scenario %q: want issue, desk, immediate, report or console", cfg.Scenario)
 	}
 	existing, err := countForms(ctx, pool)
 	if err != nil {
@@ -132,7 +138,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig) (Result, error)
 	if cfg.Load.Mode == Open {
 		r.Rate = cfg.Load.Rate
 	}
-	for _, name := range []string{"IssueForm", "FindForms", "VerifyExport", "SettleRefund", "PayImmediateRefund", "MonthlyReport"} {
+	for _, name := range append([]string{"IssueForm", "FindForms", "VerifyExport", "SettleRefund", "PayImmediateRefund", "MonthlyReport"}, ConsolePages...) {
 		ms, ok := out.stats.methods[name]
 		if !ok {
 			continue

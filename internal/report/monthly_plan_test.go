@@ -91,4 +91,27 @@ func TestMonthlyReadsTheMonthAlone(t *testing.T) {
 			t.Errorf("the plan has a %s:\n%s", scan, p)
 		}
 	}
+
+	// The officials' trend: twelve months of payouts through the same index, no form read.
+	if _, err := tx.Exec(ctx, trendSettings); err != nil {
+		t.Fatal(err)
+	}
+	var trend strings.Builder
+	rows, err = tx.Query(ctx, "EXPLAIN "+trendSQL, month.AddDate(0, -11, 0), month.AddDate(0, 1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		trend.WriteString(line + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if tp := trend.String(); !strings.Contains(tp, "payouts_paid_month") || strings.Contains(tp, "Seq Scan") || strings.Contains(tp, "forms") {
+		t.Errorf("the trend's plan does not read the payouts through payouts_paid_month alone:\n%s", tp)
+	}
 }

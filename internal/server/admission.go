@@ -39,6 +39,8 @@ var costs = map[string]int{
 	"CloseMonth": 16,
 	// A print holds a browser tab for a few hundred milliseconds.
 	"GetFormDocument": 8,
+	// The officials' trend reads a year of payouts, not a form.
+	"MonthlyTrend": 8,
 }
 
 // admission counts the units in flight, overall and per party.

@@ -2921,6 +2921,182 @@ func (x *MonthlyReportResponse) GetReadSource() *ReadSource {
 	return nil
 }
 
+type MonthlyTrendRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first and the last month, "YYYY-MM", at most 24 months apart (inclusive).
+	FromMonth     string `protobuf:"bytes,1,opt,name=from_month,json=fromMonth,proto3" json:"from_month,omitempty"`
+	ToMonth       string `protobuf:"bytes,2,opt,name=to_month,json=toMonth,proto3" json:"to_month,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonthlyTrendRequest) Reset() {
+	*x = MonthlyTrendRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonthlyTrendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonthlyTrendRequest) ProtoMessage() {}
+
+func (x *MonthlyTrendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonthlyTrendRequest.ProtoReflect.Descriptor instead.
+func (*MonthlyTrendRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *MonthlyTrendRequest) GetFromMonth() string {
+	if x != nil {
+		return x.FromMonth
+	}
+	return ""
+}
+
+func (x *MonthlyTrendRequest) GetToMonth() string {
+	if x != nil {
+		return x.ToMonth
+	}
+	return ""
+}
+
+type MonthlyTrendResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per month from from_month to to_month, in order; months without a payout too.
+	Months        []*MonthTotal `protobuf:"bytes,1,rep,name=months,proto3" json:"months,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonthlyTrendResponse) Reset() {
+	*x = MonthlyTrendResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonthlyTrendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonthlyTrendResponse) ProtoMessage() {}
+
+func (x *MonthlyTrendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonthlyTrendResponse.ProtoReflect.Descriptor instead.
+func (*MonthlyTrendResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *MonthlyTrendResponse) GetMonths() []*MonthTotal {
+	if x != nil {
+		return x.Months
+	}
+	return nil
+}
+
+// MonthTotal is the refunds paid in a month (by their payouts' date): its monthly
+// report's paid figures summed over every block.
+type MonthTotal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Month         string                 `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	Payouts       int64                  `protobuf:"varint,2,opt,name=payouts,proto3" json:"payouts,omitempty"`
+	PaidGross     string                 `protobuf:"bytes,3,opt,name=paid_gross,json=paidGross,proto3" json:"paid_gross,omitempty"`
+	PaidFee       string                 `protobuf:"bytes,4,opt,name=paid_fee,json=paidFee,proto3" json:"paid_fee,omitempty"`
+	PaidNet       string                 `protobuf:"bytes,5,opt,name=paid_net,json=paidNet,proto3" json:"paid_net,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonthTotal) Reset() {
+	*x = MonthTotal{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonthTotal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonthTotal) ProtoMessage() {}
+
+func (x *MonthTotal) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonthTotal.ProtoReflect.Descriptor instead.
+func (*MonthTotal) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *MonthTotal) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *MonthTotal) GetPayouts() int64 {
+	if x != nil {
+		return x.Payouts
+	}
+	return 0
+}
+
+func (x *MonthTotal) GetPaidGross() string {
+	if x != nil {
+		return x.PaidGross
+	}
+	return ""
+}
+
+func (x *MonthTotal) GetPaidFee() string {
+	if x != nil {
+		return x.PaidFee
+	}
+	return ""
+}
+
+func (x *MonthTotal) GetPaidNet() string {
+	if x != nil {
+		return x.PaidNet
+	}
+	return ""
+}
+
 // ChainHead is the last seal of a hash chain.
 type ChainHead struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2933,7 +3109,7 @@ type ChainHead struct {
 
 func (x *ChainHead) Reset() {
 	*x = ChainHead{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2945,7 +3121,7 @@ func (x *ChainHead) String() string {
 func (*ChainHead) ProtoMessage() {}
 
 func (x *ChainHead) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2958,7 +3134,7 @@ func (x *ChainHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
 func (*ChainHead) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{48}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ChainHead) GetSeq() int64 {
@@ -2985,7 +3161,7 @@ type ExportReportRequest struct {
 
 func (x *ExportReportRequest) Reset() {
 	*x = ExportReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3173,7 @@ func (x *ExportReportRequest) String() string {
 func (*ExportReportRequest) ProtoMessage() {}
 
 func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3010,7 +3186,7 @@ func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportRequest.ProtoReflect.Descriptor instead.
 func (*ExportReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{49}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ExportReportRequest) GetMonth() string {
@@ -3040,7 +3216,7 @@ type ExportReportResponse struct {
 
 func (x *ExportReportResponse) Reset() {
 	*x = ExportReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3052,7 +3228,7 @@ func (x *ExportReportResponse) String() string {
 func (*ExportReportResponse) ProtoMessage() {}
 
 func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3065,7 +3241,7 @@ func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportResponse.ProtoReflect.Descriptor instead.
 func (*ExportReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{50}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ExportReportResponse) GetPart() isExportReportResponse_Part {
@@ -3128,7 +3304,7 @@ type ExportHeader struct {
 
 func (x *ExportHeader) Reset() {
 	*x = ExportHeader{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +3316,7 @@ func (x *ExportHeader) String() string {
 func (*ExportHeader) ProtoMessage() {}
 
 func (x *ExportHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3329,7 @@ func (x *ExportHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportHeader.ProtoReflect.Descriptor instead.
 func (*ExportHeader) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{51}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ExportHeader) GetFileName() string {
@@ -3205,7 +3381,7 @@ type SetCalendarDayRequest struct {
 
 func (x *SetCalendarDayRequest) Reset() {
 	*x = SetCalendarDayRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3217,7 +3393,7 @@ func (x *SetCalendarDayRequest) String() string {
 func (*SetCalendarDayRequest) ProtoMessage() {}
 
 func (x *SetCalendarDayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3230,7 +3406,7 @@ func (x *SetCalendarDayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCalendarDayRequest.ProtoReflect.Descriptor instead.
 func (*SetCalendarDayRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{52}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *SetCalendarDayRequest) GetRequestId() string {
@@ -3272,7 +3448,7 @@ type SetCalendarDayResponse struct {
 
 func (x *SetCalendarDayResponse) Reset() {
 	*x = SetCalendarDayResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3284,7 +3460,7 @@ func (x *SetCalendarDayResponse) String() string {
 func (*SetCalendarDayResponse) ProtoMessage() {}
 
 func (x *SetCalendarDayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3297,7 +3473,7 @@ func (x *SetCalendarDayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCalendarDayResponse.ProtoReflect.Descriptor instead.
 func (*SetCalendarDayResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{53}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SetCalendarDayResponse) GetDate() string {
@@ -3329,7 +3505,7 @@ type RunCapturesRequest struct {
 
 func (x *RunCapturesRequest) Reset() {
 	*x = RunCapturesRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3341,7 +3517,7 @@ func (x *RunCapturesRequest) String() string {
 func (*RunCapturesRequest) ProtoMessage() {}
 
 func (x *RunCapturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3354,7 +3530,7 @@ func (x *RunCapturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCapturesRequest.ProtoReflect.Descriptor instead.
 func (*RunCapturesRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{54}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{57}
 }
 
 type RunCapturesResponse struct {
@@ -3367,7 +3543,7 @@ type RunCapturesResponse struct {
 
 func (x *RunCapturesResponse) Reset() {
 	*x = RunCapturesResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3379,7 +3555,7 @@ func (x *RunCapturesResponse) String() string {
 func (*RunCapturesResponse) ProtoMessage() {}
 
 func (x *RunCapturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3392,7 +3568,7 @@ func (x *RunCapturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCapturesResponse.ProtoReflect.Descriptor instead.
 func (*RunCapturesResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{55}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RunCapturesResponse) GetCaptured() int64 {
@@ -3410,7 +3586,7 @@ type ListAcquirerInstructionsRequest struct {
 
 func (x *ListAcquirerInstructionsRequest) Reset() {
 	*x = ListAcquirerInstructionsRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3422,7 +3598,7 @@ func (x *ListAcquirerInstructionsRequest) String() string {
 func (*ListAcquirerInstructionsRequest) ProtoMessage() {}
 
 func (x *ListAcquirerInstructionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3435,7 +3611,7 @@ func (x *ListAcquirerInstructionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAcquirerInstructionsRequest.ProtoReflect.Descriptor instead.
 func (*ListAcquirerInstructionsRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{56}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{59}
 }
 
 // AcquirerInstruction is a release or capture to deliver to the card acquirer.
@@ -3458,7 +3634,7 @@ type AcquirerInstruction struct {
 
 func (x *AcquirerInstruction) Reset() {
 	*x = AcquirerInstruction{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3470,7 +3646,7 @@ func (x *AcquirerInstruction) String() string {
 func (*AcquirerInstruction) ProtoMessage() {}
 
 func (x *AcquirerInstruction) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3483,7 +3659,7 @@ func (x *AcquirerInstruction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquirerInstruction.ProtoReflect.Descriptor instead.
 func (*AcquirerInstruction) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{57}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *AcquirerInstruction) GetId() int64 {
@@ -3558,7 +3734,7 @@ type ListAcquirerInstructionsResponse struct {
 
 func (x *ListAcquirerInstructionsResponse) Reset() {
 	*x = ListAcquirerInstructionsResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3570,7 +3746,7 @@ func (x *ListAcquirerInstructionsResponse) String() string {
 func (*ListAcquirerInstructionsResponse) ProtoMessage() {}
 
 func (x *ListAcquirerInstructionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3583,12 +3759,93 @@ func (x *ListAcquirerInstructionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAcquirerInstructionsResponse.ProtoReflect.Descriptor instead.
 func (*ListAcquirerInstructionsResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{58}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListAcquirerInstructionsResponse) GetInstructions() []*AcquirerInstruction {
 	if x != nil {
 		return x.Instructions
+	}
+	return nil
+}
+
+type ChainHeadsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChainHeadsRequest) Reset() {
+	*x = ChainHeadsRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChainHeadsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChainHeadsRequest) ProtoMessage() {}
+
+func (x *ChainHeadsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChainHeadsRequest.ProtoReflect.Descriptor instead.
+func (*ChainHeadsRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{62}
+}
+
+type ChainHeadsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per chain ("journal", "audit"): its chain name and head (seq 0: nothing sealed).
+	Chains        []*ChainVerification `protobuf:"bytes,1,rep,name=chains,proto3" json:"chains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChainHeadsResponse) Reset() {
+	*x = ChainHeadsResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChainHeadsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChainHeadsResponse) ProtoMessage() {}
+
+func (x *ChainHeadsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChainHeadsResponse.ProtoReflect.Descriptor instead.
+func (*ChainHeadsResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ChainHeadsResponse) GetChains() []*ChainVerification {
+	if x != nil {
+		return x.Chains
 	}
 	return nil
 }
@@ -3601,7 +3858,7 @@ type VerifyChainsRequest struct {
 
 func (x *VerifyChainsRequest) Reset() {
 	*x = VerifyChainsRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3613,7 +3870,7 @@ func (x *VerifyChainsRequest) String() string {
 func (*VerifyChainsRequest) ProtoMessage() {}
 
 func (x *VerifyChainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3626,7 +3883,7 @@ func (x *VerifyChainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyChainsRequest.ProtoReflect.Descriptor instead.
 func (*VerifyChainsRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{59}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{64}
 }
 
 // ChainVerification is one chain's verification.
@@ -3647,7 +3904,7 @@ type ChainVerification struct {
 
 func (x *ChainVerification) Reset() {
 	*x = ChainVerification{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3659,7 +3916,7 @@ func (x *ChainVerification) String() string {
 func (*ChainVerification) ProtoMessage() {}
 
 func (x *ChainVerification) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3672,7 +3929,7 @@ func (x *ChainVerification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainVerification.ProtoReflect.Descriptor instead.
 func (*ChainVerification) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{60}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ChainVerification) GetChain() string {
@@ -3733,7 +3990,7 @@ type VerifyChainsResponse struct {
 
 func (x *VerifyChainsResponse) Reset() {
 	*x = VerifyChainsResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3745,7 +4002,7 @@ func (x *VerifyChainsResponse) String() string {
 func (*VerifyChainsResponse) ProtoMessage() {}
 
 func (x *VerifyChainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3758,7 +4015,7 @@ func (x *VerifyChainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyChainsResponse.ProtoReflect.Descriptor instead.
 func (*VerifyChainsResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{61}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *VerifyChainsResponse) GetChains() []*ChainVerification {
@@ -3780,7 +4037,7 @@ type RevokeCertificateRequest struct {
 
 func (x *RevokeCertificateRequest) Reset() {
 	*x = RevokeCertificateRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3792,7 +4049,7 @@ func (x *RevokeCertificateRequest) String() string {
 func (*RevokeCertificateRequest) ProtoMessage() {}
 
 func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3805,7 +4062,7 @@ func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{62}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RevokeCertificateRequest) GetRequestId() string {
@@ -3839,7 +4096,7 @@ type RevokeCertificateResponse struct {
 
 func (x *RevokeCertificateResponse) Reset() {
 	*x = RevokeCertificateResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3851,7 +4108,7 @@ func (x *RevokeCertificateResponse) String() string {
 func (*RevokeCertificateResponse) ProtoMessage() {}
 
 func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3864,7 +4121,7 @@ func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{63}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RevokeCertificateResponse) GetSerial() string {
@@ -3893,7 +4150,7 @@ type SetStoreReviewRequest struct {
 
 func (x *SetStoreReviewRequest) Reset() {
 	*x = SetStoreReviewRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3905,7 +4162,7 @@ func (x *SetStoreReviewRequest) String() string {
 func (*SetStoreReviewRequest) ProtoMessage() {}
 
 func (x *SetStoreReviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3918,7 +4175,7 @@ func (x *SetStoreReviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreReviewRequest.ProtoReflect.Descriptor instead.
 func (*SetStoreReviewRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{64}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SetStoreReviewRequest) GetRequestId() string {
@@ -3958,7 +4215,7 @@ type SetStoreReviewResponse struct {
 
 func (x *SetStoreReviewResponse) Reset() {
 	*x = SetStoreReviewResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3970,7 +4227,7 @@ func (x *SetStoreReviewResponse) String() string {
 func (*SetStoreReviewResponse) ProtoMessage() {}
 
 func (x *SetStoreReviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3983,7 +4240,7 @@ func (x *SetStoreReviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreReviewResponse.ProtoReflect.Descriptor instead.
 func (*SetStoreReviewResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{65}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SetStoreReviewResponse) GetStore() *Store {
@@ -4003,7 +4260,7 @@ type RiskReportRequest struct {
 
 func (x *RiskReportRequest) Reset() {
 	*x = RiskReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4015,7 +4272,7 @@ func (x *RiskReportRequest) String() string {
 func (*RiskReportRequest) ProtoMessage() {}
 
 func (x *RiskReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4028,7 +4285,7 @@ func (x *RiskReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskReportRequest.ProtoReflect.Descriptor instead.
 func (*RiskReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{66}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RiskReportRequest) GetMonth() string {
@@ -4054,7 +4311,7 @@ type RiskReportRow struct {
 
 func (x *RiskReportRow) Reset() {
 	*x = RiskReportRow{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4066,7 +4323,7 @@ func (x *RiskReportRow) String() string {
 func (*RiskReportRow) ProtoMessage() {}
 
 func (x *RiskReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4079,7 +4336,7 @@ func (x *RiskReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskReportRow.ProtoReflect.Descriptor instead.
 func (*RiskReportRow) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{67}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RiskReportRow) GetStoreCode() string {
@@ -4127,7 +4384,7 @@ type RiskReportResponse struct {
 
 func (x *RiskReportResponse) Reset() {
 	*x = RiskReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4139,7 +4396,7 @@ func (x *RiskReportResponse) String() string {
 func (*RiskReportResponse) ProtoMessage() {}
 
 func (x *RiskReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4152,7 +4409,7 @@ func (x *RiskReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskReportResponse.ProtoReflect.Descriptor instead.
 func (*RiskReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{68}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RiskReportResponse) GetMonth() string {
@@ -4378,7 +4635,21 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\fjournal_head\x18\x03 \x01(\v2!.taxrefund.authority.v1.ChainHeadR\vjournalHead\x12E\n" +
 	"\vcheckpoints\x18\x04 \x03(\v2#.taxrefund.settlement.v1.CheckpointR\vcheckpoints\x12C\n" +
 	"\vread_source\x18\x05 \x01(\v2\".taxrefund.authority.v1.ReadSourceR\n" +
-	"readSource\"1\n" +
+	"readSource\"O\n" +
+	"\x13MonthlyTrendRequest\x12\x1d\n" +
+	"\n" +
+	"from_month\x18\x01 \x01(\tR\tfromMonth\x12\x19\n" +
+	"\bto_month\x18\x02 \x01(\tR\atoMonth\"R\n" +
+	"\x14MonthlyTrendResponse\x12:\n" +
+	"\x06months\x18\x01 \x03(\v2\".taxrefund.authority.v1.MonthTotalR\x06months\"\x91\x01\n" +
+	"\n" +
+	"MonthTotal\x12\x14\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\x12\x18\n" +
+	"\apayouts\x18\x02 \x01(\x03R\apayouts\x12\x1d\n" +
+	"\n" +
+	"paid_gross\x18\x03 \x01(\tR\tpaidGross\x12\x19\n" +
+	"\bpaid_fee\x18\x04 \x01(\tR\apaidFee\x12\x19\n" +
+	"\bpaid_net\x18\x05 \x01(\tR\apaidNet\"1\n" +
 	"\tChainHead\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x12\n" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\"i\n" +
@@ -4423,7 +4694,10 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x0fnext_attempt_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\x12\x14\n" +
 	"\x05stuck\x18\t \x01(\bR\x05stuck\"s\n" +
 	" ListAcquirerInstructionsResponse\x12O\n" +
-	"\finstructions\x18\x01 \x03(\v2+.taxrefund.authority.v1.AcquirerInstructionR\finstructions\"\x15\n" +
+	"\finstructions\x18\x01 \x03(\v2+.taxrefund.authority.v1.AcquirerInstructionR\finstructions\"\x13\n" +
+	"\x11ChainHeadsRequest\"W\n" +
+	"\x12ChainHeadsResponse\x12A\n" +
+	"\x06chains\x18\x01 \x03(\v2).taxrefund.authority.v1.ChainVerificationR\x06chains\"\x15\n" +
 	"\x13VerifyChainsRequest\"\xef\x01\n" +
 	"\x11ChainVerification\x12\x14\n" +
 	"\x05chain\x18\x01 \x01(\tR\x05chain\x12\x1a\n" +
@@ -4474,7 +4748,7 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\fExportFormat\x12\x1d\n" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x01\x12\x16\n" +
-	"\x12EXPORT_FORMAT_XLSX\x10\x022\xc1\x16\n" +
+	"\x12EXPORT_FORMAT_XLSX\x10\x022\x91\x18\n" +
 	"\x10AuthorityService\x12`\n" +
 	"\tRunExpiry\x12(.taxrefund.authority.v1.RunExpiryRequest\x1a).taxrefund.authority.v1.RunExpiryResponse\x12r\n" +
 	"\x0fCheckInvariants\x12..taxrefund.authority.v1.CheckInvariantsRequest\x1a/.taxrefund.authority.v1.CheckInvariantsResponse\x12l\n" +
@@ -4495,12 +4769,15 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\n" +
 	"CloseMonth\x12).taxrefund.authority.v1.CloseMonthRequest\x1a*.taxrefund.authority.v1.CloseMonthResponse\x12`\n" +
 	"\tReconcile\x12(.taxrefund.authority.v1.ReconcileRequest\x1a).taxrefund.authority.v1.ReconcileResponse\x12l\n" +
-	"\rMonthlyReport\x12,.taxrefund.authority.v1.MonthlyReportRequest\x1a-.taxrefund.authority.v1.MonthlyReportResponse\x12k\n" +
+	"\rMonthlyReport\x12,.taxrefund.authority.v1.MonthlyReportRequest\x1a-.taxrefund.authority.v1.MonthlyReportResponse\x12i\n" +
+	"\fMonthlyTrend\x12+.taxrefund.authority.v1.MonthlyTrendRequest\x1a,.taxrefund.authority.v1.MonthlyTrendResponse\x12k\n" +
 	"\fExportReport\x12+.taxrefund.authority.v1.ExportReportRequest\x1a,.taxrefund.authority.v1.ExportReportResponse0\x01\x12o\n" +
 	"\x0eSetCalendarDay\x12-.taxrefund.authority.v1.SetCalendarDayRequest\x1a..taxrefund.authority.v1.SetCalendarDayResponse\x12f\n" +
 	"\vRunCaptures\x12*.taxrefund.authority.v1.RunCapturesRequest\x1a+.taxrefund.authority.v1.RunCapturesResponse\x12\x8d\x01\n" +
 	"\x18ListAcquirerInstructions\x127.taxrefund.authority.v1.ListAcquirerInstructionsRequest\x1a8.taxrefund.authority.v1.ListAcquirerInstructionsResponse\x12i\n" +
-	"\fVerifyChains\x12+.taxrefund.authority.v1.VerifyChainsRequest\x1a,.taxrefund.authority.v1.VerifyChainsResponse\x12x\n" +
+	"\fVerifyChains\x12+.taxrefund.authority.v1.VerifyChainsRequest\x1a,.taxrefund.authority.v1.VerifyChainsResponse\x12c\n" +
+	"\n" +
+	"ChainHeads\x12).taxrefund.authority.v1.ChainHeadsRequest\x1a*.taxrefund.authority.v1.ChainHeadsResponse\x12x\n" +
 	"\x11RevokeCertificate\x120.taxrefund.authority.v1.RevokeCertificateRequest\x1a1.taxrefund.authority.v1.RevokeCertificateResponse\x12o\n" +
 	"\x0eSetStoreReview\x12-.taxrefund.authority.v1.SetStoreReviewRequest\x1a..taxrefund.authority.v1.SetStoreReviewResponse\x12c\n" +
 	"\n" +
@@ -4520,7 +4797,7 @@ func file_taxrefund_authority_v1_authority_proto_rawDescGZIP() []byte {
 }
 
 var file_taxrefund_authority_v1_authority_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
+var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
 	(StoreStatus)(0),                         // 0: taxrefund.authority.v1.StoreStatus
 	(ExportFormat)(0),                        // 1: taxrefund.authority.v1.ExportFormat
@@ -4572,37 +4849,42 @@ var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
 	(*ReportRow)(nil),                        // 47: taxrefund.authority.v1.ReportRow
 	(*MonthlyReportRequest)(nil),             // 48: taxrefund.authority.v1.MonthlyReportRequest
 	(*MonthlyReportResponse)(nil),            // 49: taxrefund.authority.v1.MonthlyReportResponse
-	(*ChainHead)(nil),                        // 50: taxrefund.authority.v1.ChainHead
-	(*ExportReportRequest)(nil),              // 51: taxrefund.authority.v1.ExportReportRequest
-	(*ExportReportResponse)(nil),             // 52: taxrefund.authority.v1.ExportReportResponse
-	(*ExportHeader)(nil),                     // 53: taxrefund.authority.v1.ExportHeader
-	(*SetCalendarDayRequest)(nil),            // 54: taxrefund.authority.v1.SetCalendarDayRequest
-	(*SetCalendarDayResponse)(nil),           // 55: taxrefund.authority.v1.SetCalendarDayResponse
-	(*RunCapturesRequest)(nil),               // 56: taxrefund.authority.v1.RunCapturesRequest
-	(*RunCapturesResponse)(nil),              // 57: taxrefund.authority.v1.RunCapturesResponse
-	(*ListAcquirerInstructionsRequest)(nil),  // 58: taxrefund.authority.v1.ListAcquirerInstructionsRequest
-	(*AcquirerInstruction)(nil),              // 59: taxrefund.authority.v1.AcquirerInstruction
-	(*ListAcquirerInstructionsResponse)(nil), // 60: taxrefund.authority.v1.ListAcquirerInstructionsResponse
-	(*VerifyChainsRequest)(nil),              // 61: taxrefund.authority.v1.VerifyChainsRequest
-	(*ChainVerification)(nil),                // 62: taxrefund.authority.v1.ChainVerification
-	(*VerifyChainsResponse)(nil),             // 63: taxrefund.authority.v1.VerifyChainsResponse
-	(*RevokeCertificateRequest)(nil),         // 64: taxrefund.authority.v1.RevokeCertificateRequest
-	(*RevokeCertificateResponse)(nil),        // 65: taxrefund.authority.v1.RevokeCertificateResponse
-	(*SetStoreReviewRequest)(nil),            // 66: taxrefund.authority.v1.SetStoreReviewRequest
-	(*SetStoreReviewResponse)(nil),           // 67: taxrefund.authority.v1.SetStoreReviewResponse
-	(*RiskReportRequest)(nil),                // 68: taxrefund.authority.v1.RiskReportRequest
-	(*RiskReportRow)(nil),                    // 69: taxrefund.authority.v1.RiskReportRow
-	(*RiskReportResponse)(nil),               // 70: taxrefund.authority.v1.RiskReportResponse
-	(*timestamppb.Timestamp)(nil),            // 71: google.protobuf.Timestamp
-	(v1.DeclarationStatus)(0),                // 72: taxrefund.settlement.v1.DeclarationStatus
-	(*v1.Declaration)(nil),                   // 73: taxrefund.settlement.v1.Declaration
-	(*durationpb.Duration)(nil),              // 74: google.protobuf.Duration
-	(*v1.Checkpoint)(nil),                    // 75: taxrefund.settlement.v1.Checkpoint
+	(*MonthlyTrendRequest)(nil),              // 50: taxrefund.authority.v1.MonthlyTrendRequest
+	(*MonthlyTrendResponse)(nil),             // 51: taxrefund.authority.v1.MonthlyTrendResponse
+	(*MonthTotal)(nil),                       // 52: taxrefund.authority.v1.MonthTotal
+	(*ChainHead)(nil),                        // 53: taxrefund.authority.v1.ChainHead
+	(*ExportReportRequest)(nil),              // 54: taxrefund.authority.v1.ExportReportRequest
+	(*ExportReportResponse)(nil),             // 55: taxrefund.authority.v1.ExportReportResponse
+	(*ExportHeader)(nil),                     // 56: taxrefund.authority.v1.ExportHeader
+	(*SetCalendarDayRequest)(nil),            // 57: taxrefund.authority.v1.SetCalendarDayRequest
+	(*SetCalendarDayResponse)(nil),           // 58: taxrefund.authority.v1.SetCalendarDayResponse
+	(*RunCapturesRequest)(nil),               // 59: taxrefund.authority.v1.RunCapturesRequest
+	(*RunCapturesResponse)(nil),              // 60: taxrefund.authority.v1.RunCapturesResponse
+	(*ListAcquirerInstructionsRequest)(nil),  // 61: taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	(*AcquirerInstruction)(nil),              // 62: taxrefund.authority.v1.AcquirerInstruction
+	(*ListAcquirerInstructionsResponse)(nil), // 63: taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	(*ChainHeadsRequest)(nil),                // 64: taxrefund.authority.v1.ChainHeadsRequest
+	(*ChainHeadsResponse)(nil),               // 65: taxrefund.authority.v1.ChainHeadsResponse
+	(*VerifyChainsRequest)(nil),              // 66: taxrefund.authority.v1.VerifyChainsRequest
+	(*ChainVerification)(nil),                // 67: taxrefund.authority.v1.ChainVerification
+	(*VerifyChainsResponse)(nil),             // 68: taxrefund.authority.v1.VerifyChainsResponse
+	(*RevokeCertificateRequest)(nil),         // 69: taxrefund.authority.v1.RevokeCertificateRequest
+	(*RevokeCertificateResponse)(nil),        // 70: taxrefund.authority.v1.RevokeCertificateResponse
+	(*SetStoreReviewRequest)(nil),            // 71: taxrefund.authority.v1.SetStoreReviewRequest
+	(*SetStoreReviewResponse)(nil),           // 72: taxrefund.authority.v1.SetStoreReviewResponse
+	(*RiskReportRequest)(nil),                // 73: taxrefund.authority.v1.RiskReportRequest
+	(*RiskReportRow)(nil),                    // 74: taxrefund.authority.v1.RiskReportRow
+	(*RiskReportResponse)(nil),               // 75: taxrefund.authority.v1.RiskReportResponse
+	(*timestamppb.Timestamp)(nil),            // 76: google.protobuf.Timestamp
+	(v1.DeclarationStatus)(0),                // 77: taxrefund.settlement.v1.DeclarationStatus
+	(*v1.Declaration)(nil),                   // 78: taxrefund.settlement.v1.Declaration
+	(*durationpb.Duration)(nil),              // 79: google.protobuf.Duration
+	(*v1.Checkpoint)(nil),                    // 80: taxrefund.settlement.v1.Checkpoint
 }
 var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	5,  // 0: taxrefund.authority.v1.CheckInvariantsResponse.violations:type_name -> taxrefund.authority.v1.Violation
 	0,  // 1: taxrefund.authority.v1.Store.status:type_name -> taxrefund.authority.v1.StoreStatus
-	71, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
+	76, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
 	7,  // 3: taxrefund.authority.v1.RegisterStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 4: taxrefund.authority.v1.SuspendStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 5: taxrefund.authority.v1.ReinstateStoreResponse.store:type_name -> taxrefund.authority.v1.Store
@@ -4617,91 +4899,97 @@ var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	26, // 14: taxrefund.authority.v1.SetParameterRequest.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 15: taxrefund.authority.v1.SetParameterResponse.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 16: taxrefund.authority.v1.ListParametersResponse.parameters:type_name -> taxrefund.authority.v1.Parameter
-	72, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
-	73, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
-	73, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	73, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	73, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	71, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
+	77, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
+	78, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
+	78, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	78, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	78, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	76, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
 	44, // 23: taxrefund.authority.v1.ReconcileResponse.summary:type_name -> taxrefund.authority.v1.MatchSummary
 	42, // 24: taxrefund.authority.v1.ReconcileResponse.exceptions:type_name -> taxrefund.authority.v1.ReconciliationException
 	43, // 25: taxrefund.authority.v1.ReconcileResponse.trial_balance:type_name -> taxrefund.authority.v1.TrialBalanceLine
 	5,  // 26: taxrefund.authority.v1.ReconcileResponse.invariant_violations:type_name -> taxrefund.authority.v1.Violation
 	46, // 27: taxrefund.authority.v1.ReconcileResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
-	74, // 28: taxrefund.authority.v1.ReadSource.lag:type_name -> google.protobuf.Duration
-	71, // 29: taxrefund.authority.v1.ReadSource.as_of:type_name -> google.protobuf.Timestamp
+	79, // 28: taxrefund.authority.v1.ReadSource.lag:type_name -> google.protobuf.Duration
+	76, // 29: taxrefund.authority.v1.ReadSource.as_of:type_name -> google.protobuf.Timestamp
 	47, // 30: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
-	50, // 31: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
-	75, // 32: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
+	53, // 31: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
+	80, // 32: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
 	46, // 33: taxrefund.authority.v1.MonthlyReportResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
-	1,  // 34: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
-	53, // 35: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
-	46, // 36: taxrefund.authority.v1.ExportHeader.read_source:type_name -> taxrefund.authority.v1.ReadSource
-	71, // 37: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
-	71, // 38: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
-	59, // 39: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
-	50, // 40: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
-	62, // 41: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
-	71, // 42: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
-	7,  // 43: taxrefund.authority.v1.SetStoreReviewResponse.store:type_name -> taxrefund.authority.v1.Store
-	69, // 44: taxrefund.authority.v1.RiskReportResponse.rows:type_name -> taxrefund.authority.v1.RiskReportRow
-	2,  // 45: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
-	4,  // 46: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
-	8,  // 47: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
-	10, // 48: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
-	12, // 49: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
-	14, // 50: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
-	16, // 51: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
-	18, // 52: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
-	20, // 53: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
-	27, // 54: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
-	29, // 55: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
-	31, // 56: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
-	33, // 57: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
-	35, // 58: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
-	37, // 59: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
-	39, // 60: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
-	41, // 61: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
-	48, // 62: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
-	51, // 63: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
-	54, // 64: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
-	56, // 65: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
-	58, // 66: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
-	61, // 67: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
-	64, // 68: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
-	66, // 69: taxrefund.authority.v1.AuthorityService.SetStoreReview:input_type -> taxrefund.authority.v1.SetStoreReviewRequest
-	68, // 70: taxrefund.authority.v1.AuthorityService.RiskReport:input_type -> taxrefund.authority.v1.RiskReportRequest
-	3,  // 71: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
-	6,  // 72: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
-	9,  // 73: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
-	11, // 74: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
-	13, // 75: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
-	15, // 76: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
-	17, // 77: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
-	19, // 78: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
-	25, // 79: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
-	28, // 80: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
-	30, // 81: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
-	32, // 82: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
-	34, // 83: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
-	36, // 84: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
-	38, // 85: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
-	40, // 86: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
-	45, // 87: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
-	49, // 88: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
-	52, // 89: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
-	55, // 90: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
-	57, // 91: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
-	60, // 92: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
-	63, // 93: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
-	65, // 94: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
-	67, // 95: taxrefund.authority.v1.AuthorityService.SetStoreReview:output_type -> taxrefund.authority.v1.SetStoreReviewResponse
-	70, // 96: taxrefund.authority.v1.AuthorityService.RiskReport:output_type -> taxrefund.authority.v1.RiskReportResponse
-	71, // [71:97] is the sub-list for method output_type
-	45, // [45:71] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	52, // 34: taxrefund.authority.v1.MonthlyTrendResponse.months:type_name -> taxrefund.authority.v1.MonthTotal
+	1,  // 35: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
+	56, // 36: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
+	46, // 37: taxrefund.authority.v1.ExportHeader.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	76, // 38: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
+	76, // 39: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
+	62, // 40: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
+	67, // 41: taxrefund.authority.v1.ChainHeadsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
+	53, // 42: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
+	67, // 43: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
+	76, // 44: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
+	7,  // 45: taxrefund.authority.v1.SetStoreReviewResponse.store:type_name -> taxrefund.authority.v1.Store
+	74, // 46: taxrefund.authority.v1.RiskReportResponse.rows:type_name -> taxrefund.authority.v1.RiskReportRow
+	2,  // 47: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
+	4,  // 48: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
+	8,  // 49: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
+	10, // 50: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
+	12, // 51: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
+	14, // 52: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
+	16, // 53: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
+	18, // 54: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
+	20, // 55: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
+	27, // 56: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
+	29, // 57: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
+	31, // 58: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
+	33, // 59: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
+	35, // 60: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
+	37, // 61: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
+	39, // 62: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
+	41, // 63: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
+	48, // 64: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
+	50, // 65: taxrefund.authority.v1.AuthorityService.MonthlyTrend:input_type -> taxrefund.authority.v1.MonthlyTrendRequest
+	54, // 66: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
+	57, // 67: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
+	59, // 68: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
+	61, // 69: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	66, // 70: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
+	64, // 71: taxrefund.authority.v1.AuthorityService.ChainHeads:input_type -> taxrefund.authority.v1.ChainHeadsRequest
+	69, // 72: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
+	71, // 73: taxrefund.authority.v1.AuthorityService.SetStoreReview:input_type -> taxrefund.authority.v1.SetStoreReviewRequest
+	73, // 74: taxrefund.authority.v1.AuthorityService.RiskReport:input_type -> taxrefund.authority.v1.RiskReportRequest
+	3,  // 75: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
+	6,  // 76: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
+	9,  // 77: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
+	11, // 78: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
+	13, // 79: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
+	15, // 80: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
+	17, // 81: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
+	19, // 82: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
+	25, // 83: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
+	28, // 84: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
+	30, // 85: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
+	32, // 86: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
+	34, // 87: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
+	36, // 88: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
+	38, // 89: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
+	40, // 90: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
+	45, // 91: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
+	49, // 92: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
+	51, // 93: taxrefund.authority.v1.AuthorityService.MonthlyTrend:output_type -> taxrefund.authority.v1.MonthlyTrendResponse
+	55, // 94: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
+	58, // 95: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
+	60, // 96: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
+	63, // 97: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	68, // 98: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
+	65, // 99: taxrefund.authority.v1.AuthorityService.ChainHeads:output_type -> taxrefund.authority.v1.ChainHeadsResponse
+	70, // 100: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
+	72, // 101: taxrefund.authority.v1.AuthorityService.SetStoreReview:output_type -> taxrefund.authority.v1.SetStoreReviewResponse
+	75, // 102: taxrefund.authority.v1.AuthorityService.RiskReport:output_type -> taxrefund.authority.v1.RiskReportResponse
+	75, // [75:103] is the sub-list for method output_type
+	47, // [47:75] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_authority_v1_authority_proto_init() }
@@ -4709,7 +4997,7 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 	if File_taxrefund_authority_v1_authority_proto != nil {
 		return
 	}
-	file_taxrefund_authority_v1_authority_proto_msgTypes[50].OneofWrappers = []any{
+	file_taxrefund_authority_v1_authority_proto_msgTypes[53].OneofWrappers = []any{
 		(*ExportReportResponse_Header)(nil),
 		(*ExportReportResponse_Chunk)(nil),
 	}
@@ -4719,7 +5007,7 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taxrefund_authority_v1_authority_proto_rawDesc), len(file_taxrefund_authority_v1_authority_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   69,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

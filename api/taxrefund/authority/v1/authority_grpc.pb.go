@@ -37,11 +37,13 @@ const (
 	AuthorityService_CloseMonth_FullMethodName               = "/taxrefund.authority.v1.AuthorityService/CloseMonth"
 	AuthorityService_Reconcile_FullMethodName                = "/taxrefund.authority.v1.AuthorityService/Reconcile"
 	AuthorityService_MonthlyReport_FullMethodName            = "/taxrefund.authority.v1.AuthorityService/MonthlyReport"
+	AuthorityService_MonthlyTrend_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/MonthlyTrend"
 	AuthorityService_ExportReport_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/ExportReport"
 	AuthorityService_SetCalendarDay_FullMethodName           = "/taxrefund.authority.v1.AuthorityService/SetCalendarDay"
 	AuthorityService_RunCaptures_FullMethodName              = "/taxrefund.authority.v1.AuthorityService/RunCaptures"
 	AuthorityService_ListAcquirerInstructions_FullMethodName = "/taxrefund.authority.v1.AuthorityService/ListAcquirerInstructions"
 	AuthorityService_VerifyChains_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/VerifyChains"
+	AuthorityService_ChainHeads_FullMethodName               = "/taxrefund.authority.v1.AuthorityService/ChainHeads"
 	AuthorityService_RevokeCertificate_FullMethodName        = "/taxrefund.authority.v1.AuthorityService/RevokeCertificate"
 	AuthorityService_SetStoreReview_FullMethodName           = "/taxrefund.authority.v1.AuthorityService/SetStoreReview"
 	AuthorityService_RiskReport_FullMethodName               = "/taxrefund.authority.v1.AuthorityService/RiskReport"
@@ -87,6 +89,9 @@ type AuthorityServiceClient interface {
 	Reconcile(ctx context.Context, in *ReconcileRequest, opts ...grpc.CallOption) (*ReconcileResponse, error)
 	// MonthlyReport returns a month's figures by block, store, port, agency and nationality.
 	MonthlyReport(ctx context.Context, in *MonthlyReportRequest, opts ...grpc.CallOption) (*MonthlyReportResponse, error)
+	// MonthlyTrend returns the refunds paid in each of up to 24 months, in one read of
+	// their payouts (the officials' trend chart).
+	MonthlyTrend(ctx context.Context, in *MonthlyTrendRequest, opts ...grpc.CallOption) (*MonthlyTrendResponse, error)
 	// ExportReport streams the monthly report as a CSV or XLSX file.
 	ExportReport(ctx context.Context, in *ExportReportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportReportResponse], error)
 	// SetCalendarDay marks a date as a working day or not (public holidays, adjusted
@@ -101,6 +106,8 @@ type AuthorityServiceClient interface {
 	// VerifyChains recomputes the hash chains of the journal and the audit log and reports
 	// the first broken link of each.
 	VerifyChains(ctx context.Context, in *VerifyChainsRequest, opts ...grpc.CallOption) (*VerifyChainsResponse, error)
+	// ChainHeads returns each hash chain's last seal, without verifying the chain.
+	ChainHeads(ctx context.Context, in *ChainHeadsRequest, opts ...grpc.CallOption) (*ChainHeadsResponse, error)
 	// RevokeCertificate revokes a client certificate by serial number: it stops working at
 	// once (within the registry cache's lifetime on other servers).
 	RevokeCertificate(ctx context.Context, in *RevokeCertificateRequest, opts ...grpc.CallOption) (*RevokeCertificateResponse, error)
@@ -300,6 +307,16 @@ func (c *authorityServiceClient) MonthlyReport(ctx context.Context, in *MonthlyR
 	return out, nil
 }
 
+func (c *authorityServiceClient) MonthlyTrend(ctx context.Context, in *MonthlyTrendRequest, opts ...grpc.CallOption) (*MonthlyTrendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MonthlyTrendResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_MonthlyTrend_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *authorityServiceClient) ExportReport(ctx context.Context, in *ExportReportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportReportResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &AuthorityService_ServiceDesc.Streams[0], AuthorityService_ExportReport_FullMethodName, cOpts...)
@@ -353,6 +370,16 @@ func (c *authorityServiceClient) VerifyChains(ctx context.Context, in *VerifyCha
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VerifyChainsResponse)
 	err := c.cc.Invoke(ctx, AuthorityService_VerifyChains_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorityServiceClient) ChainHeads(ctx context.Context, in *ChainHeadsRequest, opts ...grpc.CallOption) (*ChainHeadsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChainHeadsResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_ChainHeads_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -429,6 +456,9 @@ type AuthorityServiceServer interface {
 	Reconcile(context.Context, *ReconcileRequest) (*ReconcileResponse, error)
 	// MonthlyReport returns a month's figures by block, store, port, agency and nationality.
 	MonthlyReport(context.Context, *MonthlyReportRequest) (*MonthlyReportResponse, error)
+	// MonthlyTrend returns the refunds paid in each of up to 24 months, in one read of
+	// their payouts (the officials' trend chart).
+	MonthlyTrend(context.Context, *MonthlyTrendRequest) (*MonthlyTrendResponse, error)
 	// ExportReport streams the monthly report as a CSV or XLSX file.
 	ExportReport(*ExportReportRequest, grpc.ServerStreamingServer[ExportReportResponse]) error
 	// SetCalendarDay marks a date as a working day or not (public holidays, adjusted
@@ -443,6 +473,8 @@ type AuthorityServiceServer interface {
 	// VerifyChains recomputes the hash chains of the journal and the audit log and reports
 	// the first broken link of each.
 	VerifyChains(context.Context, *VerifyChainsRequest) (*VerifyChainsResponse, error)
+	// ChainHeads returns each hash chain's last seal, without verifying the chain.
+	ChainHeads(context.Context, *ChainHeadsRequest) (*ChainHeadsResponse, error)
 	// RevokeCertificate revokes a client certificate by serial number: it stops working at
 	// once (within the registry cache's lifetime on other servers).
 	RevokeCertificate(context.Context, *RevokeCertificateRequest) (*RevokeCertificateResponse, error)
@@ -516,6 +548,9 @@ func (UnimplementedAuthorityServiceServer) Reconcile(context.Context, *Reconcile
 func (UnimplementedAuthorityServiceServer) MonthlyReport(context.Context, *MonthlyReportRequest) (*MonthlyReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MonthlyReport not implemented")
 }
+func (UnimplementedAuthorityServiceServer) MonthlyTrend(context.Context, *MonthlyTrendRequest) (*MonthlyTrendResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MonthlyTrend not implemented")
+}
 func (UnimplementedAuthorityServiceServer) ExportReport(*ExportReportRequest, grpc.ServerStreamingServer[ExportReportResponse]) error {
 	return status.Error(codes.Unimplemented, "method ExportReport not implemented")
 }
@@ -530,6 +565,9 @@ func (UnimplementedAuthorityServiceServer) ListAcquirerInstructions(context.Cont
 }
 func (UnimplementedAuthorityServiceServer) VerifyChains(context.Context, *VerifyChainsRequest) (*VerifyChainsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyChains not implemented")
+}
+func (UnimplementedAuthorityServiceServer) ChainHeads(context.Context, *ChainHeadsRequest) (*ChainHeadsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChainHeads not implemented")
 }
 func (UnimplementedAuthorityServiceServer) RevokeCertificate(context.Context, *RevokeCertificateRequest) (*RevokeCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeCertificate not implemented")
@@ -885,6 +923,24 @@ func _AuthorityService_MonthlyReport_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthorityService_MonthlyTrend_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MonthlyTrendRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).MonthlyTrend(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_MonthlyTrend_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).MonthlyTrend(ctx, req.(*MonthlyTrendRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuthorityService_ExportReport_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ExportReportRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -964,6 +1020,24 @@ func _AuthorityService_VerifyChains_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AuthorityServiceServer).VerifyChains(ctx, req.(*VerifyChainsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorityService_ChainHeads_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChainHeadsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).ChainHeads(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_ChainHeads_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).ChainHeads(ctx, req.(*ChainHeadsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1102,6 +1176,10 @@ var AuthorityService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AuthorityService_MonthlyReport_Handler,
 		},
 		{
+			MethodName: "MonthlyTrend",
+			Handler:    _AuthorityService_MonthlyTrend_Handler,
+		},
+		{
 			MethodName: "SetCalendarDay",
 			Handler:    _AuthorityService_SetCalendarDay_Handler,
 		},
@@ -1116,6 +1194,10 @@ var AuthorityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyChains",
 			Handler:    _AuthorityService_VerifyChains_Handler,
+		},
+		{
+			MethodName: "ChainHeads",
+			Handler:    _AuthorityService_ChainHeads_Handler,
 		},
 		{
 			MethodName: "RevokeCertificate",
