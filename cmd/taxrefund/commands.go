@@ -121,7 +121,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	reg := server.NewRegistry(anyPool, cfg.registryTTL)
 	limits := server.DefaultLimits()
 	limits.Deadline = cfg.callTimeout
-	limits.MaxInFlight, limits.PartyInFlight = cfg.maxInFlight, cfg.partyInFlight
+	limits.MaxInFlight, limits.PartyInFlight, limits.PartyWait = cfg.maxInFlight, cfg.partyInFlight, cfg.partyWait
+	// The fair share and the busy mark follow the pool: half of it per caller, and a
+	// pool's worth in flight before a caller may no longer borrow beyond its share.
+	limits = limits.ForPool(cfg.maxConns)
+	if cfg.partyShare > 0 {
+		limits.PartyShare = cfg.partyShare
+	}
 	met := metrics.NewFor(a.pools.List(), jobs, 0)
 	services := a.grpcServices()
 	if st := a.stacks[db.StoreService]; st != nil && cfg.chromium != "" {
