@@ -367,7 +367,10 @@ func newAnchor(cfg config, a *app, log *slog.Logger) (*anchor.Anchor, error) {
 // verifyChains recomputes the hash chains, checks them against the signed checkpoints
 // and exits non-zero on a broken link, a chain that no longer matches a checkpoint
 // (re-sealed, changed or truncated since) or a checkpoint line that is not validly signed.
-func verifyChains(ctx context.Context, cfg config, stdout io.Writer) error {
+//
+// On a terminal, stderr shows the seals checked so far, of how many, and the rate, every
+// second; piped or redirected, nothing but the result is written.
+func verifyChains(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	lines, err := anchor.ReadFile(cfg.checkpoints)
 	if err != nil {
 		return err
@@ -381,7 +384,14 @@ func verifyChains(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	r, err := anchor.Check(ctx, pool, lines, keys)
+	var total int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM seals`).Scan(&total); err != nil {
+		return fmt.Errorf("count seals: %w", err)
+	}
+	// anchor.Check reads every chain twice: once to verify it, once against the checkpoints.
+	prog := startProgress(stderr, isTerminal(stderr), "verify: seals checked", 2*total, time.Second)
+	r, err := anchor.Check(seal.WithProgress(ctx, prog.add), pool, lines, keys)
+	prog.end()
 	if err != nil {
 		return err
 	}
