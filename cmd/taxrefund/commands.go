@@ -122,7 +122,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	limits := server.DefaultLimits()
 	limits.Deadline = cfg.callTimeout
 	limits.MaxInFlight, limits.PartyInFlight, limits.PartyWait = cfg.maxInFlight, cfg.partyInFlight, cfg.partyWait
-	// The fair share and the busy mark follow the pool: half of it per caller, and a
+	// The fair share and the busy mark follow the pool: a quarter of it per caller, and a
 	// pool's worth in flight before a caller may no longer borrow beyond its share.
 	limits = limits.ForPool(cfg.maxConns)
 	if cfg.partyShare > 0 {

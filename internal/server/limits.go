@@ -69,14 +69,17 @@ const (
 )
 
 // ForPool sizes the admission to a database pool of conns connections: a caller's fair
-// share is half the pool (so two floods still leave room, and one caller alone can keep
-// half the connections busy), and the server counts as busy once a pool's worth of units
-// is in flight (beyond that, calls queue for a connection anyway).
+// share is a quarter of the pool, and the server counts as busy once a pool's worth of
+// units is in flight (beyond that, calls queue for a connection anyway). A caller alone
+// still borrows up to the whole pool. A quarter, not a half: with half, a flooding store's
+// calls (the expensive ones among them) took a third of the server's throughput from 63
+// others and raised their p99 1.7-2.8 times; with a quarter 1.0 (BENCH.md, "A flooding
+// caller").
 func (l Limits) ForPool(conns int) Limits {
 	if conns <= 0 {
 		return l
 	}
-	l.PartyShare, l.Busy = max(1, conns/2), conns
+	l.PartyShare, l.Busy = max(1, conns/4), conns
 	return l
 }
 
