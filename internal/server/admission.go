@@ -20,7 +20,9 @@ import (
 //   - the server's capacity (MaxInFlight units in flight, all parties together), else it
 //     is RESOURCE_EXHAUSTED at once;
 //   - the party's hard cap (PartyInFlight), else RESOURCE_EXHAUSTED at once;
-//   - the party's fair share (PartyShare units), always admitted; above it a party may
+//   - the party's fair share, always admitted: PartyShare units, or Busy split among the
+//     parties with calls in flight or waiting if that is more (two desks alone get half
+//     the pool each, 64 stores a quarter each); above it a party may
 //     borrow only capacity nobody else wants: while fewer than Busy units (a database
 //     pool's worth) are in flight in all. A call beyond the share on a busy server waits
 //     up to PartyWait, in its party's queue, for the party's own calls to finish (or for
@@ -122,8 +124,8 @@ func (a *admission) fits(p *partyState, cost int) (ok bool, refuse error) {
 		return false, errAtCapacity
 	case a.perParty > 0 && p.inFlight+cost > a.perParty:
 		return false, errPartyInFlight
-	case a.share <= 0 || p.inFlight+cost <= a.share:
-		return true, nil
+	case a.share <= 0 || p.inFlight+cost <= max(a.share, a.busy/len(a.parties)):
+		return true, nil // within the share: the larger of PartyShare and Busy split among the callers present
 	case a.busy > 0 && a.total+cost <= a.busy:
 		return true, nil // borrowing what nobody else is using
 	}
