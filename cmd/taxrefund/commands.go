@@ -130,7 +130,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	reg := server.NewRegistry(anyPool, cfg.registryTTL)
 	limits := server.DefaultLimits()
 	limits.Deadline = cfg.callTimeout
-	limits.MaxInFlight, limits.PartyInFlight = cfg.maxInFlight, cfg.partyInFlight
+	limits.MaxInFlight, limits.PartyInFlight, limits.PartyWait = cfg.maxInFlight, cfg.partyInFlight, cfg.partyWait
+	// The fair share and the busy mark follow the pool: a quarter of it per caller, and a
+	// pool's worth in flight before a caller may no longer borrow beyond its share.
+	limits = limits.ForPool(cfg.maxConns)
+	if cfg.partyShare > 0 {
+		limits.PartyShare = cfg.partyShare
+	}
 	met := metrics.NewFor(a.pools.List(), jobs, 0)
 	services := a.grpcServices()
 	if st := a.stacks[db.StoreService]; st != nil && cfg.chromium != "" {
@@ -377,7 +383,10 @@ func newAnchor(cfg config, a *app, log *slog.Logger) (*anchor.Anchor, error) {
 // verifyChains recomputes the hash chains, checks them against the signed checkpoints
 // and exits non-zero on a broken link, a chain that no longer matches a checkpoint
 // (re-sealed, changed or truncated since) or a checkpoint line that is not validly signed.
-func verifyChains(ctx context.Context, cfg config, stdout io.Writer) error {
+//
+// On a terminal, stderr shows the seals checked so far, of how many, and the rate, every
+// second; piped or redirected, nothing but the result is written.
+func verifyChains(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	lines, err := anchor.ReadFile(cfg.checkpoints)
 	if err != nil {
 		return err
@@ -391,7 +400,14 @@ func verifyChains(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	r, err := anchor.Check(ctx, pool, lines, keys)
+	var total int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM seals`).Scan(&total); err != nil {
+		return fmt.Errorf("count seals: %w", err)
+	}
+	// anchor.Check reads every chain twice: once to verify it, once against the checkpoints.
+	prog := startProgress(stderr, isTerminal(stderr), "verify: seals checked", 2*total, time.Second)
+	r, err := anchor.Check(seal.WithProgress(ctx, prog.add), pool, lines, keys)
+	prog.end()
 	if err != nil {
 		return err
 	}

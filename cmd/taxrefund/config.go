@@ -60,6 +60,10 @@ type config struct {
 	checkInterval time.Duration
 	// maxInFlight and partyInFlight bound the cost units in flight (server.Limits).
 	maxInFlight, partyInFlight int
+	// partyShare and partyWait: a caller's fair share of them and how long a call beyond
+	// it waits on a busy server (server.Limits); share 0 is a quarter of -max-conns.
+	partyShare int
+	partyWait  time.Duration
 	// connsPerAddr caps the connections of one client address.
 	connsPerAddr int
 	// certsSub is the certs subcommand (issue, rotate, revoke, suspend, reinstate); empty:
@@ -170,7 +174,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.StringVar(&c.metricsAddr, "metrics-addr", env("TAXREFUND_METRICS_ADDR", "127.0.0.1:9464"), "address of the Prometheus /metrics listener, apart from gRPC; empty: off (env TAXREFUND_METRICS_ADDR)")
 		def := server.DefaultLimits()
 		fs.IntVar(&c.maxInFlight, "max-in-flight", def.MaxInFlight, "cost units in flight of all callers before RESOURCE_EXHAUSTED (a GetForm costs 1, a report 32; 0: no limit)")
-		fs.IntVar(&c.partyInFlight, "party-in-flight", def.PartyInFlight, "cost units in flight of one caller before RESOURCE_EXHAUSTED (about half of -max-conns keeps one caller from taking the pool; 0: no limit)")
+		fs.IntVar(&c.partyInFlight, "party-in-flight", def.PartyInFlight, "most cost units in flight of one caller, reached only while the server has room to spare; over it RESOURCE_EXHAUSTED at once (0: no limit)")
+		fs.IntVar(&c.partyShare, "party-share", 0, "cost units in flight of one caller admitted however busy the server; beyond them a call waits (-party-wait) for the caller's own calls (0: a quarter of -max-conns)")
+		fs.DurationVar(&c.partyWait, "party-wait", def.PartyWait, "how long a call beyond its caller's share waits on a busy server before RESOURCE_EXHAUSTED (0: refused at once)")
 		fs.IntVar(&c.connsPerAddr, "max-conns-per-addr", server.DefaultConnsPerAddr, "most gRPC connections open at once from one client IP (0: no cap)")
 		fs.StringVar(&c.chromium, "chromium", env("TAXREFUND_CHROMIUM", pdf.DefaultChromium), "Chromium executable that renders printed forms (GetFormDocument), started at the first print; empty: printing off (env TAXREFUND_CHROMIUM)")
 		fs.StringVar(&c.travellerAddr, "traveller-addr", env("TAXREFUND_TRAVELLER_ADDR", ""), "address of the travellers' refund status listener: TravellerService over gRPC and the status page over HTTPS, no client certificate; empty: off (env TAXREFUND_TRAVELLER_ADDR)")

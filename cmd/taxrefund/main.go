@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "rekey":
 		return rekey(ctx, cfg, log, stdout)
 	case "verify":
-		return verifyChains(ctx, cfg, stdout)
+		return verifyChains(ctx, cfg, stdout, stderr)
 	default:
 		return serve(ctx, cfg, log)
 	}

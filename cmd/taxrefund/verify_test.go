@@ -33,8 +33,12 @@ func TestVerifyCommandAgainstCheckpoints(t *testing.T) {
 		"TAXREFUND_JOURNAL_PUBKEYS": filepath.Join(dir, "journal.pub"), "TAXREFUND_CHECKPOINTS": filepath.Join(dir, "checkpoints.log")}
 	getenv := func(k string) string { return vars[k] }
 	cmd := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		err := run(ctx, append([]string{"taxrefund"}, args...), getenv, &out, &bytes.Buffer{})
+		var out, errOut bytes.Buffer
+		err := run(ctx, append([]string{"taxrefund"}, args...), getenv, &out, &errOut)
+		// Not a terminal: no progress line (progress_test.go has the terminal's).
+		if args[0] == "verify" && strings.Contains(errOut.String(), "seals checked") {
+			t.Errorf("verify wrote progress to a non-terminal stderr: %q", errOut.String())
+		}
 		return out.String(), err
 	}
 	if out, err := cmd("keys"); err != nil || !strings.Contains(out, "(created)") {

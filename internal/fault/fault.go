@@ -68,13 +68,22 @@ type Error struct {
 	Metadata map[string]string
 }
 
+// Error is the message and each violation as "field: description", joined by "; ". A
+// message that is a violation's description (an error of one field, Field) is said once,
+// with its field: "lines[0].vat_rate: 0.5: no refund rate for this VAT rate".
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Message)
+	msg := e.Message
+	parts := make([]string, 0, len(e.Violations)+1)
 	for _, v := range e.Violations {
-		fmt.Fprintf(&b, "; %s: %s", v.Field, v.Description)
+		if v.Description == msg {
+			msg = ""
+		}
+		parts = append(parts, v.Field+": "+v.Description)
 	}
-	return b.String()
+	if msg != "" {
+		parts = append([]string{msg}, parts...)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // New returns an error of kind k with a reason and message.

@@ -15,15 +15,18 @@ import (
 	storev1 "taxrefund/api/taxrefund/store/v1"
 )
 
-// The flood scenario: 63 stores issue forms (the others), measured twice in the same run,
-// first alone and then while one more store floods the server with cheap calls (GetForm)
-// and expensive ones (ListForms, IssueForm) from FloodCallers concurrent callers that
-// never wait. The result is the others' IssueForm latency with the flood, and its notes
-// the same without it and the ratio of the two p99s (the server's admission by cost and
-// per-caller share should keep it under 2).
+// The flood scenario: 63 stores issue forms (the others), measured in the same run
+// without and with one more store flooding the server with cheap calls (GetForm) and
+// expensive ones (ListForms, IssueForm) from FloodCallers concurrent callers that never
+// wait, alternately (FloodSlices slices of each, pooled). The result is the others'
+// IssueForm latency with the flood, and its notes the same without it and the ratio of
+// the two p99s (the server's admission by cost and fair share should keep it under 2).
 
 // FloodCallers is how many concurrent callers the flooding store runs.
 const FloodCallers = 256
+
+// FloodSlices is how many times each phase, without and with the flood, is measured.
+const FloodSlices = 2
 
 // floodOthers is how many stores issue while one floods.
 const floodOthers = 63
@@ -40,13 +43,6 @@ func runFlood(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig, stores []s
 	}
 	started := nowStamp()
 
-	fmt.Fprintf(cfg.Log, "loadgen: flood: %d stores issue, %d callers, %s warm-up + %s measured, without the flood...\n",
-		floodOthers, cfg.Load.Concurrency, cfg.Load.Warmup, cfg.Load.Duration)
-	quiet, err := drive(ctx, cfg.Load, newMeter(ctx, pool, cfg.ServerPID), visit, nil)
-	if err != nil {
-		return Result{}, err
-	}
-
 	// Numbers of the flooder's own forms to read back.
 	var numbers []string
 	for i := range 20 {
@@ -58,49 +54,80 @@ func runFlood(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig, stores []s
 	if len(numbers) == 0 {
 		return Result{}, fmt.Errorf("flood: the flooding store could not issue a form")
 	}
-	floodCtx, stopFlood := context.WithCancel(ctx)
 	var fmu sync.Mutex
 	floodCodes := map[string]int64{}
-	var wg sync.WaitGroup
-	for i := range FloodCallers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(i), 11))
-			local := map[string]int64{}
-			for n := 0; floodCtx.Err() == nil; n++ {
-				cctx, cancel := context.WithTimeout(floodCtx, cfg.Load.Timeout)
-				var method string
-				var err error
-				switch n % 4 {
-				case 0:
-					method = "ListForms"
-					_, err = flooder.ListForms(cctx, &storev1.ListFormsRequest{})
-				case 1:
-					method = "IssueForm"
-					_, err = flooder.IssueForm(cctx, issueRequest(r, travellerOf("F", r.IntN(1000)), time.Now(), 0))
-				default:
-					method = "GetForm"
-					_, err = flooder.GetForm(cctx, &storev1.GetFormRequest{FormNumber: numbers[r.IntN(len(numbers))]})
+	var floodTime time.Duration
+	// flood starts the flooding store's callers; the function it returns stops them.
+	flood := func() (stop func()) {
+		floodCtx, stopFlood := context.WithCancel(ctx)
+		started := time.Now()
+		var wg sync.WaitGroup
+		for i := range FloodCallers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := rand.New(rand.NewPCG(uint64(i), uint64(started.UnixNano())))
+				local := map[string]int64{}
+				for n := 0; floodCtx.Err() == nil; n++ {
+					cctx, cancel := context.WithTimeout(floodCtx, cfg.Load.Timeout)
+					var method string
+					var err error
+					switch n % 4 {
+					case 0:
+						method = "ListForms"
+						_, err = flooder.ListForms(cctx, &storev1.ListFormsRequest{})
+					case 1:
+						method = "IssueForm"
+						_, err = flooder.IssueForm(cctx, issueRequest(r, travellerOf("F", r.IntN(1000)), time.Now(), 0))
+					default:
+						method = "GetForm"
+						_, err = flooder.GetForm(cctx, &storev1.GetFormRequest{FormNumber: numbers[r.IntN(len(numbers))]})
+					}
+					cancel()
+					if floodCtx.Err() == nil {
+						local[method+"/"+status.Code(err).String()]++
+					}
 				}
-				cancel()
-				if floodCtx.Err() == nil {
-					local[method+"/"+status.Code(err).String()]++
+				fmu.Lock()
+				for k, v := range local {
+					floodCodes[k] += v
 				}
-			}
-			fmu.Lock()
-			for k, v := range local {
-				floodCodes[k] += v
-			}
-			fmu.Unlock()
-		}()
+				fmu.Unlock()
+			}()
+		}
+		return func() {
+			stopFlood()
+			wg.Wait()
+			floodTime += time.Since(started)
+		}
 	}
-	fmt.Fprintf(cfg.Log, "loadgen: flood: again, while store 1 floods with %d callers...\n", FloodCallers)
-	flooded, err := drive(ctx, cfg.Load, newMeter(ctx, pool, cfg.ServerPID), visit, nil)
-	stopFlood()
-	wg.Wait()
-	if err != nil {
-		return Result{}, err
+
+	// The phases alternate, without and with the flood, FloodSlices times each, and each
+	// side's slices are pooled: on a machine shared with other work, the load of the
+	// machine drifts during a run, and alternating spreads that drift over both sides
+	// instead of charging it to one.
+	slice := cfg.Load
+	slice.Duration = max(time.Second, cfg.Load.Duration/FloodSlices)
+	fmt.Fprintf(cfg.Log, "loadgen: flood: %d stores issue, %d callers, %d × (%s warm-up + %s measured) without the flood and as many with store 1 flooding from %d callers, alternately...\n",
+		floodOthers, cfg.Load.Concurrency, FloodSlices, slice.Warmup, slice.Duration, FloodCallers)
+	var quiet, flooded outcome
+	for i := range 2 * FloodSlices {
+		var stop func()
+		if i%2 == 1 {
+			stop = flood()
+		}
+		o, err := drive(ctx, slice, newMeter(ctx, pool, cfg.ServerPID), visit, nil)
+		if stop != nil {
+			stop()
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		if i%2 == 1 {
+			flooded = pool2(flooded, o)
+		} else {
+			quiet = pool2(quiet, o)
+		}
 	}
 
 	r := Result{
@@ -134,6 +161,14 @@ func runFlood(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig, stores []s
 			ratio = mr.Latency.P99 / quietP99
 		}
 		r.Notes = append(r.Notes, fmt.Sprintf("others' IssueForm p99: %.1f ms without the flood, %.1f ms with it: %.2fx", quietP99, mr.Latency.P99, ratio))
+		// What the machine gave each phase: on a shared machine a ratio moves with the
+		// other work as much as with the flood.
+		var quietOK int64
+		if ms, ok := quiet.stats.methods["IssueForm"]; ok {
+			quietOK = ms.codes[codes.OK]
+		}
+		r.Notes = append(r.Notes, fmt.Sprintf("others' IssueForm OK/s: %.1f without the flood, %.1f with it; CPU outside server, PostgreSQL and loadgen: %.0f%% and %.0f%% of the cores",
+			float64(quietOK)/quiet.window.Seconds(), mr.OKPerSec, otherShare(quiet.cpu), otherShare(flooded.cpu)))
 	}
 	var keys []string
 	for k := range floodCodes {
@@ -146,6 +181,36 @@ func runFlood(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig, stores []s
 		total += floodCodes[k]
 		desc += fmt.Sprintf(" %s=%d", k, floodCodes[k])
 	}
-	r.Notes = append(r.Notes, fmt.Sprintf("the flooding store's calls in that window and after: %d (%.0f/s):%s", total, float64(total)/(cfg.Load.Warmup+cfg.Load.Duration).Seconds(), desc))
+	r.Notes = append(r.Notes, fmt.Sprintf("the flooding store's calls while it flooded: %d (%.0f/s):%s", total, float64(total)/floodTime.Seconds(), desc))
 	return r, nil
+}
+
+// otherShare is the per cent of the cores' time that went to other processes.
+func otherShare(c CPUSplit) float64 {
+	if c.Seconds <= 0 || c.Cores <= 0 {
+		return 0
+	}
+	return 100 * c.Other / (c.Seconds * float64(c.Cores))
+}
+
+// pool2 adds o's counts to a: the outcome of two slices of one phase.
+func pool2(a, o outcome) outcome {
+	if a.stats == nil {
+		return o
+	}
+	a.stats.merge(o.stats)
+	a.window += o.window
+	a.late += o.late
+	a.dropped += o.dropped
+	a.offered += o.offered
+	a.cpu.Seconds += o.cpu.Seconds
+	a.cpu.Busy += o.cpu.Busy
+	a.cpu.Server += o.cpu.Server
+	a.cpu.Postgres += o.cpu.Postgres
+	a.cpu.PostgresBackground += o.cpu.PostgresBackground
+	a.cpu.Client += o.cpu.Client
+	a.cpu.Other += o.cpu.Other
+	a.peakRSS = max(a.peakRSS, o.peakRSS)
+	a.rssNow = o.rssNow
+	return a
 }

@@ -323,6 +323,15 @@ func (s Sealed) Next(prev []byte) []byte {
 // walkPage is how many seals Walk reads at a time.
 const walkPage = 5000
 
+type progressKey struct{}
+
+// WithProgress returns ctx carrying count: every Walk under it (Verify, and the checks
+// built on them) calls count(n) after each page of n seals, so that a long check can
+// show how far it has come.
+func WithProgress(ctx context.Context, count func(n int)) context.Context {
+	return context.WithValue(ctx, progressKey{}, count)
+}
+
 // Walk calls fn with each seal of chain in seq order, from the first, with its row's
 // content as it is now. It stops at fn's first error and returns it.
 func Walk(ctx context.Context, q db.DBTX, chain string, fn func(Sealed) error) error {
@@ -367,6 +376,9 @@ func WalkFrom(ctx context.Context, q db.DBTX, chain string, after int64, fn func
 				return err
 			}
 			after = x.Seq
+		}
+		if count, ok := ctx.Value(progressKey{}).(func(int)); ok {
+			count(len(list))
 		}
 	}
 }

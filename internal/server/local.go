@@ -59,10 +59,10 @@ func (l *Local) Call(ctx context.Context, p auth.Party, method string, req any, 
 	if err != nil {
 		return nil, err
 	}
-	if !l.limiter.allow(ctx) {
-		return nil, status.Error(codes.ResourceExhausted, "too many calls from this caller; slow down and retry with the same request_id")
+	if !l.limiter.allow(p.URI) {
+		return nil, errRate
 	}
-	release, err := l.admission.acquire(p.URI, Cost(method))
+	release, err := l.admission.acquire(ctx, p.URI, Cost(method))
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,7 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 	lim := newLimiter(limits)
 	refusals := newRefusalLog(o.Log)
 	codec := newRequestCodec()
-	adm := newAdmission(limits.MaxInFlight, limits.PartyInFlight)
+	adm := newAdmission(limits)
 	if o.Local != nil {
 		d := limits.Deadline
 		*o.Local = Local{matrix: m, active: o.Active, skip: a.SkipActive, limiter: lim, admission: adm, log: cmp.Or(o.Log, slog.Default()),
@@ -90,16 +90,18 @@ func New(o Options, s Services) (*grpc.Server, *health.Server, error) {
 				return context.WithTimeout(ctx, d)
 			}}
 	}
-	// The order: metrics and the refusal log see every call's final status; the deadline
-	// bounds everything after it; a malformed or oversized request is refused before the
-	// authorization's database check; admission and the rate budget run once the caller
-	// is known.
+	// The order: the rate budget and a full admission queue are answered at the transport,
+	// before the request is read (tapHandle); metrics and the refusal log see every other
+	// call's final status; the deadline bounds everything after it; a malformed or
+	// oversized request is refused before the authorization's database check; admission
+	// runs once the caller is known and active.
 	unary := append([]grpc.UnaryServerInterceptor{recoverUnary(o.Log)}, o.Unary...)
-	unary = append(unary, refusals.unary(), deadlineUnary(limits.Deadline), codec.unary(), a.Unary(), scopeUnary, lim.unary(), adm.unary(), errorInterceptor(o.Log))
+	unary = append(unary, refusals.unary(), deadlineUnary(limits.Deadline), codec.unary(), a.Unary(), scopeUnary, adm.unary(), errorInterceptor(o.Log))
 	stream := append([]grpc.StreamServerInterceptor{recoverStream(o.Log)}, o.Stream...)
-	stream = append(stream, refusals.stream(), codec.stream(), a.Stream(), scopeStream, lim.stream(), adm.stream(), errorStreamInterceptor(o.Log))
+	stream = append(stream, refusals.stream(), codec.stream(), a.Stream(), scopeStream, adm.stream(), errorStreamInterceptor(o.Log))
 	opts := []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(o.TLS)),
+		grpc.InTapHandle(tapHandle(lim, adm, refusals)),
 		grpc.ForceServerCodecV2(codec),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(unary...),
