@@ -107,4 +107,3 @@ func (b *buckets) sweep(now time.Time) {
 		}
 	}
 }
-
