@@ -235,5 +235,14 @@ func dataURI(bc barcode.Barcode, w, h int) (string, error) {
 	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()), nil
 }
 
+// Footer is the A4 form's page footer: the form number and "page / pages" on every page,
+// so that a page of a long form that comes apart from the others still says whose it is.
+// It is a template for pdf.Paper.Footer.
+func Footer(d Document) string {
+	return `<div style="width:100%;margin:0 10mm;font-size:7pt;font-family:'DejaVu Sans Mono',monospace;display:flex;justify-content:space-between">` +
+		`<span>` + template.HTMLEscapeString(d.Number) + `</span>` +
+		`<span><span class="pageNumber"></span> / <span class="totalPages"></span></span></div>`
+}
+
 // Title is the form's title in l.
 func Title(l Lang) string { return text["title"][l] }

@@ -72,10 +72,11 @@ func render(t *testing.T, d formdoc.Document, f formdoc.Format, langs []formdoc.
 		t.Fatal(err)
 	}
 	paper := pdf.A4
+	paper.Footer = formdoc.Footer(d)
 	if f == formdoc.Receipt80 {
 		paper = pdf.Receipt80
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	out, err := renderer.Render(ctx, html, paper)
 	if err != nil {
@@ -217,6 +218,67 @@ func BenchmarkRender(b *testing.B) {
 				if _, err := renderer.Render(context.Background(), html, paper); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// withLines gives d n lines of goods with long descriptions, and their totals.
+func withLines(d formdoc.Document, n int) formdoc.Document {
+	d.Lines = nil
+	total := decimal.Zero
+	for i := range n {
+		amount := decimal.New(int64(100+i), 0)
+		d.Lines = append(d.Lines, formdoc.Line{
+			Description: fmt.Sprintf("Cashmere knitted cardigan, hand-finished 羊绒开衫 %d", i+1), Quantity: 1,
+			VATRate: decimal.RequireFromString("0.13"), Amount: amount, InvoiceNumber: fmt.Sprintf("INV-%04d", i+1)})
+		total = total.Add(amount)
+	}
+	d.Eligible, d.Gross = total, total.Mul(decimal.RequireFromString("0.11")).Round(2)
+	return d
+}
+
+// TestA4PagesCarryTheNumber: a form of ten lines fits one A4 page in the longest
+// three-language sets; a longer form runs on, and every page names the form and counts
+// the pages, so a page that comes apart from the others still says whose it is.
+func TestA4PagesCarryTheNumber(t *testing.T) {
+	cases := []struct {
+		lines    int
+		extra    formdoc.Lang
+		multiple bool
+	}{
+		{10, formdoc.Russian, false},
+		{10, formdoc.German, false},
+		{10, formdoc.Arabic, false},
+		{45, formdoc.Russian, true},
+	}
+	for _, c := range cases {
+		name := fmt.Sprintf("a4-%d-lines-%s", c.lines, c.extra)
+		t.Run(name, func(t *testing.T) {
+			number := refund.NewFormNumber()
+			got := render(t, withLines(sample(number), c.lines), formdoc.A4, formdoc.Languages("", c.extra), name)
+			n := len(got.pages)
+			if !c.multiple && n != 1 {
+				t.Fatalf("%d lines in %s print on %d pages; want one", c.lines, c.extra, n)
+			}
+			if c.multiple && n < 2 {
+				t.Fatalf("%d lines print on one page: the case does not test running on", c.lines)
+			}
+			for p := 1; p <= n; p++ {
+				txt, err := exec.Command("pdftotext", "-f", fmt.Sprint(p), "-l", fmt.Sprint(p), "-layout",
+					strings.TrimSuffix(got.pages[0], filepath.Base(got.pages[0]))+name+".pdf", "-").Output()
+				if err != nil {
+					t.Fatalf("pdftotext page %d: %v", p, err)
+				}
+				if !strings.Contains(string(txt), number) {
+					t.Errorf("page %d does not name the form %s", p, number)
+				}
+				if want := fmt.Sprintf("%d / %d", p, n); !strings.Contains(string(txt), want) {
+					t.Errorf("page %d lacks its count %q", p, want)
+				}
+			}
+			if len(got.codes) != 2 {
+				t.Errorf("decoded %q; want the Code 128 and the QR code of %s", got.codes, number)
 			}
 		})
 	}

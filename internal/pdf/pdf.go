@@ -30,6 +30,10 @@ type Paper struct {
 	WidthMM  float64
 	HeightMM float64
 	MarginMM float64
+	// Footer, when set, is printed in the bottom margin of every page: HTML in which
+	// Chromium fills elements of class pageNumber and totalPages. It must set its own
+	// font size (Chromium's default for it is 0).
+	Footer string
 }
 
 var (
@@ -238,11 +242,15 @@ func (r *Renderer) Render(ctx context.Context, html string, paper Paper) ([]byte
 				// CSS pixels are 1/96 inch; a little slack keeps the last line on the page.
 				height = math.Ceil(h)/96 + 2*margin + 0.25
 			}
-			out, err = chromedp.PrintToPDF(
+			opts := []chromedp.PDFOption{
 				chromedp.PDFPaper(chromedp.PaperSize{Width: paper.WidthMM / mmPerInch, Height: height}),
 				chromedp.PDFMargin(margin),
 				chromedp.PDFPrintBackground(),
-			)(ctx, t)
+			}
+			if paper.Footer != "" {
+				opts = append(opts, chromedp.PDFHeaderTemplate("<span></span>"), chromedp.PDFFooterTemplate(paper.Footer))
+			}
+			out, err = chromedp.PrintToPDF(opts...)(ctx, t)
 			return err
 		}),
 	)

@@ -132,6 +132,9 @@ func (s *Service) Print(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if req.Format != formdoc.Receipt80 {
+		paper.Footer = formdoc.Footer(doc)
+	}
 	out, err := s.renderer.Render(ctx, html, paper)
 	if err != nil {
 		if errors.Is(err, pdf.ErrUnavailable) {

@@ -10,8 +10,9 @@ import (
 
 // Limits bound the look-ups, so that the service cannot be used to find forms by
 // guessing: per client address, per form number, and a lock-out of a form number after
-// repeated wrong answers. They are counted in this process's memory: a restart forgets
-// them, and several servers each count their own (README, "Where is my refund?").
+// repeated wrong answers. The rate limits are counted in this process's memory (a
+// restart forgets them, several servers each count their own); the lock-out is kept in the
+// database (lockout.go), so that several servers give a guesser no more tries than one.
 type Limits struct {
 	// PerAddress and AddressBurst: look-ups of one client address (IPv6 by /64).
 	PerAddress   rate.Limit
@@ -29,8 +30,8 @@ type Limits struct {
 	MinLatency time.Duration
 	// InFlight bounds the look-ups at the database at once.
 	InFlight int
-	// MaxKeys bounds the addresses and form numbers remembered; idle ones are forgotten
-	// first.
+	// MaxKeys bounds the addresses and form numbers the rate limits remember; idle ones
+	// are forgotten first.
 	MaxKeys int
 }
 
@@ -104,75 +105,5 @@ func (b *buckets) sweep(now time.Time) {
 		if now.Sub(e.seen) > b.idle {
 			delete(b.m, k)
 		}
-	}
-}
-
-// lockouts counts wrong answers per form number.
-type lockouts struct {
-	mu    sync.Mutex
-	after int
-	dur   time.Duration
-	max   int
-	m     map[string]*strikes
-}
-
-type strikes struct {
-	n     int
-	first time.Time
-	until time.Time
-}
-
-func newLockouts(after int, dur time.Duration, max int) *lockouts {
-	return &lockouts{after: after, dur: dur, max: max, m: map[string]*strikes{}}
-}
-
-// locked reports until when number is locked (zero: not locked).
-func (l *lockouts) locked(number string, now time.Time) (time.Time, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s, ok := l.m[number]
-	if !ok || !now.Before(s.until) {
-		return time.Time{}, false
-	}
-	return s.until, true
-}
-
-// wrong counts a wrong answer for number and reports whether it locked it.
-func (l *lockouts) wrong(number string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s, ok := l.m[number]
-	if !ok || now.Sub(s.first) > l.dur {
-		if !ok && len(l.m) >= l.max {
-			for k, v := range l.m {
-				if now.Sub(v.first) > l.dur && !now.Before(v.until) {
-					delete(l.m, k)
-				}
-			}
-			if len(l.m) >= l.max {
-				return false // every remembered number is recent: the per-address limit still holds
-			}
-		}
-		if ok && now.Before(s.until) {
-			return true
-		}
-		s = &strikes{first: now}
-		l.m[number] = s
-	}
-	s.n++
-	if s.n >= l.after {
-		s.until = now.Add(l.dur)
-		s.n, s.first = 0, now
-		return true
-	}
-	return false
-}
-
-// right forgets the wrong answers for number (it is not locked: locked() said so).
-func (l *lockouts) right(number string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if s, ok := l.m[number]; ok && !now.Before(s.until) {
-		delete(l.m, number)
 	}
 }

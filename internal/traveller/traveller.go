@@ -81,7 +81,7 @@ func New(pool *pgxpool.Pool, l Limits, reg prometheus.Registerer, log *slog.Logg
 		pool: pool, limits: l, now: time.Now, log: log,
 		addresses: newBuckets(l.PerAddress, l.AddressBurst, l.MaxKeys),
 		numbers:   newBuckets(l.PerForm, l.FormBurst, l.MaxKeys),
-		locks:     newLockouts(l.LockAfter, l.LockFor, l.MaxKeys),
+		locks:     newLockouts(pool, l.LockAfter, l.LockFor),
 		inFlight:  make(chan struct{}, max(l.InFlight, 1)),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "taxrefund", Name: "traveller_refusals_total",
 			Help: "Refund status look-ups refused, by reason: address_limit, form_limit, locked (the form number is locked out), busy, invalid (malformed input), no_match (no such form, or a document or nationality that does not match it: one answer)."},
@@ -159,7 +159,11 @@ func (s *Service) Lookup(ctx context.Context, addr netip.Addr, q Query) (Answer,
 		s.refusals.WithLabelValues("invalid").Inc()
 		return Answer{}, &fault.Error{Kind: fault.Invalid, Reason: "INVALID_LOOKUP", Message: "the look-up is not well formed", Violations: bad}
 	}
-	if until, locked := s.locks.locked(q.Number, start); locked {
+	until, locked, err := s.locks.locked(ctx, q.Number, start)
+	if err != nil {
+		return Answer{}, err
+	}
+	if locked {
 		s.refusals.WithLabelValues("locked").Inc()
 		return Answer{}, lockedOut(until)
 	}
@@ -188,12 +192,18 @@ func (s *Service) Lookup(ctx context.Context, addr netip.Addr, q Query) (Answer,
 	match := subtle.ConstantTimeCompare([]byte(typed), []byte(want)) == 1
 	if !found || !match {
 		s.refusals.WithLabelValues("no_match").Inc()
-		if s.locks.wrong(q.Number, s.now()) {
+		lockedNow, err := s.locks.wrong(ctx, q.Number, s.now())
+		if err != nil {
+			return Answer{}, err
+		}
+		if lockedNow {
 			s.lookups.WithLabelValues("locked_out").Inc()
 		}
 		return Answer{}, errNoMatch
 	}
-	s.locks.right(q.Number, s.now())
+	if err := s.locks.right(ctx, q.Number, s.now()); err != nil {
+		return Answer{}, err
+	}
 	s.lookups.WithLabelValues("found").Inc()
 	return row.answer(), nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -57,6 +58,7 @@ type fixture struct {
 	limNow    atomic.Pointer[time.Time]
 	limits    traveller.Limits
 	storeCx   context.Context
+	url       string
 }
 
 const document = "E98765432"
@@ -67,7 +69,7 @@ func newFixture(t *testing.T, l traveller.Limits) *fixture {
 	dbtest.Registry(t, owner)
 	app := dbtest.OpenPool(t, url, db.AppRole)
 	clock := dbtest.NewClock(time.Date(2026, 3, 10, 4, 0, 0, 0, time.UTC))
-	x := &fixture{t: t, clock: clock, limits: l, reg: prometheus.NewRegistry(),
+	x := &fixture{t: t, clock: clock, limits: l, reg: prometheus.NewRegistry(), url: url,
 		storeCx: db.WithParty(context.Background(), "store", "S-JFB-1")}
 	keys, led, par := dbtest.Keyring(t), ledger.NewStore(), params.NewCache(app, 0)
 	x.forms = forms.New(forms.Deps{Pool: app, Ledger: led, Keys: keys, Params: par, Now: clock.Now, Log: slog.New(slog.DiscardHandler)})
@@ -315,6 +317,50 @@ func TestWrongLastFourLocksTheFormOut(t *testing.T) {
 	}
 	if v := x.refusals("locked"); v != 1 {
 		t.Errorf("locked refusals %v; want 1", v)
+	}
+}
+
+// TestLockOutIsSharedByServers: two servers on one database give a guesser LockAfter
+// tries in all, not LockAfter each, and both refuse the locked number.
+func TestLockOutIsSharedByServers(t *testing.T) {
+	l := traveller.DefaultLimits()
+	l.MinLatency = 0
+	x := newFixture(t, l)
+	f := x.issue("S-JFB-1")
+	second := traveller.New(dbtest.OpenPool(t, x.url, db.JobsRole), l, nil, slog.New(slog.DiscardHandler))
+	second.WithClock(func() time.Time { return *x.limNow.Load() })
+	for i := range l.LockAfter {
+		var err error
+		if i%2 == 0 {
+			_, err = ask(x.client(fmt.Sprintf("127.0.3.%d", i+1)), f.Number, fmt.Sprintf("%04d", i), "FR")
+		} else {
+			_, err = second.Lookup(context.Background(), netip.MustParseAddr(fmt.Sprintf("127.0.4.%d", i+1)),
+				traveller.Query{Number: f.Number, Last4: fmt.Sprintf("%04d", i), Nationality: "FR"})
+		}
+		if err == nil {
+			t.Fatalf("wrong attempt %d answered", i+1)
+		}
+		x.advance(15 * time.Second)
+	}
+	_, err := second.Lookup(context.Background(), netip.MustParseAddr("127.0.5.1"),
+		traveller.Query{Number: f.Number, Last4: "5432", Nationality: "FR"})
+	if err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("the second server after %d wrong answers across both: %v; want locked", l.LockAfter, err)
+	}
+	if _, err := ask(x.client("127.0.5.2"), f.Number, "5432", "FR"); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("the first server after %d wrong answers across both: %v; want RESOURCE_EXHAUSTED", l.LockAfter, err)
+	}
+	// A third server started later (a restart) still knows.
+	third := traveller.New(dbtest.OpenPool(t, x.url, db.JobsRole), l, nil, slog.New(slog.DiscardHandler))
+	third.WithClock(func() time.Time { return *x.limNow.Load() })
+	if _, err := third.Lookup(context.Background(), netip.MustParseAddr("127.0.5.3"),
+		traveller.Query{Number: f.Number, Last4: "5432", Nationality: "FR"}); err == nil {
+		t.Fatal("a restarted server forgot the lock-out")
+	}
+	x.advance(l.LockFor)
+	if _, err := third.Lookup(context.Background(), netip.MustParseAddr("127.0.5.4"),
+		traveller.Query{Number: f.Number, Last4: "5432", Nationality: "FR"}); err != nil {
+		t.Errorf("after the lock-out: %v", err)
 	}
 }
 
