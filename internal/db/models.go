@@ -395,3 +395,10 @@ type Store struct {
 	CreatedAt       time.Time
 	UnderReview     bool
 }
+
+type TravellerLockout struct {
+	FormNumber  string
+	Strikes     int32
+	FirstAt     time.Time
+	LockedUntil *time.Time
+}
