@@ -154,6 +154,8 @@ func New(d Deps) (*Console, error) {
 	m.HandleFunc("POST /official/parameters", c.auth([]auth.Role{auth.RoleAuthority}, c.parametersPost))
 	m.HandleFunc("GET /official/journal", c.auth([]auth.Role{auth.RoleAuthority}, c.journalPage))
 	m.HandleFunc("POST /official/journal", c.auth([]auth.Role{auth.RoleAuthority}, c.journalPost))
+	// A form's trail: its number in the body, never in the URL.
+	m.HandleFunc("POST /official/trail", c.auth([]auth.Role{auth.RoleAuthority}, c.trailPost))
 	c.mux = m
 	return c, nil
 }
