@@ -70,9 +70,9 @@ type officialContent struct {
 	Trend      template.HTML
 	Exceptions int64
 	// Kinds are the kinds of exception the month has (none: an empty list).
-	Kinds      []exceptionKind
-	ChainSeq   int64
-	ChainHash  string
+	Kinds     []exceptionKind
+	ChainSeq  int64
+	ChainHash string
 }
 
 // totals sums the block rows: every form belongs to exactly one block.

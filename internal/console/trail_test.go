@@ -92,6 +92,18 @@ func TestOfficialOpensAnExceptionsTrail(t *testing.T) {
 		t.Errorf("the unpaid form's payout: %q", got)
 	}
 	screenshot(t, tab, "official-trail")
+	// In Chinese: the language switch returns to the month (the trail was a POST); the
+	// exception opens again.
+	run(t, tab, "切换中文", chromedp.Click(chromedp.CSS("#lang-switch")), chromedp.WaitVisible(chromedp.CSS("#t-paid")))
+	run(t, tab, "六月对账", chromedp.Navigate(h.consoleURL+"/official?month=2025-06"), chromedp.WaitVisible(chromedp.CSS("#kind-CONFIRMED_UNPAID")))
+	if got := text(t, tab, "#reconciliation h2"); got != "本月对账" {
+		t.Errorf("the reconciliation's title in Chinese: %q", got)
+	}
+	run(t, tab, "查看明细", chromedp.Click(chromedp.CSS("#kind-CONFIRMED_UNPAID button.trail")), chromedp.WaitVisible(chromedp.CSS("#trail-entries")))
+	if got := text(t, tab, "#trail-unpaid"); got != "未付款。" {
+		t.Errorf("the unpaid form's payout in Chinese: %q", got)
+	}
+	screenshot(t, tab, "official-trail-zh")
 
 	// The paid form's trail: its payout, on the page and through the API.
 	var payoutID string
