@@ -39,6 +39,9 @@ func TestOfficialKeepsTheRegistry(t *testing.T) {
 		t.Fatalf("GET /official/pdf: %d %s, %d bytes (%v)", resp.StatusCode, resp.Header.Get("Content-Type"), len(doc), err)
 	}
 	pdfPath := filepath.Join(moduleRoot(t), ".data", "console-screenshots", "official-month.pdf")
+	if err := os.MkdirAll(filepath.Dir(pdfPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(pdfPath, doc, 0o644); err != nil {
 		t.Fatal(err)
 	}

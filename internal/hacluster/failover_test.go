@@ -109,7 +109,7 @@ func startCluster(t *testing.T, ctx context.Context) *hacluster.Cluster {
 // and say so (checkLaggingReads). The
 // unavailability window of each client group is logged (BENCH.md).
 func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	c := startCluster(t, ctx)
 	s1 := dialClients(t, c, "server1", c.ServerAddr(0))
