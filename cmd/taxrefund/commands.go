@@ -161,7 +161,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			defer r.Close()
 			monthPDF = r
 		}
-		con, err = console.New(console.Deps{Local: local, Desk: services.Desk, Authority: services.Authority, Desks: a.stacks[db.DeskService].payouts,
+		con, err = console.New(console.Deps{Local: local, Desk: services.Desk, Authority: services.Authority, Desks: a.stacks[db.DeskService].payouts, Captures: a.stacks[db.DeskService].immediate,
 			BaseURL: cfg.consoleURL, IdleTimeout: cfg.consoleIdle, Log: log, PDF: monthPDF})
 		if err != nil {
 			return err

@@ -58,7 +58,7 @@ func TestDefaultMatrix(t *testing.T) {
 		"ListStores", "GetRegistry", "SetParameter", "ListParameters", "ListDeclarations", "GetDeclaration",
 		"ApproveDeclaration", "ReturnDeclaration", "CloseMonth", "Reconcile", "MonthlyReport", "ExportReport",
 		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions", "VerifyChains", "RevokeCertificate", "MonthlyTrend", "ChainHeads",
-		"SetStoreReview", "RiskReport",
+		"SetStoreReview", "RiskReport", "GetFormTrail",
 	} {
 		want[authority+method] = []Role{RoleAuthority}
 	}

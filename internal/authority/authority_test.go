@@ -103,6 +103,13 @@ func (e *env) calls(cq, cd string) []call {
 			_, err := e.h.Reconcile(ctx, &authorityv1.ReconcileRequest{Month: "2026-10"})
 			return err
 		}},
+		{"GetFormTrail", func(ctx context.Context) error {
+			_, err := e.h.GetFormTrail(ctx, &authorityv1.GetFormTrailRequest{FormNumber: "TR-NONE"})
+			if fault.Is(err, fault.NotFound) {
+				return nil // the authority got through
+			}
+			return err
+		}},
 		{"MonthlyReport", func(ctx context.Context) error {
 			_, err := e.h.MonthlyReport(ctx, &authorityv1.MonthlyReportRequest{Month: "2026-10"})
 			return err

@@ -5,6 +5,7 @@ package authority
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -428,6 +429,10 @@ func (h *Handler) Reconcile(ctx context.Context, req *authorityv1.ReconcileReque
 	if days < 0 || days > 3650 {
 		f.Add("unpaid_after_days", "must be 1 to 3650")
 	}
+	limit := int(req.GetSummaryLimit())
+	if limit < 0 || limit > 100 {
+		f.Add("summary_limit", "must be 0 (everything) or 1 to 100")
+	}
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
@@ -435,11 +440,19 @@ func (h *Handler) Reconcile(ctx context.Context, req *authorityv1.ReconcileReque
 	if err != nil {
 		return nil, err
 	}
-	r, err := report.Reconcile(ctx, db.Scope(pool), month, days, h.now())
+	var r report.Reconciliation
+	if limit > 0 {
+		r, err = report.ReconcileSummary(ctx, db.Scope(pool), month, days, h.now(), limit)
+	} else {
+		r, err = report.Reconcile(ctx, db.Scope(pool), month, days, h.now())
+	}
 	if err != nil {
 		return nil, err
 	}
-	resp := &authorityv1.ReconcileResponse{Month: settlement.FormatMonth(month), ReadSource: src}
+	resp := &authorityv1.ReconcileResponse{Month: settlement.FormatMonth(month), ReadSource: src, SummaryOnly: r.Summary}
+	for _, c := range r.Counts {
+		resp.ExceptionCounts = append(resp.ExceptionCounts, &authorityv1.ExceptionCount{Kind: c.Kind, Count: c.Count})
+	}
 	for _, s := range r.Sides {
 		resp.Summary = append(resp.Summary, &authorityv1.MatchSummary{Side: s.Name, Forms: s.Forms, Amount: money.Format(s.Amount)})
 	}
@@ -745,6 +758,54 @@ func (h *Handler) RiskReport(ctx context.Context, req *authorityv1.RiskReportReq
 	resp := &authorityv1.RiskReportResponse{Month: settlement.FormatMonth(month)}
 	for _, r := range rows {
 		resp.Rows = append(resp.Rows, wire.RiskReportRow(r))
+	}
+	return resp, nil
+}
+
+// GetFormTrail returns a form, its lines, its journal entries and its payout: the
+// drill-down of a reconciliation exception. Read from the primary: an official opens it
+// to act on what it says now.
+func (h *Handler) GetFormTrail(ctx context.Context, req *authorityv1.GetFormTrailRequest) (*authorityv1.GetFormTrailResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	number := f.Text("form_number", req.GetFormNumber(), 32, false)
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	t, err := report.FormTrail(ctx, db.Scope(h.pool), number)
+	if errors.Is(err, report.ErrNoForm) {
+		return nil, fault.New(fault.NotFound, "NO_SUCH_FORM", "no form has this number")
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.GetFormTrailResponse{Number: t.Number, StoreCode: t.Store, State: t.State, Nationality: t.Nationality,
+		DocumentMasked: t.DocMasked, PurchaseDate: t.PurchaseDate.Format(time.DateOnly), IssuedAt: timestamppb.New(t.IssuedAt),
+		EligibleAmount: money.Format(t.Eligible), GrossRefund: money.Format(t.Gross)}
+	if t.VerifiedPort != nil {
+		resp.VerifiedPort = *t.VerifiedPort
+	}
+	if t.VerifiedAt != nil {
+		resp.VerifiedAt = timestamppb.New(*t.VerifiedAt)
+	}
+	if t.ConfirmedGross != nil {
+		resp.ConfirmedGrossRefund = money.Format(*t.ConfirmedGross)
+	}
+	for _, l := range t.Lines {
+		resp.Lines = append(resp.Lines, &authorityv1.TrailLine{LineNo: l.LineNo, Description: l.Description, Quantity: l.Quantity,
+			ConfirmedQuantity: l.ConfirmedQty, Amount: money.Format(l.Amount), VatRate: l.VATRate.String(), RefundRate: l.RefundRate.String(),
+			InvoiceNumber: l.InvoiceNumber})
+	}
+	for _, e := range t.Entries {
+		resp.Entries = append(resp.Entries, &authorityv1.TrailEntry{TxnId: e.TxnID, Kind: e.Kind, EffectiveDate: e.EffectiveDate.Format(time.DateOnly),
+			Account: e.Account, Side: e.Side, Amount: money.Format(e.Amount), Pending: e.Pending, Seq: e.Seq})
+	}
+	if p := t.Payout; p != nil {
+		resp.Payout = &authorityv1.TrailPayout{PayoutId: p.ID, DeskCode: p.Desk, AgencyCode: p.Agency, Method: p.Method,
+			PaidDate: p.PaidDate.Format(time.DateOnly), GrossRefund: money.Format(p.Gross), Fee: money.Format(p.Fee), NetRefund: money.Format(p.Net),
+			FormGrossRefund: money.Format(p.FormGross), FormFee: money.Format(p.FormFee), FormNetRefund: money.Format(p.FormNet)}
 	}
 	return resp, nil
 }

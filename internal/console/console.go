@@ -38,6 +38,7 @@ import (
 	deskv1 "taxrefund/api/taxrefund/desk/v1"
 	"taxrefund/internal/auth"
 	"taxrefund/internal/fault"
+	"taxrefund/internal/immediate"
 	"taxrefund/internal/payouts"
 	"taxrefund/internal/refund"
 	"taxrefund/internal/server"
@@ -59,6 +60,12 @@ type Desks interface {
 	CashToday(ctx context.Context, doc refund.Document) (payouts.CashToday, error)
 }
 
+// Captures is what the refund point's page needs of the immediate-refund service: its
+// prepayments awaiting capture.
+type Captures interface {
+	DueCaptures(ctx context.Context, desk string) ([]immediate.DueCapture, error)
+}
+
 // Deps are what a Console needs.
 type Deps struct {
 	// Local runs the handlers as the session's party (wired by server.New).
@@ -66,6 +73,8 @@ type Deps struct {
 	Desk      deskv1.DeskServiceServer
 	Authority authorityv1.AuthorityServiceServer
 	Desks     Desks
+	// Captures lists a refund point's prepayments due for capture; nil: not shown.
+	Captures Captures
 	// PDF renders the month for signature (GET /official/pdf); nil: not offered.
 	PDF PDF
 	// BaseURL is where browsers reach the console, e.g. https://127.0.0.1:50443.
@@ -103,6 +112,7 @@ func New(d Deps) (*Console, error) {
 	c := &Console{d: d, sessions: newSessions(d.Now, d.IdleTimeout, LinkTTL), pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"cny": cny, "cnyd": cnyDec, "when": when,
+		"date":       func(t time.Time) string { return t.Format(time.DateOnly) },
 		"list":       func(s ...string) []string { return s },
 		"trimMethod": func(s string) string { return strings.TrimPrefix(s, "PAYMENT_METHOD_") },
 		"trimStatus": func(s string) string { return strings.TrimPrefix(s, "STORE_STATUS_") },
@@ -154,6 +164,8 @@ func New(d Deps) (*Console, error) {
 	m.HandleFunc("POST /official/parameters", c.auth([]auth.Role{auth.RoleAuthority}, c.parametersPost))
 	m.HandleFunc("GET /official/journal", c.auth([]auth.Role{auth.RoleAuthority}, c.journalPage))
 	m.HandleFunc("POST /official/journal", c.auth([]auth.Role{auth.RoleAuthority}, c.journalPost))
+	// A form's trail: its number in the body, never in the URL.
+	m.HandleFunc("POST /official/trail", c.auth([]auth.Role{auth.RoleAuthority}, c.trailPost))
 	c.mux = m
 	return c, nil
 }

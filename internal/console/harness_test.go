@@ -130,7 +130,7 @@ func newHarness(t *testing.T) *harness {
 	local := &server.Local{}
 	renderer := pdf.New(pdf.Options{Chromium: chromiumPath})
 	t.Cleanup(renderer.Close)
-	con, err := console.New(console.Deps{Local: local, Desk: deskH, Authority: authorityH, Desks: p, BaseURL: h.consoleURL, Now: h.clock.Now, Log: log, PDF: renderer})
+	con, err := console.New(console.Deps{Local: local, Desk: deskH, Authority: authorityH, Desks: p, Captures: imm, BaseURL: h.consoleURL, Now: h.clock.Now, Log: log, PDF: renderer})
 	if err != nil {
 		t.Fatal(err)
 	}

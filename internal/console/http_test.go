@@ -174,6 +174,7 @@ func TestCashierStaysInItsLane(t *testing.T) {
 		{"/official/stores", url.Values{"csrf": {csrf}, "action": {"suspend"}, "code": {"S-JFB-1"}, "reason": {"x"}, "request_id": {uuid.NewString()}}},
 		{"/official/parameters", url.Values{"csrf": {csrf}, "name": {"cash_cap"}, "valid_from": {"2025-07-01"}, "value": {"1.00"}, "note": {"x"}, "request_id": {uuid.NewString()}}},
 		{"/official/journal", url.Values{"csrf": {csrf}}},
+		{"/official/trail", url.Values{"csrf": {csrf}, "form_number": {form.GetNumber()}}},
 	} {
 		if code, body := page(t, c, http.MethodPost, h.consoleURL+post.path, post.form); code != http.StatusForbidden || !strings.Contains(body, `id="forbidden"`) {
 			t.Errorf("cashier POST %s: %d, want 403", post.path, code)

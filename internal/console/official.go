@@ -25,7 +25,30 @@ const (
 	mReturn    = "/taxrefund.authority.v1.AuthorityService/ReturnDeclaration"
 	mStores    = "/taxrefund.authority.v1.AuthorityService/ListStores"
 	mTrend     = "/taxrefund.authority.v1.AuthorityService/MonthlyTrend"
+	mTrail     = "/taxrefund.authority.v1.AuthorityService/GetFormTrail"
 )
+
+// monthExceptions is how many exceptions of each kind the month's page lists (the
+// reconciliation's summary: each kind is counted in full).
+const monthExceptions = 5
+
+// formExceptions are the kinds whose subject is a form number: they open the form's trail.
+var formExceptions = map[string]bool{"CONFIRMED_UNPAID": true, "PAID_NOT_CONFIRMED": true, "VOIDED_AFTER_CONFIRMATION": true, "AMOUNT_MISMATCH": true}
+
+// exceptionKind is one kind of exception of the month: its count and the first few.
+type exceptionKind struct {
+	Kind  string
+	Count int64
+	// Shown is how many of Count are listed.
+	Shown int
+	Rows  []exceptionRow
+}
+
+type exceptionRow struct {
+	Subject, Reason string
+	// Form: Subject is a form number, whose trail opens by POST /official/trail.
+	Form bool
+}
 
 // monthTotals are a month's figures over every form.
 type monthTotals struct {
@@ -45,9 +68,11 @@ type officialContent struct {
 	Totals     monthTotals
 	Dims       []dimTable
 	Trend      template.HTML
-	Exceptions int
-	ChainSeq   int64
-	ChainHash  string
+	Exceptions int64
+	// Kinds are the kinds of exception the month has (none: an empty list).
+	Kinds     []exceptionKind
+	ChainSeq  int64
+	ChainHash string
 }
 
 // totals sums the block rows: every form belongs to exactly one block.
@@ -114,7 +139,9 @@ func (c *Console) monthContent(ctx context.Context, s *session, month string) (o
 		}
 		content.Dims = append(content.Dims, t)
 	}
-	rec, err := call(ctx, c, s, mReconcile, &authorityv1.ReconcileRequest{Month: month}, c.d.Authority.Reconcile)
+	// The summary only: the whole ledger's trial balance and invariants are not this page's
+	// (BENCH.md, "Console").
+	rec, err := call(ctx, c, s, mReconcile, &authorityv1.ReconcileRequest{Month: month, SummaryLimit: monthExceptions}, c.d.Authority.Reconcile)
 	if err != nil {
 		problem = errText(err)
 	} else {
@@ -123,7 +150,7 @@ func (c *Console) monthContent(ctx context.Context, s *session, month string) (o
 				content.Totals.Verified = sm.GetForms()
 			}
 		}
-		content.Exceptions = len(rec.GetExceptions())
+		content.Exceptions, content.Kinds = exceptionKinds(rec)
 	}
 	trend, err := c.trend(ctx, s, m)
 	if err != nil && problem == "" {
@@ -131,6 +158,27 @@ func (c *Console) monthContent(ctx context.Context, s *session, month string) (o
 	}
 	content.Trend = trend
 	return content, http.StatusOK, problem
+}
+
+// exceptionKinds groups the reconciliation's exceptions by kind, with each kind's count.
+func exceptionKinds(rec *authorityv1.ReconcileResponse) (int64, []exceptionKind) {
+	var total int64
+	var kinds []exceptionKind
+	for _, kc := range rec.GetExceptionCounts() {
+		total += kc.GetCount()
+		if kc.GetCount() == 0 {
+			continue
+		}
+		k := exceptionKind{Kind: kc.GetKind(), Count: kc.GetCount()}
+		for _, e := range rec.GetExceptions() {
+			if e.GetKind() == k.Kind {
+				k.Rows = append(k.Rows, exceptionRow{Subject: e.GetSubject(), Reason: e.GetReason(), Form: formExceptions[k.Kind]})
+			}
+		}
+		k.Shown = len(k.Rows)
+		kinds = append(kinds, k)
+	}
+	return total, kinds
 }
 
 // trend draws the refunds paid (G') of the twelve months ending with m as an SVG bar chart.

@@ -1,12 +1,14 @@
 package console
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
 	"github.com/google/uuid"
 
 	deskv1 "taxrefund/api/taxrefund/desk/v1"
+	"taxrefund/internal/immediate"
 	"taxrefund/internal/payouts"
 )
 
@@ -23,6 +25,24 @@ type refundPointContent struct {
 	// The immediate refund form as typed, kept when a payment is refused.
 	FormNumber, Agreement, Token, Last4, Expiry, Authorized, Port, Committed string
 	PayRequestID, ReturnRequestID                                            string
+	// Captures are the refund point's prepayments awaiting capture, the soonest first;
+	// CapturesShown: the list was read (a refund point's page without it says so).
+	Captures      []immediate.DueCapture
+	CapturesShown bool
+}
+
+// dueCaptures reads the refund point's prepayments awaiting capture, under the
+// authorization and the rate budget of its immediate refunds (PayImmediateRefund).
+func (c *Console) dueCaptures(ctx context.Context, s *session, content *refundPointContent) error {
+	if c.d.Captures == nil {
+		return nil
+	}
+	due, err := call(ctx, c, s, mPayImmediate, s.party.Desk, c.d.Captures.DueCaptures)
+	if err != nil {
+		return err
+	}
+	content.Captures, content.CapturesShown = due, true
+	return nil
 }
 
 func (c *Console) refundPointPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -34,6 +54,9 @@ func (c *Console) refundPointPage(w http.ResponseWriter, r *http.Request, s *ses
 		p.Error, code = errText(err), http.StatusUnprocessableEntity
 	}
 	content.Desk = d
+	if err := c.dueCaptures(r.Context(), s, &content); err != nil && p.Error == "" {
+		p.Error, code = errText(err), http.StatusUnprocessableEntity
+	}
 	p.Content = content
 	c.render(w, r, code, "refundpoint", p)
 }
@@ -71,6 +94,10 @@ func (c *Console) refundPointPost(w http.ResponseWriter, r *http.Request, s *ses
 		} else {
 			content.Prepayment, p.Notice = resp.GetPrepayment(), "rp.returned"
 		}
+	}
+	// After a payment or a return: the list as it now stands.
+	if err := c.dueCaptures(ctx, s, &content); err != nil && p.Error == "" {
+		p.Error, code = errText(err), http.StatusUnprocessableEntity
 	}
 	p.Content = content
 	c.render(w, r, code, "refundpoint", p)

@@ -163,6 +163,24 @@ func TestReconcileEveryExceptionOnce(t *testing.T) {
 		"UNDECLARED_PAYOUT " + undeclared.ID.String() + ": AG-CD paid 77.00 on 2026-10-12; no declaration of the month by the 15th of the next",
 	}
 	wantList(t, "exceptions", exceptions(r), want)
+	// The summary (the officials' month page): the same sides, one of each kind counted and
+	// listed, no trial balance and no invariants; the full reconciliation counts the same.
+	sum, err := report.ReconcileSummary(e.ctx, e.pool, october, 30, now, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantList(t, "summary exceptions", exceptions(sum), want)
+	if !sum.Summary || sum.TrialBalance != nil || sum.Violations != nil || sides(sum) != sides(r) {
+		t.Errorf("summary: %v, %d balances, %d violations, %s", sum.Summary, len(sum.TrialBalance), len(sum.Violations), sides(sum))
+	}
+	for _, rc := range []report.Reconciliation{r, sum} {
+		var counts []string
+		for _, c := range rc.Counts {
+			counts = append(counts, fmt.Sprintf("%s %d", c.Kind, c.Count))
+		}
+		wantList(t, "counts", counts, []string{"CONFIRMED_UNPAID 1", "PAID_NOT_CONFIRMED 1", "VOIDED_AFTER_CONFIRMATION 1", "AMOUNT_MISMATCH 1",
+			"PAYOUT_TOTAL_MISMATCH 1", "DECLARATION_MISMATCH 1", "UNDECLARED_PAYOUT 1"})
+	}
 
 	// Issued: the 10 October forms (731.50); confirmed in October: 7 (the never-confirmed
 	// one no longer counts; 87.99 instead of 88.00); paid in October: 5 forms.
@@ -371,6 +389,25 @@ func TestReconcileConfirmedUnpaidCountsFromTheInstant(t *testing.T) {
 	wantList(t, "29 days 23 hours after", unpaid(local(2026, 11, 20, 9, 0)), nil)
 	wantList(t, "30 days 2 hours after", unpaid(local(2026, 11, 20, 12, 0)), []string{"CONFIRMED_UNPAID " + f.Number})
 	wantList(t, "31 days after", unpaid(local(2026, 11, 21, 10, 0)), []string{"CONFIRMED_UNPAID " + f.Number})
+
+	// Confirmed on the month's last evening (Shanghai): 2026-10-31 23:30 is 15:30 UTC,
+	// inside October's range of verified_at. The summary of two lists the first, counts two.
+	g := e.confirmedForm("S-JFB-1", local(2026, 10, 31, 23, 30), "500.00")
+	first := min(f.Number, g.Number)
+	wantList(t, "two unpaid", unpaid(local(2026, 12, 5, 10, 0)), []string{"CONFIRMED_UNPAID " + first, "CONFIRMED_UNPAID " + max(f.Number, g.Number)})
+	sum, err := report.ReconcileSummary(e.ctx, e.pool, october, 30, local(2026, 12, 5, 10, 0), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Exceptions) != 1 || sum.Exceptions[0].Subject != first || sum.Counts[0] != (report.KindCount{Kind: "CONFIRMED_UNPAID", Count: 2}) {
+		t.Errorf("summary of two unpaid, limit 1: %v, counts %v", sum.Exceptions, sum.Counts)
+	}
+	// A form confirmed on November's first morning (Shanghai), still October 31 in UTC, is
+	// November's.
+	e.confirmedForm("S-JFB-1", local(2026, 11, 1, 0, 30), "300.00")
+	if got := unpaid(local(2026, 12, 5, 10, 0)); len(got) != 2 {
+		t.Errorf("October's unpaid with a form confirmed on November 1st 00:30 (Shanghai): %v", got)
+	}
 }
 
 // TestReconcileRuns: the reconciliation of any month, even an empty one, answers. Each

@@ -56,6 +56,8 @@ var costs = map[string]int{
 	"GetFormDocument": 8,
 	// The officials' trend reads a year of payouts, not a form.
 	"MonthlyTrend": 8,
+	// One form, its lines, its few journal transactions and its payout, by their keys.
+	"GetFormTrail": 2,
 }
 
 // The refusals' texts, fixed: they quote nothing of the request.

@@ -2251,8 +2251,12 @@ type ReconcileRequest struct {
 	Month string `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
 	// A VERIFIED form unpaid this many days after its confirmation is an exception; default 30.
 	UnpaidAfterDays int32 `protobuf:"varint,2,opt,name=unpaid_after_days,json=unpaidAfterDays,proto3" json:"unpaid_after_days,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// When set (1 to 100), the summary only: the sides, the count of each kind of exception
+	// and at most this many exceptions of each kind; no trial balance and no invariants
+	// (CheckInvariants has them). Every read is of the month's rows.
+	SummaryLimit  int32 `protobuf:"varint,3,opt,name=summary_limit,json=summaryLimit,proto3" json:"summary_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReconcileRequest) Reset() {
@@ -2299,6 +2303,66 @@ func (x *ReconcileRequest) GetUnpaidAfterDays() int32 {
 	return 0
 }
 
+func (x *ReconcileRequest) GetSummaryLimit() int32 {
+	if x != nil {
+		return x.SummaryLimit
+	}
+	return 0
+}
+
+// ExceptionCount is how many exceptions of a kind the month has.
+type ExceptionCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Count         int64                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExceptionCount) Reset() {
+	*x = ExceptionCount{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExceptionCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExceptionCount) ProtoMessage() {}
+
+func (x *ExceptionCount) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExceptionCount.ProtoReflect.Descriptor instead.
+func (*ExceptionCount) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ExceptionCount) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ExceptionCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // ReconciliationException is one difference between issuance, confirmations and payouts.
 type ReconciliationException struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2315,7 +2379,7 @@ type ReconciliationException struct {
 
 func (x *ReconciliationException) Reset() {
 	*x = ReconciliationException{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[40]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2327,7 +2391,7 @@ func (x *ReconciliationException) String() string {
 func (*ReconciliationException) ProtoMessage() {}
 
 func (x *ReconciliationException) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[40]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2340,7 +2404,7 @@ func (x *ReconciliationException) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationException.ProtoReflect.Descriptor instead.
 func (*ReconciliationException) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{40}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReconciliationException) GetKind() string {
@@ -2377,7 +2441,7 @@ type TrialBalanceLine struct {
 
 func (x *TrialBalanceLine) Reset() {
 	*x = TrialBalanceLine{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[41]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2453,7 @@ func (x *TrialBalanceLine) String() string {
 func (*TrialBalanceLine) ProtoMessage() {}
 
 func (x *TrialBalanceLine) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[41]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2466,7 @@ func (x *TrialBalanceLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrialBalanceLine.ProtoReflect.Descriptor instead.
 func (*TrialBalanceLine) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{41}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TrialBalanceLine) GetAccount() string {
@@ -2447,7 +2511,7 @@ type MatchSummary struct {
 
 func (x *MatchSummary) Reset() {
 	*x = MatchSummary{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[42]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2523,7 @@ func (x *MatchSummary) String() string {
 func (*MatchSummary) ProtoMessage() {}
 
 func (x *MatchSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[42]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2536,7 @@ func (x *MatchSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchSummary.ProtoReflect.Descriptor instead.
 func (*MatchSummary) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{42}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *MatchSummary) GetSide() string {
@@ -2505,14 +2569,19 @@ type ReconcileResponse struct {
 	InvariantViolations []*Violation               `protobuf:"bytes,5,rep,name=invariant_violations,json=invariantViolations,proto3" json:"invariant_violations,omitempty"`
 	// Set when the figures were read from a replica (serve -read-database-url): how far
 	// behind the primary it was. Unset: read from the primary.
-	ReadSource    *ReadSource `protobuf:"bytes,6,opt,name=read_source,json=readSource,proto3" json:"read_source,omitempty"`
+	ReadSource *ReadSource `protobuf:"bytes,6,opt,name=read_source,json=readSource,proto3" json:"read_source,omitempty"`
+	// The number of exceptions of each kind (all of them, also when exceptions holds only
+	// the first few: summary_limit).
+	ExceptionCounts []*ExceptionCount `protobuf:"bytes,7,rep,name=exception_counts,json=exceptionCounts,proto3" json:"exception_counts,omitempty"`
+	// True when this is the summary only (summary_limit): no trial balance, no invariants.
+	SummaryOnly   bool `protobuf:"varint,8,opt,name=summary_only,json=summaryOnly,proto3" json:"summary_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReconcileResponse) Reset() {
 	*x = ReconcileResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[43]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2593,7 @@ func (x *ReconcileResponse) String() string {
 func (*ReconcileResponse) ProtoMessage() {}
 
 func (x *ReconcileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[43]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2606,7 @@ func (x *ReconcileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileResponse.ProtoReflect.Descriptor instead.
 func (*ReconcileResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{43}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReconcileResponse) GetMonth() string {
@@ -2582,6 +2651,560 @@ func (x *ReconcileResponse) GetReadSource() *ReadSource {
 	return nil
 }
 
+func (x *ReconcileResponse) GetExceptionCounts() []*ExceptionCount {
+	if x != nil {
+		return x.ExceptionCounts
+	}
+	return nil
+}
+
+func (x *ReconcileResponse) GetSummaryOnly() bool {
+	if x != nil {
+		return x.SummaryOnly
+	}
+	return false
+}
+
+type GetFormTrailRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The form's number (a reconciliation exception's subject).
+	FormNumber    string `protobuf:"bytes,1,opt,name=form_number,json=formNumber,proto3" json:"form_number,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFormTrailRequest) Reset() {
+	*x = GetFormTrailRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFormTrailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFormTrailRequest) ProtoMessage() {}
+
+func (x *GetFormTrailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFormTrailRequest.ProtoReflect.Descriptor instead.
+func (*GetFormTrailRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *GetFormTrailRequest) GetFormNumber() string {
+	if x != nil {
+		return x.FormNumber
+	}
+	return ""
+}
+
+// TrailLine is one line of the form, with the quantity customs confirmed.
+type TrailLine struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	LineNo      int32                  `protobuf:"varint,1,opt,name=line_no,json=lineNo,proto3" json:"line_no,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Quantity    int32                  `protobuf:"varint,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// Unset until customs confirmed the form.
+	ConfirmedQuantity *int32 `protobuf:"varint,4,opt,name=confirmed_quantity,json=confirmedQuantity,proto3,oneof" json:"confirmed_quantity,omitempty"`
+	Amount            string `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
+	VatRate           string `protobuf:"bytes,6,opt,name=vat_rate,json=vatRate,proto3" json:"vat_rate,omitempty"`
+	RefundRate        string `protobuf:"bytes,7,opt,name=refund_rate,json=refundRate,proto3" json:"refund_rate,omitempty"`
+	InvoiceNumber     string `protobuf:"bytes,8,opt,name=invoice_number,json=invoiceNumber,proto3" json:"invoice_number,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *TrailLine) Reset() {
+	*x = TrailLine{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrailLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrailLine) ProtoMessage() {}
+
+func (x *TrailLine) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrailLine.ProtoReflect.Descriptor instead.
+func (*TrailLine) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *TrailLine) GetLineNo() int32 {
+	if x != nil {
+		return x.LineNo
+	}
+	return 0
+}
+
+func (x *TrailLine) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *TrailLine) GetQuantity() int32 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *TrailLine) GetConfirmedQuantity() int32 {
+	if x != nil && x.ConfirmedQuantity != nil {
+		return *x.ConfirmedQuantity
+	}
+	return 0
+}
+
+func (x *TrailLine) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
+func (x *TrailLine) GetVatRate() string {
+	if x != nil {
+		return x.VatRate
+	}
+	return ""
+}
+
+func (x *TrailLine) GetRefundRate() string {
+	if x != nil {
+		return x.RefundRate
+	}
+	return ""
+}
+
+func (x *TrailLine) GetInvoiceNumber() string {
+	if x != nil {
+		return x.InvoiceNumber
+	}
+	return ""
+}
+
+// TrailEntry is one journal entry of a transaction about the form.
+type TrailEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	TxnId string                 `protobuf:"bytes,1,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
+	// The transaction's kind, e.g. FORM_ISSUED.
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Local date the transaction belongs to, "YYYY-MM-DD".
+	EffectiveDate string `protobuf:"bytes,3,opt,name=effective_date,json=effectiveDate,proto3" json:"effective_date,omitempty"`
+	Account       string `protobuf:"bytes,4,opt,name=account,proto3" json:"account,omitempty"`
+	// "D" or "C".
+	Side    string `protobuf:"bytes,5,opt,name=side,proto3" json:"side,omitempty"`
+	Amount  string `protobuf:"bytes,6,opt,name=amount,proto3" json:"amount,omitempty"`
+	Pending bool   `protobuf:"varint,7,opt,name=pending,proto3" json:"pending,omitempty"`
+	// The journal's seal sequence number of the entry's transaction; 0 when not sealed yet.
+	Seq           int64 `protobuf:"varint,8,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrailEntry) Reset() {
+	*x = TrailEntry{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrailEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrailEntry) ProtoMessage() {}
+
+func (x *TrailEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrailEntry.ProtoReflect.Descriptor instead.
+func (*TrailEntry) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *TrailEntry) GetTxnId() string {
+	if x != nil {
+		return x.TxnId
+	}
+	return ""
+}
+
+func (x *TrailEntry) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *TrailEntry) GetEffectiveDate() string {
+	if x != nil {
+		return x.EffectiveDate
+	}
+	return ""
+}
+
+func (x *TrailEntry) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *TrailEntry) GetSide() string {
+	if x != nil {
+		return x.Side
+	}
+	return ""
+}
+
+func (x *TrailEntry) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
+func (x *TrailEntry) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
+}
+
+func (x *TrailEntry) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// TrailPayout is the payout that paid the form.
+type TrailPayout struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PayoutId   string                 `protobuf:"bytes,1,opt,name=payout_id,json=payoutId,proto3" json:"payout_id,omitempty"`
+	DeskCode   string                 `protobuf:"bytes,2,opt,name=desk_code,json=deskCode,proto3" json:"desk_code,omitempty"`
+	AgencyCode string                 `protobuf:"bytes,3,opt,name=agency_code,json=agencyCode,proto3" json:"agency_code,omitempty"`
+	Method     string                 `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
+	// Local date, "YYYY-MM-DD".
+	PaidDate string `protobuf:"bytes,5,opt,name=paid_date,json=paidDate,proto3" json:"paid_date,omitempty"`
+	// The payout's totals (all its forms) and this form's row in it.
+	GrossRefund     string `protobuf:"bytes,6,opt,name=gross_refund,json=grossRefund,proto3" json:"gross_refund,omitempty"`
+	Fee             string `protobuf:"bytes,7,opt,name=fee,proto3" json:"fee,omitempty"`
+	NetRefund       string `protobuf:"bytes,8,opt,name=net_refund,json=netRefund,proto3" json:"net_refund,omitempty"`
+	FormGrossRefund string `protobuf:"bytes,9,opt,name=form_gross_refund,json=formGrossRefund,proto3" json:"form_gross_refund,omitempty"`
+	FormFee         string `protobuf:"bytes,10,opt,name=form_fee,json=formFee,proto3" json:"form_fee,omitempty"`
+	FormNetRefund   string `protobuf:"bytes,11,opt,name=form_net_refund,json=formNetRefund,proto3" json:"form_net_refund,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *TrailPayout) Reset() {
+	*x = TrailPayout{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrailPayout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrailPayout) ProtoMessage() {}
+
+func (x *TrailPayout) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrailPayout.ProtoReflect.Descriptor instead.
+func (*TrailPayout) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *TrailPayout) GetPayoutId() string {
+	if x != nil {
+		return x.PayoutId
+	}
+	return ""
+}
+
+func (x *TrailPayout) GetDeskCode() string {
+	if x != nil {
+		return x.DeskCode
+	}
+	return ""
+}
+
+func (x *TrailPayout) GetAgencyCode() string {
+	if x != nil {
+		return x.AgencyCode
+	}
+	return ""
+}
+
+func (x *TrailPayout) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *TrailPayout) GetPaidDate() string {
+	if x != nil {
+		return x.PaidDate
+	}
+	return ""
+}
+
+func (x *TrailPayout) GetGrossRefund() string {
+	if x != nil {
+		return x.GrossRefund
+	}
+	return ""
+}
+
+func (x *TrailPayout) GetFee() string {
+	if x != nil {
+		return x.Fee
+	}
+	return ""
+}
+
+func (x *TrailPayout) GetNetRefund() string {
+	if x != nil {
+		return x.NetRefund
+	}
+	return ""
+}
+
+func (x *TrailPayout) GetFormGrossRefund() string {
+	if x != nil {
+		return x.FormGrossRefund
+	}
+	return ""
+}
+
+func (x *TrailPayout) GetFormFee() string {
+	if x != nil {
+		return x.FormFee
+	}
+	return ""
+}
+
+func (x *TrailPayout) GetFormNetRefund() string {
+	if x != nil {
+		return x.FormNetRefund
+	}
+	return ""
+}
+
+type GetFormTrailResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Number    string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	StoreCode string                 `protobuf:"bytes,2,opt,name=store_code,json=storeCode,proto3" json:"store_code,omitempty"`
+	// ISSUED, VERIFIED, REJECTED, REFUNDED, VOIDED, EXPIRED or SETTLED.
+	State       string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Nationality string `protobuf:"bytes,4,opt,name=nationality,proto3" json:"nationality,omitempty"`
+	// The document, masked.
+	DocumentMasked string                 `protobuf:"bytes,5,opt,name=document_masked,json=documentMasked,proto3" json:"document_masked,omitempty"`
+	PurchaseDate   string                 `protobuf:"bytes,6,opt,name=purchase_date,json=purchaseDate,proto3" json:"purchase_date,omitempty"`
+	IssuedAt       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	EligibleAmount string                 `protobuf:"bytes,8,opt,name=eligible_amount,json=eligibleAmount,proto3" json:"eligible_amount,omitempty"`
+	GrossRefund    string                 `protobuf:"bytes,9,opt,name=gross_refund,json=grossRefund,proto3" json:"gross_refund,omitempty"`
+	// Set once customs confirmed or rejected the export.
+	VerifiedPort         string                 `protobuf:"bytes,10,opt,name=verified_port,json=verifiedPort,proto3" json:"verified_port,omitempty"`
+	VerifiedAt           *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=verified_at,json=verifiedAt,proto3" json:"verified_at,omitempty"`
+	ConfirmedGrossRefund string                 `protobuf:"bytes,12,opt,name=confirmed_gross_refund,json=confirmedGrossRefund,proto3" json:"confirmed_gross_refund,omitempty"`
+	Lines                []*TrailLine           `protobuf:"bytes,13,rep,name=lines,proto3" json:"lines,omitempty"`
+	// The entries of the form's transactions (issue, resolution, payout), in order.
+	Entries []*TrailEntry `protobuf:"bytes,14,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Unset when the form is not paid.
+	Payout        *TrailPayout `protobuf:"bytes,15,opt,name=payout,proto3" json:"payout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFormTrailResponse) Reset() {
+	*x = GetFormTrailResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFormTrailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFormTrailResponse) ProtoMessage() {}
+
+func (x *GetFormTrailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFormTrailResponse.ProtoReflect.Descriptor instead.
+func (*GetFormTrailResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *GetFormTrailResponse) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *GetFormTrailResponse) GetStoreCode() string {
+	if x != nil {
+		return x.StoreCode
+	}
+	return ""
+}
+
+func (x *GetFormTrailResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GetFormTrailResponse) GetNationality() string {
+	if x != nil {
+		return x.Nationality
+	}
+	return ""
+}
+
+func (x *GetFormTrailResponse) GetDocumentMasked() string {
+	if x != nil {
+		return x.DocumentMasked
+	}
+	return ""
+}
+
+func (x *GetFormTrailResponse) GetPurchaseDate() string {
+	if x != nil {
+		return x.PurchaseDate
+	}
+	return ""
+}
+
+func (x *GetFormTrailResponse) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
+}
+
+func (x *GetFormTrailResponse) GetEligibleAmount() string {
+	if x != nil {
+		return x.EligibleAmount
+	}
+	return ""
+}
+
+func (x *GetFormTrailResponse) GetGrossRefund() string {
+	if x != nil {
+		return x.GrossRefund
+	}
+	return ""
+}
+
+func (x *GetFormTrailResponse) GetVerifiedPort() string {
+	if x != nil {
+		return x.VerifiedPort
+	}
+	return ""
+}
+
+func (x *GetFormTrailResponse) GetVerifiedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.VerifiedAt
+	}
+	return nil
+}
+
+func (x *GetFormTrailResponse) GetConfirmedGrossRefund() string {
+	if x != nil {
+		return x.ConfirmedGrossRefund
+	}
+	return ""
+}
+
+func (x *GetFormTrailResponse) GetLines() []*TrailLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *GetFormTrailResponse) GetEntries() []*TrailEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *GetFormTrailResponse) GetPayout() *TrailPayout {
+	if x != nil {
+		return x.Payout
+	}
+	return nil
+}
+
 // ReadSource says where a report that may lag was read: a replica, and how far its replay
 // was behind the primary when the report began (it can only have caught up since).
 type ReadSource struct {
@@ -2601,7 +3224,7 @@ type ReadSource struct {
 
 func (x *ReadSource) Reset() {
 	*x = ReadSource{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2613,7 +3236,7 @@ func (x *ReadSource) String() string {
 func (*ReadSource) ProtoMessage() {}
 
 func (x *ReadSource) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[44]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2626,7 +3249,7 @@ func (x *ReadSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadSource.ProtoReflect.Descriptor instead.
 func (*ReadSource) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{44}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ReadSource) GetReplica() bool {
@@ -2677,7 +3300,7 @@ type ReportRow struct {
 
 func (x *ReportRow) Reset() {
 	*x = ReportRow{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2689,7 +3312,7 @@ func (x *ReportRow) String() string {
 func (*ReportRow) ProtoMessage() {}
 
 func (x *ReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[45]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2702,7 +3325,7 @@ func (x *ReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRow.ProtoReflect.Descriptor instead.
 func (*ReportRow) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{45}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ReportRow) GetDimension() string {
@@ -2806,7 +3429,7 @@ type MonthlyReportRequest struct {
 
 func (x *MonthlyReportRequest) Reset() {
 	*x = MonthlyReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +3441,7 @@ func (x *MonthlyReportRequest) String() string {
 func (*MonthlyReportRequest) ProtoMessage() {}
 
 func (x *MonthlyReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[46]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +3454,7 @@ func (x *MonthlyReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthlyReportRequest.ProtoReflect.Descriptor instead.
 func (*MonthlyReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{46}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *MonthlyReportRequest) GetMonth() string {
@@ -2858,7 +3481,7 @@ type MonthlyReportResponse struct {
 
 func (x *MonthlyReportResponse) Reset() {
 	*x = MonthlyReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2870,7 +3493,7 @@ func (x *MonthlyReportResponse) String() string {
 func (*MonthlyReportResponse) ProtoMessage() {}
 
 func (x *MonthlyReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[47]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2883,7 +3506,7 @@ func (x *MonthlyReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthlyReportResponse.ProtoReflect.Descriptor instead.
 func (*MonthlyReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{47}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *MonthlyReportResponse) GetMonth() string {
@@ -2932,7 +3555,7 @@ type MonthlyTrendRequest struct {
 
 func (x *MonthlyTrendRequest) Reset() {
 	*x = MonthlyTrendRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2944,7 +3567,7 @@ func (x *MonthlyTrendRequest) String() string {
 func (*MonthlyTrendRequest) ProtoMessage() {}
 
 func (x *MonthlyTrendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[48]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2957,7 +3580,7 @@ func (x *MonthlyTrendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthlyTrendRequest.ProtoReflect.Descriptor instead.
 func (*MonthlyTrendRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{48}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *MonthlyTrendRequest) GetFromMonth() string {
@@ -2984,7 +3607,7 @@ type MonthlyTrendResponse struct {
 
 func (x *MonthlyTrendResponse) Reset() {
 	*x = MonthlyTrendResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2996,7 +3619,7 @@ func (x *MonthlyTrendResponse) String() string {
 func (*MonthlyTrendResponse) ProtoMessage() {}
 
 func (x *MonthlyTrendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[49]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3009,7 +3632,7 @@ func (x *MonthlyTrendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthlyTrendResponse.ProtoReflect.Descriptor instead.
 func (*MonthlyTrendResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{49}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *MonthlyTrendResponse) GetMonths() []*MonthTotal {
@@ -3034,7 +3657,7 @@ type MonthTotal struct {
 
 func (x *MonthTotal) Reset() {
 	*x = MonthTotal{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3669,7 @@ func (x *MonthTotal) String() string {
 func (*MonthTotal) ProtoMessage() {}
 
 func (x *MonthTotal) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3682,7 @@ func (x *MonthTotal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthTotal.ProtoReflect.Descriptor instead.
 func (*MonthTotal) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{50}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *MonthTotal) GetMonth() string {
@@ -3109,7 +3732,7 @@ type ChainHead struct {
 
 func (x *ChainHead) Reset() {
 	*x = ChainHead{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3121,7 +3744,7 @@ func (x *ChainHead) String() string {
 func (*ChainHead) ProtoMessage() {}
 
 func (x *ChainHead) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3134,7 +3757,7 @@ func (x *ChainHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
 func (*ChainHead) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{51}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ChainHead) GetSeq() int64 {
@@ -3161,7 +3784,7 @@ type ExportReportRequest struct {
 
 func (x *ExportReportRequest) Reset() {
 	*x = ExportReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +3796,7 @@ func (x *ExportReportRequest) String() string {
 func (*ExportReportRequest) ProtoMessage() {}
 
 func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +3809,7 @@ func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportRequest.ProtoReflect.Descriptor instead.
 func (*ExportReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{52}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ExportReportRequest) GetMonth() string {
@@ -3216,7 +3839,7 @@ type ExportReportResponse struct {
 
 func (x *ExportReportResponse) Reset() {
 	*x = ExportReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3228,7 +3851,7 @@ func (x *ExportReportResponse) String() string {
 func (*ExportReportResponse) ProtoMessage() {}
 
 func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3241,7 +3864,7 @@ func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportResponse.ProtoReflect.Descriptor instead.
 func (*ExportReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{53}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ExportReportResponse) GetPart() isExportReportResponse_Part {
@@ -3304,7 +3927,7 @@ type ExportHeader struct {
 
 func (x *ExportHeader) Reset() {
 	*x = ExportHeader{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3316,7 +3939,7 @@ func (x *ExportHeader) String() string {
 func (*ExportHeader) ProtoMessage() {}
 
 func (x *ExportHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3329,7 +3952,7 @@ func (x *ExportHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportHeader.ProtoReflect.Descriptor instead.
 func (*ExportHeader) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{54}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ExportHeader) GetFileName() string {
@@ -3381,7 +4004,7 @@ type SetCalendarDayRequest struct {
 
 func (x *SetCalendarDayRequest) Reset() {
 	*x = SetCalendarDayRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3393,7 +4016,7 @@ func (x *SetCalendarDayRequest) String() string {
 func (*SetCalendarDayRequest) ProtoMessage() {}
 
 func (x *SetCalendarDayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3406,7 +4029,7 @@ func (x *SetCalendarDayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCalendarDayRequest.ProtoReflect.Descriptor instead.
 func (*SetCalendarDayRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{55}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *SetCalendarDayRequest) GetRequestId() string {
@@ -3448,7 +4071,7 @@ type SetCalendarDayResponse struct {
 
 func (x *SetCalendarDayResponse) Reset() {
 	*x = SetCalendarDayResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3460,7 +4083,7 @@ func (x *SetCalendarDayResponse) String() string {
 func (*SetCalendarDayResponse) ProtoMessage() {}
 
 func (x *SetCalendarDayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3473,7 +4096,7 @@ func (x *SetCalendarDayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCalendarDayResponse.ProtoReflect.Descriptor instead.
 func (*SetCalendarDayResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{56}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SetCalendarDayResponse) GetDate() string {
@@ -3505,7 +4128,7 @@ type RunCapturesRequest struct {
 
 func (x *RunCapturesRequest) Reset() {
 	*x = RunCapturesRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3517,7 +4140,7 @@ func (x *RunCapturesRequest) String() string {
 func (*RunCapturesRequest) ProtoMessage() {}
 
 func (x *RunCapturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3530,7 +4153,7 @@ func (x *RunCapturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCapturesRequest.ProtoReflect.Descriptor instead.
 func (*RunCapturesRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{57}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{63}
 }
 
 type RunCapturesResponse struct {
@@ -3543,7 +4166,7 @@ type RunCapturesResponse struct {
 
 func (x *RunCapturesResponse) Reset() {
 	*x = RunCapturesResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3555,7 +4178,7 @@ func (x *RunCapturesResponse) String() string {
 func (*RunCapturesResponse) ProtoMessage() {}
 
 func (x *RunCapturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3568,7 +4191,7 @@ func (x *RunCapturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCapturesResponse.ProtoReflect.Descriptor instead.
 func (*RunCapturesResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{58}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RunCapturesResponse) GetCaptured() int64 {
@@ -3586,7 +4209,7 @@ type ListAcquirerInstructionsRequest struct {
 
 func (x *ListAcquirerInstructionsRequest) Reset() {
 	*x = ListAcquirerInstructionsRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3598,7 +4221,7 @@ func (x *ListAcquirerInstructionsRequest) String() string {
 func (*ListAcquirerInstructionsRequest) ProtoMessage() {}
 
 func (x *ListAcquirerInstructionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3611,7 +4234,7 @@ func (x *ListAcquirerInstructionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAcquirerInstructionsRequest.ProtoReflect.Descriptor instead.
 func (*ListAcquirerInstructionsRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{59}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{65}
 }
 
 // AcquirerInstruction is a release or capture to deliver to the card acquirer.
@@ -3634,7 +4257,7 @@ type AcquirerInstruction struct {
 
 func (x *AcquirerInstruction) Reset() {
 	*x = AcquirerInstruction{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3646,7 +4269,7 @@ func (x *AcquirerInstruction) String() string {
 func (*AcquirerInstruction) ProtoMessage() {}
 
 func (x *AcquirerInstruction) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3659,7 +4282,7 @@ func (x *AcquirerInstruction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquirerInstruction.ProtoReflect.Descriptor instead.
 func (*AcquirerInstruction) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{60}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *AcquirerInstruction) GetId() int64 {
@@ -3734,7 +4357,7 @@ type ListAcquirerInstructionsResponse struct {
 
 func (x *ListAcquirerInstructionsResponse) Reset() {
 	*x = ListAcquirerInstructionsResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3746,7 +4369,7 @@ func (x *ListAcquirerInstructionsResponse) String() string {
 func (*ListAcquirerInstructionsResponse) ProtoMessage() {}
 
 func (x *ListAcquirerInstructionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3759,7 +4382,7 @@ func (x *ListAcquirerInstructionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAcquirerInstructionsResponse.ProtoReflect.Descriptor instead.
 func (*ListAcquirerInstructionsResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{61}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListAcquirerInstructionsResponse) GetInstructions() []*AcquirerInstruction {
@@ -3777,7 +4400,7 @@ type ChainHeadsRequest struct {
 
 func (x *ChainHeadsRequest) Reset() {
 	*x = ChainHeadsRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3789,7 +4412,7 @@ func (x *ChainHeadsRequest) String() string {
 func (*ChainHeadsRequest) ProtoMessage() {}
 
 func (x *ChainHeadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3802,7 +4425,7 @@ func (x *ChainHeadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHeadsRequest.ProtoReflect.Descriptor instead.
 func (*ChainHeadsRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{62}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{68}
 }
 
 type ChainHeadsResponse struct {
@@ -3815,7 +4438,7 @@ type ChainHeadsResponse struct {
 
 func (x *ChainHeadsResponse) Reset() {
 	*x = ChainHeadsResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3827,7 +4450,7 @@ func (x *ChainHeadsResponse) String() string {
 func (*ChainHeadsResponse) ProtoMessage() {}
 
 func (x *ChainHeadsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3840,7 +4463,7 @@ func (x *ChainHeadsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHeadsResponse.ProtoReflect.Descriptor instead.
 func (*ChainHeadsResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{63}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ChainHeadsResponse) GetChains() []*ChainVerification {
@@ -3858,7 +4481,7 @@ type VerifyChainsRequest struct {
 
 func (x *VerifyChainsRequest) Reset() {
 	*x = VerifyChainsRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3870,7 +4493,7 @@ func (x *VerifyChainsRequest) String() string {
 func (*VerifyChainsRequest) ProtoMessage() {}
 
 func (x *VerifyChainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3883,7 +4506,7 @@ func (x *VerifyChainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyChainsRequest.ProtoReflect.Descriptor instead.
 func (*VerifyChainsRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{64}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{70}
 }
 
 // ChainVerification is one chain's verification.
@@ -3904,7 +4527,7 @@ type ChainVerification struct {
 
 func (x *ChainVerification) Reset() {
 	*x = ChainVerification{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3916,7 +4539,7 @@ func (x *ChainVerification) String() string {
 func (*ChainVerification) ProtoMessage() {}
 
 func (x *ChainVerification) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3929,7 +4552,7 @@ func (x *ChainVerification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainVerification.ProtoReflect.Descriptor instead.
 func (*ChainVerification) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{65}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ChainVerification) GetChain() string {
@@ -3990,7 +4613,7 @@ type VerifyChainsResponse struct {
 
 func (x *VerifyChainsResponse) Reset() {
 	*x = VerifyChainsResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4002,7 +4625,7 @@ func (x *VerifyChainsResponse) String() string {
 func (*VerifyChainsResponse) ProtoMessage() {}
 
 func (x *VerifyChainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4015,7 +4638,7 @@ func (x *VerifyChainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyChainsResponse.ProtoReflect.Descriptor instead.
 func (*VerifyChainsResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{66}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *VerifyChainsResponse) GetChains() []*ChainVerification {
@@ -4037,7 +4660,7 @@ type RevokeCertificateRequest struct {
 
 func (x *RevokeCertificateRequest) Reset() {
 	*x = RevokeCertificateRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4049,7 +4672,7 @@ func (x *RevokeCertificateRequest) String() string {
 func (*RevokeCertificateRequest) ProtoMessage() {}
 
 func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4062,7 +4685,7 @@ func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{67}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RevokeCertificateRequest) GetRequestId() string {
@@ -4096,7 +4719,7 @@ type RevokeCertificateResponse struct {
 
 func (x *RevokeCertificateResponse) Reset() {
 	*x = RevokeCertificateResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4108,7 +4731,7 @@ func (x *RevokeCertificateResponse) String() string {
 func (*RevokeCertificateResponse) ProtoMessage() {}
 
 func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4121,7 +4744,7 @@ func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{68}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RevokeCertificateResponse) GetSerial() string {
@@ -4150,7 +4773,7 @@ type SetStoreReviewRequest struct {
 
 func (x *SetStoreReviewRequest) Reset() {
 	*x = SetStoreReviewRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[69]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4162,7 +4785,7 @@ func (x *SetStoreReviewRequest) String() string {
 func (*SetStoreReviewRequest) ProtoMessage() {}
 
 func (x *SetStoreReviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[69]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4175,7 +4798,7 @@ func (x *SetStoreReviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreReviewRequest.ProtoReflect.Descriptor instead.
 func (*SetStoreReviewRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{69}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *SetStoreReviewRequest) GetRequestId() string {
@@ -4215,7 +4838,7 @@ type SetStoreReviewResponse struct {
 
 func (x *SetStoreReviewResponse) Reset() {
 	*x = SetStoreReviewResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[70]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4227,7 +4850,7 @@ func (x *SetStoreReviewResponse) String() string {
 func (*SetStoreReviewResponse) ProtoMessage() {}
 
 func (x *SetStoreReviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[70]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4240,7 +4863,7 @@ func (x *SetStoreReviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreReviewResponse.ProtoReflect.Descriptor instead.
 func (*SetStoreReviewResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{70}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SetStoreReviewResponse) GetStore() *Store {
@@ -4260,7 +4883,7 @@ type RiskReportRequest struct {
 
 func (x *RiskReportRequest) Reset() {
 	*x = RiskReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[71]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4272,7 +4895,7 @@ func (x *RiskReportRequest) String() string {
 func (*RiskReportRequest) ProtoMessage() {}
 
 func (x *RiskReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[71]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4285,7 +4908,7 @@ func (x *RiskReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskReportRequest.ProtoReflect.Descriptor instead.
 func (*RiskReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{71}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *RiskReportRequest) GetMonth() string {
@@ -4311,7 +4934,7 @@ type RiskReportRow struct {
 
 func (x *RiskReportRow) Reset() {
 	*x = RiskReportRow{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[72]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4323,7 +4946,7 @@ func (x *RiskReportRow) String() string {
 func (*RiskReportRow) ProtoMessage() {}
 
 func (x *RiskReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[72]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4336,7 +4959,7 @@ func (x *RiskReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskReportRow.ProtoReflect.Descriptor instead.
 func (*RiskReportRow) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{72}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *RiskReportRow) GetStoreCode() string {
@@ -4384,7 +5007,7 @@ type RiskReportResponse struct {
 
 func (x *RiskReportResponse) Reset() {
 	*x = RiskReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[73]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4396,7 +5019,7 @@ func (x *RiskReportResponse) String() string {
 func (*RiskReportResponse) ProtoMessage() {}
 
 func (x *RiskReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[73]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4409,7 +5032,7 @@ func (x *RiskReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskReportResponse.ProtoReflect.Descriptor instead.
 func (*RiskReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{73}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *RiskReportResponse) GetMonth() string {
@@ -4578,10 +5201,14 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x05month\x18\x02 \x01(\tR\x05month\"c\n" +
 	"\x12CloseMonthResponse\x12\x14\n" +
 	"\x05month\x18\x01 \x01(\tR\x05month\x127\n" +
-	"\tclosed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\"T\n" +
+	"\tclosed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\"y\n" +
 	"\x10ReconcileRequest\x12\x14\n" +
 	"\x05month\x18\x01 \x01(\tR\x05month\x12*\n" +
-	"\x11unpaid_after_days\x18\x02 \x01(\x05R\x0funpaidAfterDays\"_\n" +
+	"\x11unpaid_after_days\x18\x02 \x01(\x05R\x0funpaidAfterDays\x12#\n" +
+	"\rsummary_limit\x18\x03 \x01(\x05R\fsummaryLimit\":\n" +
+	"\x0eExceptionCount\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"_\n" +
 	"\x17ReconciliationException\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12\x16\n" +
@@ -4594,7 +5221,7 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\fMatchSummary\x12\x12\n" +
 	"\x04side\x18\x01 \x01(\tR\x04side\x12\x14\n" +
 	"\x05forms\x18\x02 \x01(\x03R\x05forms\x12\x16\n" +
-	"\x06amount\x18\x03 \x01(\tR\x06amount\"\xa4\x03\n" +
+	"\x06amount\x18\x03 \x01(\tR\x06amount\"\x9a\x04\n" +
 	"\x11ReconcileResponse\x12\x14\n" +
 	"\x05month\x18\x01 \x01(\tR\x05month\x12>\n" +
 	"\asummary\x18\x02 \x03(\v2$.taxrefund.authority.v1.MatchSummaryR\asummary\x12O\n" +
@@ -4604,7 +5231,67 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\rtrial_balance\x18\x04 \x03(\v2(.taxrefund.authority.v1.TrialBalanceLineR\ftrialBalance\x12T\n" +
 	"\x14invariant_violations\x18\x05 \x03(\v2!.taxrefund.authority.v1.ViolationR\x13invariantViolations\x12C\n" +
 	"\vread_source\x18\x06 \x01(\v2\".taxrefund.authority.v1.ReadSourceR\n" +
-	"readSource\"\x84\x01\n" +
+	"readSource\x12Q\n" +
+	"\x10exception_counts\x18\a \x03(\v2&.taxrefund.authority.v1.ExceptionCountR\x0fexceptionCounts\x12!\n" +
+	"\fsummary_only\x18\b \x01(\bR\vsummaryOnly\"6\n" +
+	"\x13GetFormTrailRequest\x12\x1f\n" +
+	"\vform_number\x18\x01 \x01(\tR\n" +
+	"formNumber\"\xa8\x02\n" +
+	"\tTrailLine\x12\x17\n" +
+	"\aline_no\x18\x01 \x01(\x05R\x06lineNo\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1a\n" +
+	"\bquantity\x18\x03 \x01(\x05R\bquantity\x122\n" +
+	"\x12confirmed_quantity\x18\x04 \x01(\x05H\x00R\x11confirmedQuantity\x88\x01\x01\x12\x16\n" +
+	"\x06amount\x18\x05 \x01(\tR\x06amount\x12\x19\n" +
+	"\bvat_rate\x18\x06 \x01(\tR\avatRate\x12\x1f\n" +
+	"\vrefund_rate\x18\a \x01(\tR\n" +
+	"refundRate\x12%\n" +
+	"\x0einvoice_number\x18\b \x01(\tR\rinvoiceNumberB\x15\n" +
+	"\x13_confirmed_quantity\"\xd0\x01\n" +
+	"\n" +
+	"TrailEntry\x12\x15\n" +
+	"\x06txn_id\x18\x01 \x01(\tR\x05txnId\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12%\n" +
+	"\x0eeffective_date\x18\x03 \x01(\tR\reffectiveDate\x12\x18\n" +
+	"\aaccount\x18\x04 \x01(\tR\aaccount\x12\x12\n" +
+	"\x04side\x18\x05 \x01(\tR\x04side\x12\x16\n" +
+	"\x06amount\x18\x06 \x01(\tR\x06amount\x12\x18\n" +
+	"\apending\x18\a \x01(\bR\apending\x12\x10\n" +
+	"\x03seq\x18\b \x01(\x03R\x03seq\"\xe0\x02\n" +
+	"\vTrailPayout\x12\x1b\n" +
+	"\tpayout_id\x18\x01 \x01(\tR\bpayoutId\x12\x1b\n" +
+	"\tdesk_code\x18\x02 \x01(\tR\bdeskCode\x12\x1f\n" +
+	"\vagency_code\x18\x03 \x01(\tR\n" +
+	"agencyCode\x12\x16\n" +
+	"\x06method\x18\x04 \x01(\tR\x06method\x12\x1b\n" +
+	"\tpaid_date\x18\x05 \x01(\tR\bpaidDate\x12!\n" +
+	"\fgross_refund\x18\x06 \x01(\tR\vgrossRefund\x12\x10\n" +
+	"\x03fee\x18\a \x01(\tR\x03fee\x12\x1d\n" +
+	"\n" +
+	"net_refund\x18\b \x01(\tR\tnetRefund\x12*\n" +
+	"\x11form_gross_refund\x18\t \x01(\tR\x0fformGrossRefund\x12\x19\n" +
+	"\bform_fee\x18\n" +
+	" \x01(\tR\aformFee\x12&\n" +
+	"\x0fform_net_refund\x18\v \x01(\tR\rformNetRefund\"\xa4\x05\n" +
+	"\x14GetFormTrailResponse\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\x12\x1d\n" +
+	"\n" +
+	"store_code\x18\x02 \x01(\tR\tstoreCode\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12 \n" +
+	"\vnationality\x18\x04 \x01(\tR\vnationality\x12'\n" +
+	"\x0fdocument_masked\x18\x05 \x01(\tR\x0edocumentMasked\x12#\n" +
+	"\rpurchase_date\x18\x06 \x01(\tR\fpurchaseDate\x127\n" +
+	"\tissued_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12'\n" +
+	"\x0feligible_amount\x18\b \x01(\tR\x0eeligibleAmount\x12!\n" +
+	"\fgross_refund\x18\t \x01(\tR\vgrossRefund\x12#\n" +
+	"\rverified_port\x18\n" +
+	" \x01(\tR\fverifiedPort\x12;\n" +
+	"\vverified_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"verifiedAt\x124\n" +
+	"\x16confirmed_gross_refund\x18\f \x01(\tR\x14confirmedGrossRefund\x127\n" +
+	"\x05lines\x18\r \x03(\v2!.taxrefund.authority.v1.TrailLineR\x05lines\x12<\n" +
+	"\aentries\x18\x0e \x03(\v2\".taxrefund.authority.v1.TrailEntryR\aentries\x12;\n" +
+	"\x06payout\x18\x0f \x01(\v2#.taxrefund.authority.v1.TrailPayoutR\x06payout\"\x84\x01\n" +
 	"\n" +
 	"ReadSource\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\bR\areplica\x12+\n" +
@@ -4748,7 +5435,7 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\fExportFormat\x12\x1d\n" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x01\x12\x16\n" +
-	"\x12EXPORT_FORMAT_XLSX\x10\x022\x91\x18\n" +
+	"\x12EXPORT_FORMAT_XLSX\x10\x022\xfc\x18\n" +
 	"\x10AuthorityService\x12`\n" +
 	"\tRunExpiry\x12(.taxrefund.authority.v1.RunExpiryRequest\x1a).taxrefund.authority.v1.RunExpiryResponse\x12r\n" +
 	"\x0fCheckInvariants\x12..taxrefund.authority.v1.CheckInvariantsRequest\x1a/.taxrefund.authority.v1.CheckInvariantsResponse\x12l\n" +
@@ -4768,7 +5455,8 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x11ReturnDeclaration\x120.taxrefund.authority.v1.ReturnDeclarationRequest\x1a1.taxrefund.authority.v1.ReturnDeclarationResponse\x12c\n" +
 	"\n" +
 	"CloseMonth\x12).taxrefund.authority.v1.CloseMonthRequest\x1a*.taxrefund.authority.v1.CloseMonthResponse\x12`\n" +
-	"\tReconcile\x12(.taxrefund.authority.v1.ReconcileRequest\x1a).taxrefund.authority.v1.ReconcileResponse\x12l\n" +
+	"\tReconcile\x12(.taxrefund.authority.v1.ReconcileRequest\x1a).taxrefund.authority.v1.ReconcileResponse\x12i\n" +
+	"\fGetFormTrail\x12+.taxrefund.authority.v1.GetFormTrailRequest\x1a,.taxrefund.authority.v1.GetFormTrailResponse\x12l\n" +
 	"\rMonthlyReport\x12,.taxrefund.authority.v1.MonthlyReportRequest\x1a-.taxrefund.authority.v1.MonthlyReportResponse\x12i\n" +
 	"\fMonthlyTrend\x12+.taxrefund.authority.v1.MonthlyTrendRequest\x1a,.taxrefund.authority.v1.MonthlyTrendResponse\x12k\n" +
 	"\fExportReport\x12+.taxrefund.authority.v1.ExportReportRequest\x1a,.taxrefund.authority.v1.ExportReportResponse0\x01\x12o\n" +
@@ -4797,7 +5485,7 @@ func file_taxrefund_authority_v1_authority_proto_rawDescGZIP() []byte {
 }
 
 var file_taxrefund_authority_v1_authority_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
 	(StoreStatus)(0),                         // 0: taxrefund.authority.v1.StoreStatus
 	(ExportFormat)(0),                        // 1: taxrefund.authority.v1.ExportFormat
@@ -4841,50 +5529,56 @@ var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
 	(*CloseMonthRequest)(nil),                // 39: taxrefund.authority.v1.CloseMonthRequest
 	(*CloseMonthResponse)(nil),               // 40: taxrefund.authority.v1.CloseMonthResponse
 	(*ReconcileRequest)(nil),                 // 41: taxrefund.authority.v1.ReconcileRequest
-	(*ReconciliationException)(nil),          // 42: taxrefund.authority.v1.ReconciliationException
-	(*TrialBalanceLine)(nil),                 // 43: taxrefund.authority.v1.TrialBalanceLine
-	(*MatchSummary)(nil),                     // 44: taxrefund.authority.v1.MatchSummary
-	(*ReconcileResponse)(nil),                // 45: taxrefund.authority.v1.ReconcileResponse
-	(*ReadSource)(nil),                       // 46: taxrefund.authority.v1.ReadSource
-	(*ReportRow)(nil),                        // 47: taxrefund.authority.v1.ReportRow
-	(*MonthlyReportRequest)(nil),             // 48: taxrefund.authority.v1.MonthlyReportRequest
-	(*MonthlyReportResponse)(nil),            // 49: taxrefund.authority.v1.MonthlyReportResponse
-	(*MonthlyTrendRequest)(nil),              // 50: taxrefund.authority.v1.MonthlyTrendRequest
-	(*MonthlyTrendResponse)(nil),             // 51: taxrefund.authority.v1.MonthlyTrendResponse
-	(*MonthTotal)(nil),                       // 52: taxrefund.authority.v1.MonthTotal
-	(*ChainHead)(nil),                        // 53: taxrefund.authority.v1.ChainHead
-	(*ExportReportRequest)(nil),              // 54: taxrefund.authority.v1.ExportReportRequest
-	(*ExportReportResponse)(nil),             // 55: taxrefund.authority.v1.ExportReportResponse
-	(*ExportHeader)(nil),                     // 56: taxrefund.authority.v1.ExportHeader
-	(*SetCalendarDayRequest)(nil),            // 57: taxrefund.authority.v1.SetCalendarDayRequest
-	(*SetCalendarDayResponse)(nil),           // 58: taxrefund.authority.v1.SetCalendarDayResponse
-	(*RunCapturesRequest)(nil),               // 59: taxrefund.authority.v1.RunCapturesRequest
-	(*RunCapturesResponse)(nil),              // 60: taxrefund.authority.v1.RunCapturesResponse
-	(*ListAcquirerInstructionsRequest)(nil),  // 61: taxrefund.authority.v1.ListAcquirerInstructionsRequest
-	(*AcquirerInstruction)(nil),              // 62: taxrefund.authority.v1.AcquirerInstruction
-	(*ListAcquirerInstructionsResponse)(nil), // 63: taxrefund.authority.v1.ListAcquirerInstructionsResponse
-	(*ChainHeadsRequest)(nil),                // 64: taxrefund.authority.v1.ChainHeadsRequest
-	(*ChainHeadsResponse)(nil),               // 65: taxrefund.authority.v1.ChainHeadsResponse
-	(*VerifyChainsRequest)(nil),              // 66: taxrefund.authority.v1.VerifyChainsRequest
-	(*ChainVerification)(nil),                // 67: taxrefund.authority.v1.ChainVerification
-	(*VerifyChainsResponse)(nil),             // 68: taxrefund.authority.v1.VerifyChainsResponse
-	(*RevokeCertificateRequest)(nil),         // 69: taxrefund.authority.v1.RevokeCertificateRequest
-	(*RevokeCertificateResponse)(nil),        // 70: taxrefund.authority.v1.RevokeCertificateResponse
-	(*SetStoreReviewRequest)(nil),            // 71: taxrefund.authority.v1.SetStoreReviewRequest
-	(*SetStoreReviewResponse)(nil),           // 72: taxrefund.authority.v1.SetStoreReviewResponse
-	(*RiskReportRequest)(nil),                // 73: taxrefund.authority.v1.RiskReportRequest
-	(*RiskReportRow)(nil),                    // 74: taxrefund.authority.v1.RiskReportRow
-	(*RiskReportResponse)(nil),               // 75: taxrefund.authority.v1.RiskReportResponse
-	(*timestamppb.Timestamp)(nil),            // 76: google.protobuf.Timestamp
-	(v1.DeclarationStatus)(0),                // 77: taxrefund.settlement.v1.DeclarationStatus
-	(*v1.Declaration)(nil),                   // 78: taxrefund.settlement.v1.Declaration
-	(*durationpb.Duration)(nil),              // 79: google.protobuf.Duration
-	(*v1.Checkpoint)(nil),                    // 80: taxrefund.settlement.v1.Checkpoint
+	(*ExceptionCount)(nil),                   // 42: taxrefund.authority.v1.ExceptionCount
+	(*ReconciliationException)(nil),          // 43: taxrefund.authority.v1.ReconciliationException
+	(*TrialBalanceLine)(nil),                 // 44: taxrefund.authority.v1.TrialBalanceLine
+	(*MatchSummary)(nil),                     // 45: taxrefund.authority.v1.MatchSummary
+	(*ReconcileResponse)(nil),                // 46: taxrefund.authority.v1.ReconcileResponse
+	(*GetFormTrailRequest)(nil),              // 47: taxrefund.authority.v1.GetFormTrailRequest
+	(*TrailLine)(nil),                        // 48: taxrefund.authority.v1.TrailLine
+	(*TrailEntry)(nil),                       // 49: taxrefund.authority.v1.TrailEntry
+	(*TrailPayout)(nil),                      // 50: taxrefund.authority.v1.TrailPayout
+	(*GetFormTrailResponse)(nil),             // 51: taxrefund.authority.v1.GetFormTrailResponse
+	(*ReadSource)(nil),                       // 52: taxrefund.authority.v1.ReadSource
+	(*ReportRow)(nil),                        // 53: taxrefund.authority.v1.ReportRow
+	(*MonthlyReportRequest)(nil),             // 54: taxrefund.authority.v1.MonthlyReportRequest
+	(*MonthlyReportResponse)(nil),            // 55: taxrefund.authority.v1.MonthlyReportResponse
+	(*MonthlyTrendRequest)(nil),              // 56: taxrefund.authority.v1.MonthlyTrendRequest
+	(*MonthlyTrendResponse)(nil),             // 57: taxrefund.authority.v1.MonthlyTrendResponse
+	(*MonthTotal)(nil),                       // 58: taxrefund.authority.v1.MonthTotal
+	(*ChainHead)(nil),                        // 59: taxrefund.authority.v1.ChainHead
+	(*ExportReportRequest)(nil),              // 60: taxrefund.authority.v1.ExportReportRequest
+	(*ExportReportResponse)(nil),             // 61: taxrefund.authority.v1.ExportReportResponse
+	(*ExportHeader)(nil),                     // 62: taxrefund.authority.v1.ExportHeader
+	(*SetCalendarDayRequest)(nil),            // 63: taxrefund.authority.v1.SetCalendarDayRequest
+	(*SetCalendarDayResponse)(nil),           // 64: taxrefund.authority.v1.SetCalendarDayResponse
+	(*RunCapturesRequest)(nil),               // 65: taxrefund.authority.v1.RunCapturesRequest
+	(*RunCapturesResponse)(nil),              // 66: taxrefund.authority.v1.RunCapturesResponse
+	(*ListAcquirerInstructionsRequest)(nil),  // 67: taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	(*AcquirerInstruction)(nil),              // 68: taxrefund.authority.v1.AcquirerInstruction
+	(*ListAcquirerInstructionsResponse)(nil), // 69: taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	(*ChainHeadsRequest)(nil),                // 70: taxrefund.authority.v1.ChainHeadsRequest
+	(*ChainHeadsResponse)(nil),               // 71: taxrefund.authority.v1.ChainHeadsResponse
+	(*VerifyChainsRequest)(nil),              // 72: taxrefund.authority.v1.VerifyChainsRequest
+	(*ChainVerification)(nil),                // 73: taxrefund.authority.v1.ChainVerification
+	(*VerifyChainsResponse)(nil),             // 74: taxrefund.authority.v1.VerifyChainsResponse
+	(*RevokeCertificateRequest)(nil),         // 75: taxrefund.authority.v1.RevokeCertificateRequest
+	(*RevokeCertificateResponse)(nil),        // 76: taxrefund.authority.v1.RevokeCertificateResponse
+	(*SetStoreReviewRequest)(nil),            // 77: taxrefund.authority.v1.SetStoreReviewRequest
+	(*SetStoreReviewResponse)(nil),           // 78: taxrefund.authority.v1.SetStoreReviewResponse
+	(*RiskReportRequest)(nil),                // 79: taxrefund.authority.v1.RiskReportRequest
+	(*RiskReportRow)(nil),                    // 80: taxrefund.authority.v1.RiskReportRow
+	(*RiskReportResponse)(nil),               // 81: taxrefund.authority.v1.RiskReportResponse
+	(*timestamppb.Timestamp)(nil),            // 82: google.protobuf.Timestamp
+	(v1.DeclarationStatus)(0),                // 83: taxrefund.settlement.v1.DeclarationStatus
+	(*v1.Declaration)(nil),                   // 84: taxrefund.settlement.v1.Declaration
+	(*durationpb.Duration)(nil),              // 85: google.protobuf.Duration
+	(*v1.Checkpoint)(nil),                    // 86: taxrefund.settlement.v1.Checkpoint
 }
 var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	5,  // 0: taxrefund.authority.v1.CheckInvariantsResponse.violations:type_name -> taxrefund.authority.v1.Violation
 	0,  // 1: taxrefund.authority.v1.Store.status:type_name -> taxrefund.authority.v1.StoreStatus
-	76, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
+	82, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
 	7,  // 3: taxrefund.authority.v1.RegisterStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 4: taxrefund.authority.v1.SuspendStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 5: taxrefund.authority.v1.ReinstateStoreResponse.store:type_name -> taxrefund.authority.v1.Store
@@ -4899,97 +5593,105 @@ var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	26, // 14: taxrefund.authority.v1.SetParameterRequest.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 15: taxrefund.authority.v1.SetParameterResponse.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 16: taxrefund.authority.v1.ListParametersResponse.parameters:type_name -> taxrefund.authority.v1.Parameter
-	77, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
-	78, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
-	78, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	78, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	78, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	76, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
-	44, // 23: taxrefund.authority.v1.ReconcileResponse.summary:type_name -> taxrefund.authority.v1.MatchSummary
-	42, // 24: taxrefund.authority.v1.ReconcileResponse.exceptions:type_name -> taxrefund.authority.v1.ReconciliationException
-	43, // 25: taxrefund.authority.v1.ReconcileResponse.trial_balance:type_name -> taxrefund.authority.v1.TrialBalanceLine
+	83, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
+	84, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
+	84, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	84, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	84, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	82, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
+	45, // 23: taxrefund.authority.v1.ReconcileResponse.summary:type_name -> taxrefund.authority.v1.MatchSummary
+	43, // 24: taxrefund.authority.v1.ReconcileResponse.exceptions:type_name -> taxrefund.authority.v1.ReconciliationException
+	44, // 25: taxrefund.authority.v1.ReconcileResponse.trial_balance:type_name -> taxrefund.authority.v1.TrialBalanceLine
 	5,  // 26: taxrefund.authority.v1.ReconcileResponse.invariant_violations:type_name -> taxrefund.authority.v1.Violation
-	46, // 27: taxrefund.authority.v1.ReconcileResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
-	79, // 28: taxrefund.authority.v1.ReadSource.lag:type_name -> google.protobuf.Duration
-	76, // 29: taxrefund.authority.v1.ReadSource.as_of:type_name -> google.protobuf.Timestamp
-	47, // 30: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
-	53, // 31: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
-	80, // 32: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
-	46, // 33: taxrefund.authority.v1.MonthlyReportResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
-	52, // 34: taxrefund.authority.v1.MonthlyTrendResponse.months:type_name -> taxrefund.authority.v1.MonthTotal
-	1,  // 35: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
-	56, // 36: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
-	46, // 37: taxrefund.authority.v1.ExportHeader.read_source:type_name -> taxrefund.authority.v1.ReadSource
-	76, // 38: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
-	76, // 39: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
-	62, // 40: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
-	67, // 41: taxrefund.authority.v1.ChainHeadsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
-	53, // 42: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
-	67, // 43: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
-	76, // 44: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
-	7,  // 45: taxrefund.authority.v1.SetStoreReviewResponse.store:type_name -> taxrefund.authority.v1.Store
-	74, // 46: taxrefund.authority.v1.RiskReportResponse.rows:type_name -> taxrefund.authority.v1.RiskReportRow
-	2,  // 47: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
-	4,  // 48: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
-	8,  // 49: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
-	10, // 50: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
-	12, // 51: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
-	14, // 52: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
-	16, // 53: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
-	18, // 54: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
-	20, // 55: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
-	27, // 56: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
-	29, // 57: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
-	31, // 58: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
-	33, // 59: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
-	35, // 60: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
-	37, // 61: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
-	39, // 62: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
-	41, // 63: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
-	48, // 64: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
-	50, // 65: taxrefund.authority.v1.AuthorityService.MonthlyTrend:input_type -> taxrefund.authority.v1.MonthlyTrendRequest
-	54, // 66: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
-	57, // 67: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
-	59, // 68: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
-	61, // 69: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
-	66, // 70: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
-	64, // 71: taxrefund.authority.v1.AuthorityService.ChainHeads:input_type -> taxrefund.authority.v1.ChainHeadsRequest
-	69, // 72: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
-	71, // 73: taxrefund.authority.v1.AuthorityService.SetStoreReview:input_type -> taxrefund.authority.v1.SetStoreReviewRequest
-	73, // 74: taxrefund.authority.v1.AuthorityService.RiskReport:input_type -> taxrefund.authority.v1.RiskReportRequest
-	3,  // 75: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
-	6,  // 76: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
-	9,  // 77: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
-	11, // 78: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
-	13, // 79: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
-	15, // 80: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
-	17, // 81: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
-	19, // 82: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
-	25, // 83: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
-	28, // 84: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
-	30, // 85: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
-	32, // 86: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
-	34, // 87: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
-	36, // 88: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
-	38, // 89: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
-	40, // 90: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
-	45, // 91: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
-	49, // 92: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
-	51, // 93: taxrefund.authority.v1.AuthorityService.MonthlyTrend:output_type -> taxrefund.authority.v1.MonthlyTrendResponse
-	55, // 94: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
-	58, // 95: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
-	60, // 96: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
-	63, // 97: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
-	68, // 98: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
-	65, // 99: taxrefund.authority.v1.AuthorityService.ChainHeads:output_type -> taxrefund.authority.v1.ChainHeadsResponse
-	70, // 100: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
-	72, // 101: taxrefund.authority.v1.AuthorityService.SetStoreReview:output_type -> taxrefund.authority.v1.SetStoreReviewResponse
-	75, // 102: taxrefund.authority.v1.AuthorityService.RiskReport:output_type -> taxrefund.authority.v1.RiskReportResponse
-	75, // [75:103] is the sub-list for method output_type
-	47, // [47:75] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	52, // 27: taxrefund.authority.v1.ReconcileResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	42, // 28: taxrefund.authority.v1.ReconcileResponse.exception_counts:type_name -> taxrefund.authority.v1.ExceptionCount
+	82, // 29: taxrefund.authority.v1.GetFormTrailResponse.issued_at:type_name -> google.protobuf.Timestamp
+	82, // 30: taxrefund.authority.v1.GetFormTrailResponse.verified_at:type_name -> google.protobuf.Timestamp
+	48, // 31: taxrefund.authority.v1.GetFormTrailResponse.lines:type_name -> taxrefund.authority.v1.TrailLine
+	49, // 32: taxrefund.authority.v1.GetFormTrailResponse.entries:type_name -> taxrefund.authority.v1.TrailEntry
+	50, // 33: taxrefund.authority.v1.GetFormTrailResponse.payout:type_name -> taxrefund.authority.v1.TrailPayout
+	85, // 34: taxrefund.authority.v1.ReadSource.lag:type_name -> google.protobuf.Duration
+	82, // 35: taxrefund.authority.v1.ReadSource.as_of:type_name -> google.protobuf.Timestamp
+	53, // 36: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
+	59, // 37: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
+	86, // 38: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
+	52, // 39: taxrefund.authority.v1.MonthlyReportResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	58, // 40: taxrefund.authority.v1.MonthlyTrendResponse.months:type_name -> taxrefund.authority.v1.MonthTotal
+	1,  // 41: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
+	62, // 42: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
+	52, // 43: taxrefund.authority.v1.ExportHeader.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	82, // 44: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
+	82, // 45: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
+	68, // 46: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
+	73, // 47: taxrefund.authority.v1.ChainHeadsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
+	59, // 48: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
+	73, // 49: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
+	82, // 50: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
+	7,  // 51: taxrefund.authority.v1.SetStoreReviewResponse.store:type_name -> taxrefund.authority.v1.Store
+	80, // 52: taxrefund.authority.v1.RiskReportResponse.rows:type_name -> taxrefund.authority.v1.RiskReportRow
+	2,  // 53: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
+	4,  // 54: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
+	8,  // 55: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
+	10, // 56: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
+	12, // 57: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
+	14, // 58: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
+	16, // 59: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
+	18, // 60: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
+	20, // 61: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
+	27, // 62: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
+	29, // 63: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
+	31, // 64: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
+	33, // 65: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
+	35, // 66: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
+	37, // 67: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
+	39, // 68: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
+	41, // 69: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
+	47, // 70: taxrefund.authority.v1.AuthorityService.GetFormTrail:input_type -> taxrefund.authority.v1.GetFormTrailRequest
+	54, // 71: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
+	56, // 72: taxrefund.authority.v1.AuthorityService.MonthlyTrend:input_type -> taxrefund.authority.v1.MonthlyTrendRequest
+	60, // 73: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
+	63, // 74: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
+	65, // 75: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
+	67, // 76: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	72, // 77: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
+	70, // 78: taxrefund.authority.v1.AuthorityService.ChainHeads:input_type -> taxrefund.authority.v1.ChainHeadsRequest
+	75, // 79: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
+	77, // 80: taxrefund.authority.v1.AuthorityService.SetStoreReview:input_type -> taxrefund.authority.v1.SetStoreReviewRequest
+	79, // 81: taxrefund.authority.v1.AuthorityService.RiskReport:input_type -> taxrefund.authority.v1.RiskReportRequest
+	3,  // 82: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
+	6,  // 83: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
+	9,  // 84: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
+	11, // 85: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
+	13, // 86: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
+	15, // 87: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
+	17, // 88: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
+	19, // 89: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
+	25, // 90: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
+	28, // 91: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
+	30, // 92: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
+	32, // 93: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
+	34, // 94: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
+	36, // 95: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
+	38, // 96: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
+	40, // 97: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
+	46, // 98: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
+	51, // 99: taxrefund.authority.v1.AuthorityService.GetFormTrail:output_type -> taxrefund.authority.v1.GetFormTrailResponse
+	55, // 100: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
+	57, // 101: taxrefund.authority.v1.AuthorityService.MonthlyTrend:output_type -> taxrefund.authority.v1.MonthlyTrendResponse
+	61, // 102: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
+	64, // 103: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
+	66, // 104: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
+	69, // 105: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	74, // 106: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
+	71, // 107: taxrefund.authority.v1.AuthorityService.ChainHeads:output_type -> taxrefund.authority.v1.ChainHeadsResponse
+	76, // 108: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
+	78, // 109: taxrefund.authority.v1.AuthorityService.SetStoreReview:output_type -> taxrefund.authority.v1.SetStoreReviewResponse
+	81, // 110: taxrefund.authority.v1.AuthorityService.RiskReport:output_type -> taxrefund.authority.v1.RiskReportResponse
+	82, // [82:111] is the sub-list for method output_type
+	53, // [53:82] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_authority_v1_authority_proto_init() }
@@ -4997,7 +5699,8 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 	if File_taxrefund_authority_v1_authority_proto != nil {
 		return
 	}
-	file_taxrefund_authority_v1_authority_proto_msgTypes[53].OneofWrappers = []any{
+	file_taxrefund_authority_v1_authority_proto_msgTypes[46].OneofWrappers = []any{}
+	file_taxrefund_authority_v1_authority_proto_msgTypes[59].OneofWrappers = []any{
 		(*ExportReportResponse_Header)(nil),
 		(*ExportReportResponse_Chunk)(nil),
 	}
@@ -5007,7 +5710,7 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taxrefund_authority_v1_authority_proto_rawDesc), len(file_taxrefund_authority_v1_authority_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   74,
+			NumMessages:   80,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,7 @@ const (
 	AuthorityService_ReturnDeclaration_FullMethodName        = "/taxrefund.authority.v1.AuthorityService/ReturnDeclaration"
 	AuthorityService_CloseMonth_FullMethodName               = "/taxrefund.authority.v1.AuthorityService/CloseMonth"
 	AuthorityService_Reconcile_FullMethodName                = "/taxrefund.authority.v1.AuthorityService/Reconcile"
+	AuthorityService_GetFormTrail_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/GetFormTrail"
 	AuthorityService_MonthlyReport_FullMethodName            = "/taxrefund.authority.v1.AuthorityService/MonthlyReport"
 	AuthorityService_MonthlyTrend_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/MonthlyTrend"
 	AuthorityService_ExportReport_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/ExportReport"
@@ -87,6 +88,9 @@ type AuthorityServiceClient interface {
 	CloseMonth(ctx context.Context, in *CloseMonthRequest, opts ...grpc.CallOption) (*CloseMonthResponse, error)
 	// Reconcile matches store issuance, customs confirmations and agency payouts of a month.
 	Reconcile(ctx context.Context, in *ReconcileRequest, opts ...grpc.CallOption) (*ReconcileResponse, error)
+	// GetFormTrail returns one form with its lines, its journal transactions and their
+	// entries, and its payout: where a reconciliation exception comes from.
+	GetFormTrail(ctx context.Context, in *GetFormTrailRequest, opts ...grpc.CallOption) (*GetFormTrailResponse, error)
 	// MonthlyReport returns a month's figures by block, store, port, agency and nationality.
 	MonthlyReport(ctx context.Context, in *MonthlyReportRequest, opts ...grpc.CallOption) (*MonthlyReportResponse, error)
 	// MonthlyTrend returns the refunds paid in each of up to 24 months, in one read of
@@ -297,6 +301,16 @@ func (c *authorityServiceClient) Reconcile(ctx context.Context, in *ReconcileReq
 	return out, nil
 }
 
+func (c *authorityServiceClient) GetFormTrail(ctx context.Context, in *GetFormTrailRequest, opts ...grpc.CallOption) (*GetFormTrailResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetFormTrailResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_GetFormTrail_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *authorityServiceClient) MonthlyReport(ctx context.Context, in *MonthlyReportRequest, opts ...grpc.CallOption) (*MonthlyReportResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MonthlyReportResponse)
@@ -454,6 +468,9 @@ type AuthorityServiceServer interface {
 	CloseMonth(context.Context, *CloseMonthRequest) (*CloseMonthResponse, error)
 	// Reconcile matches store issuance, customs confirmations and agency payouts of a month.
 	Reconcile(context.Context, *ReconcileRequest) (*ReconcileResponse, error)
+	// GetFormTrail returns one form with its lines, its journal transactions and their
+	// entries, and its payout: where a reconciliation exception comes from.
+	GetFormTrail(context.Context, *GetFormTrailRequest) (*GetFormTrailResponse, error)
 	// MonthlyReport returns a month's figures by block, store, port, agency and nationality.
 	MonthlyReport(context.Context, *MonthlyReportRequest) (*MonthlyReportResponse, error)
 	// MonthlyTrend returns the refunds paid in each of up to 24 months, in one read of
@@ -544,6 +561,9 @@ func (UnimplementedAuthorityServiceServer) CloseMonth(context.Context, *CloseMon
 }
 func (UnimplementedAuthorityServiceServer) Reconcile(context.Context, *ReconcileRequest) (*ReconcileResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Reconcile not implemented")
+}
+func (UnimplementedAuthorityServiceServer) GetFormTrail(context.Context, *GetFormTrailRequest) (*GetFormTrailResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetFormTrail not implemented")
 }
 func (UnimplementedAuthorityServiceServer) MonthlyReport(context.Context, *MonthlyReportRequest) (*MonthlyReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MonthlyReport not implemented")
@@ -905,6 +925,24 @@ func _AuthorityService_Reconcile_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthorityService_GetFormTrail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFormTrailRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).GetFormTrail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_GetFormTrail_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).GetFormTrail(ctx, req.(*GetFormTrailRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuthorityService_MonthlyReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MonthlyReportRequest)
 	if err := dec(in); err != nil {
@@ -1170,6 +1208,10 @@ var AuthorityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Reconcile",
 			Handler:    _AuthorityService_Reconcile_Handler,
+		},
+		{
+			MethodName: "GetFormTrail",
+			Handler:    _AuthorityService_GetFormTrail_Handler,
 		},
 		{
 			MethodName: "MonthlyReport",
