@@ -176,7 +176,7 @@ func TestCustomsConfirmsAndCashierPays(t *testing.T) {
 	run(t, tab, "stores", chromedp.Navigate(h.consoleURL+"/official/stores"), chromedp.WaitVisible(chromedp.CSS("table.lines")))
 	screenshot(t, tab, "official-stores")
 	run(t, tab, "switch to Chinese", chromedp.Navigate(h.consoleURL+"/official?month=2025-06"), chromedp.WaitVisible(chromedp.CSS("#lang-switch")),
-		chromedp.Click(chromedp.CSS("#lang-switch")), chromedp.WaitVisible(chromedp.CSS("#t-paid")))
+		chromedp.Click(chromedp.CSS("#lang-switch")), chromedp.WaitVisible(chromedp.CSS(`html[lang="zh-CN"] #t-paid`)))
 	if got := text(t, tab, "header nav"); !strings.Contains(got, "月度概览") {
 		t.Fatalf("after switching, the navigation reads %q", got)
 	}

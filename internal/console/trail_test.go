@@ -94,7 +94,7 @@ func TestOfficialOpensAnExceptionsTrail(t *testing.T) {
 	screenshot(t, tab, "official-trail")
 	// In Chinese: the language switch returns to the month (the trail was a POST); the
 	// exception opens again.
-	run(t, tab, "切换中文", chromedp.Click(chromedp.CSS("#lang-switch")), chromedp.WaitVisible(chromedp.CSS("#t-paid")))
+	run(t, tab, "切换中文", chromedp.Click(chromedp.CSS("#lang-switch")), chromedp.WaitVisible(chromedp.CSS(`html[lang="zh-CN"] #t-paid`)))
 	run(t, tab, "六月对账", chromedp.Navigate(h.consoleURL+"/official?month=2025-06"), chromedp.WaitVisible(chromedp.CSS("#kind-CONFIRMED_UNPAID")))
 	if got := text(t, tab, "#reconciliation h2"); got != "本月对账" {
 		t.Errorf("the reconciliation's title in Chinese: %q", got)
