@@ -2,6 +2,7 @@ package traveller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -40,7 +41,7 @@ func (l *lockouts) locked(ctx context.Context, number string, now time.Time) (ti
 	err := db.Scope(l.pool).QueryRow(systemCtx(ctx),
 		`SELECT locked_until FROM traveller_lockouts WHERE form_number = $1 AND locked_until > $2`, number, now).Scan(&until)
 	switch {
-	case err == pgx.ErrNoRows:
+	case errors.Is(err, pgx.ErrNoRows):
 		return time.Time{}, false, nil
 	case err != nil:
 		return time.Time{}, false, fmt.Errorf("read lock-out: %w", err)
