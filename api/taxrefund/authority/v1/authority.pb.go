@@ -2254,7 +2254,13 @@ type ReconcileRequest struct {
 	// When set (1 to 100), the summary only: the sides, the count of each kind of exception
 	// and at most this many exceptions of each kind; no trial balance and no invariants
 	// (CheckInvariants has them). Every read is of the month's rows.
-	SummaryLimit  int32 `protobuf:"varint,3,opt,name=summary_limit,json=summaryLimit,proto3" json:"summary_limit,omitempty"`
+	SummaryLimit int32 `protobuf:"varint,3,opt,name=summary_limit,json=summaryLimit,proto3" json:"summary_limit,omitempty"`
+	// Honoured only with summary_limit (a full reconciliation is always computed now):
+	// unset or zero, computed now; up to 1 hour, the server may answer from its cache of
+	// the same month's summary (same summary_limit and unpaid_after_days) whose figures are
+	// at most this old (read_source.as_of), then read_source.cached is true. Negative or
+	// over 1 hour: INVALID_ARGUMENT.
+	MaxAge        *durationpb.Duration `protobuf:"bytes,4,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2308,6 +2314,13 @@ func (x *ReconcileRequest) GetSummaryLimit() int32 {
 		return x.SummaryLimit
 	}
 	return 0
+}
+
+func (x *ReconcileRequest) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
 }
 
 // ExceptionCount is how many exceptions of a kind the month has.
@@ -2568,7 +2581,8 @@ type ReconcileResponse struct {
 	TrialBalance        []*TrialBalanceLine        `protobuf:"bytes,4,rep,name=trial_balance,json=trialBalance,proto3" json:"trial_balance,omitempty"`
 	InvariantViolations []*Violation               `protobuf:"bytes,5,rep,name=invariant_violations,json=invariantViolations,proto3" json:"invariant_violations,omitempty"`
 	// Set when the figures were read from a replica (serve -read-database-url): how far
-	// behind the primary it was. Unset: read from the primary.
+	// behind the primary it was; also set whenever max_age was, saying when the figures
+	// were read and whether they came from the cache. Unset: read from the primary now.
 	ReadSource *ReadSource `protobuf:"bytes,6,opt,name=read_source,json=readSource,proto3" json:"read_source,omitempty"`
 	// The number of exceptions of each kind (all of them, also when exceptions holds only
 	// the first few: summary_limit).
@@ -3206,7 +3220,8 @@ func (x *GetFormTrailResponse) GetPayout() *TrailPayout {
 }
 
 // ReadSource says where a report that may lag was read: a replica, and how far its replay
-// was behind the primary when the report began (it can only have caught up since).
+// was behind the primary when the report began (it can only have caught up since); and
+// whether the answer is a cached one (max_age), with the time its figures were read.
 type ReadSource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// True when the server that answered was in recovery (a standby); false when the read
@@ -3215,9 +3230,14 @@ type ReadSource struct {
 	// now() - pg_last_xact_replay_timestamp() on the replica; zero when it has replayed
 	// every WAL record it received, or is not in recovery.
 	Lag *durationpb.Duration `protobuf:"bytes,2,opt,name=lag,proto3" json:"lag,omitempty"`
-	// The primary's commits up to this time are in the figures (the replica's clock, less
-	// the lag).
-	AsOf          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	// The time the figures were read: the primary's commits up to this time are in them
+	// (from a replica, the replica's clock less the lag; from the primary, the server's
+	// clock when the read began). For a cached answer, the as_of of the read that computed
+	// it.
+	AsOf *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	// True when the answer came from the server's cache (the request's max_age): it was
+	// computed earlier, at as_of, not for this call.
+	Cached        bool `protobuf:"varint,4,opt,name=cached,proto3" json:"cached,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3271,6 +3291,13 @@ func (x *ReadSource) GetAsOf() *timestamppb.Timestamp {
 		return x.AsOf
 	}
 	return nil
+}
+
+func (x *ReadSource) GetCached() bool {
+	if x != nil {
+		return x.Cached
+	}
+	return false
 }
 
 // ReportRow is a month's figures for one value of one dimension.
@@ -3422,7 +3449,13 @@ func (x *ReportRow) GetOutstandingGross() string {
 type MonthlyReportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "YYYY-MM".
-	Month         string `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	Month string `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
+	// Unset or zero: computed now. Up to 1 hour: the server may answer from its cache of
+	// the same month's report whose figures are at most this old (read_source.as_of); then
+	// read_source.cached is true. A month's figures keep changing after it ends (forms
+	// issued in it expire, are confirmed and paid later), so no answer is final. Negative
+	// or over 1 hour: INVALID_ARGUMENT.
+	MaxAge        *durationpb.Duration `protobuf:"bytes,2,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3464,6 +3497,13 @@ func (x *MonthlyReportRequest) GetMonth() string {
 	return ""
 }
 
+func (x *MonthlyReportRequest) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
 type MonthlyReportResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Month string                 `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
@@ -3473,7 +3513,8 @@ type MonthlyReportResponse struct {
 	// The latest signed checkpoints of the month's hash chains (the one of its close once
 	// the month is closed), one per chain; empty when none was made in the month.
 	Checkpoints []*v1.Checkpoint `protobuf:"bytes,4,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
-	// Set when the figures were read from a replica (ReconcileResponse.read_source).
+	// Set when the figures were read from a replica or the request set max_age
+	// (ReconcileResponse.read_source).
 	ReadSource    *ReadSource `protobuf:"bytes,5,opt,name=read_source,json=readSource,proto3" json:"read_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -5201,11 +5242,12 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x05month\x18\x02 \x01(\tR\x05month\"c\n" +
 	"\x12CloseMonthResponse\x12\x14\n" +
 	"\x05month\x18\x01 \x01(\tR\x05month\x127\n" +
-	"\tclosed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\"y\n" +
+	"\tclosed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\"\xad\x01\n" +
 	"\x10ReconcileRequest\x12\x14\n" +
 	"\x05month\x18\x01 \x01(\tR\x05month\x12*\n" +
 	"\x11unpaid_after_days\x18\x02 \x01(\x05R\x0funpaidAfterDays\x12#\n" +
-	"\rsummary_limit\x18\x03 \x01(\x05R\fsummaryLimit\":\n" +
+	"\rsummary_limit\x18\x03 \x01(\x05R\fsummaryLimit\x122\n" +
+	"\amax_age\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\":\n" +
 	"\x0eExceptionCount\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"_\n" +
@@ -5291,12 +5333,13 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x16confirmed_gross_refund\x18\f \x01(\tR\x14confirmedGrossRefund\x127\n" +
 	"\x05lines\x18\r \x03(\v2!.taxrefund.authority.v1.TrailLineR\x05lines\x12<\n" +
 	"\aentries\x18\x0e \x03(\v2\".taxrefund.authority.v1.TrailEntryR\aentries\x12;\n" +
-	"\x06payout\x18\x0f \x01(\v2#.taxrefund.authority.v1.TrailPayoutR\x06payout\"\x84\x01\n" +
+	"\x06payout\x18\x0f \x01(\v2#.taxrefund.authority.v1.TrailPayoutR\x06payout\"\x9c\x01\n" +
 	"\n" +
 	"ReadSource\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\bR\areplica\x12+\n" +
 	"\x03lag\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03lag\x12/\n" +
-	"\x05as_of\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\xc0\x03\n" +
+	"\x05as_of\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x16\n" +
+	"\x06cached\x18\x04 \x01(\bR\x06cached\"\xc0\x03\n" +
 	"\tReportRow\x12\x1c\n" +
 	"\tdimension\x18\x01 \x01(\tR\tdimension\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12!\n" +
@@ -5313,9 +5356,10 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	" \x01(\tR\apaidFee\x12\x19\n" +
 	"\bpaid_net\x18\v \x01(\tR\apaidNet\x12+\n" +
 	"\x11forms_outstanding\x18\f \x01(\x03R\x10formsOutstanding\x12+\n" +
-	"\x11outstanding_gross\x18\r \x01(\tR\x10outstandingGross\",\n" +
+	"\x11outstanding_gross\x18\r \x01(\tR\x10outstandingGross\"`\n" +
 	"\x14MonthlyReportRequest\x12\x14\n" +
-	"\x05month\x18\x01 \x01(\tR\x05month\"\xb6\x02\n" +
+	"\x05month\x18\x01 \x01(\tR\x05month\x122\n" +
+	"\amax_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\"\xb6\x02\n" +
 	"\x15MonthlyReportResponse\x12\x14\n" +
 	"\x05month\x18\x01 \x01(\tR\x05month\x125\n" +
 	"\x04rows\x18\x02 \x03(\v2!.taxrefund.authority.v1.ReportRowR\x04rows\x12D\n" +
@@ -5599,99 +5643,101 @@ var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	84, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
 	84, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
 	82, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
-	45, // 23: taxrefund.authority.v1.ReconcileResponse.summary:type_name -> taxrefund.authority.v1.MatchSummary
-	43, // 24: taxrefund.authority.v1.ReconcileResponse.exceptions:type_name -> taxrefund.authority.v1.ReconciliationException
-	44, // 25: taxrefund.authority.v1.ReconcileResponse.trial_balance:type_name -> taxrefund.authority.v1.TrialBalanceLine
-	5,  // 26: taxrefund.authority.v1.ReconcileResponse.invariant_violations:type_name -> taxrefund.authority.v1.Violation
-	52, // 27: taxrefund.authority.v1.ReconcileResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
-	42, // 28: taxrefund.authority.v1.ReconcileResponse.exception_counts:type_name -> taxrefund.authority.v1.ExceptionCount
-	82, // 29: taxrefund.authority.v1.GetFormTrailResponse.issued_at:type_name -> google.protobuf.Timestamp
-	82, // 30: taxrefund.authority.v1.GetFormTrailResponse.verified_at:type_name -> google.protobuf.Timestamp
-	48, // 31: taxrefund.authority.v1.GetFormTrailResponse.lines:type_name -> taxrefund.authority.v1.TrailLine
-	49, // 32: taxrefund.authority.v1.GetFormTrailResponse.entries:type_name -> taxrefund.authority.v1.TrailEntry
-	50, // 33: taxrefund.authority.v1.GetFormTrailResponse.payout:type_name -> taxrefund.authority.v1.TrailPayout
-	85, // 34: taxrefund.authority.v1.ReadSource.lag:type_name -> google.protobuf.Duration
-	82, // 35: taxrefund.authority.v1.ReadSource.as_of:type_name -> google.protobuf.Timestamp
-	53, // 36: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
-	59, // 37: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
-	86, // 38: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
-	52, // 39: taxrefund.authority.v1.MonthlyReportResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
-	58, // 40: taxrefund.authority.v1.MonthlyTrendResponse.months:type_name -> taxrefund.authority.v1.MonthTotal
-	1,  // 41: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
-	62, // 42: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
-	52, // 43: taxrefund.authority.v1.ExportHeader.read_source:type_name -> taxrefund.authority.v1.ReadSource
-	82, // 44: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
-	82, // 45: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
-	68, // 46: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
-	73, // 47: taxrefund.authority.v1.ChainHeadsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
-	59, // 48: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
-	73, // 49: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
-	82, // 50: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
-	7,  // 51: taxrefund.authority.v1.SetStoreReviewResponse.store:type_name -> taxrefund.authority.v1.Store
-	80, // 52: taxrefund.authority.v1.RiskReportResponse.rows:type_name -> taxrefund.authority.v1.RiskReportRow
-	2,  // 53: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
-	4,  // 54: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
-	8,  // 55: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
-	10, // 56: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
-	12, // 57: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
-	14, // 58: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
-	16, // 59: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
-	18, // 60: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
-	20, // 61: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
-	27, // 62: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
-	29, // 63: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
-	31, // 64: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
-	33, // 65: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
-	35, // 66: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
-	37, // 67: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
-	39, // 68: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
-	41, // 69: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
-	47, // 70: taxrefund.authority.v1.AuthorityService.GetFormTrail:input_type -> taxrefund.authority.v1.GetFormTrailRequest
-	54, // 71: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
-	56, // 72: taxrefund.authority.v1.AuthorityService.MonthlyTrend:input_type -> taxrefund.authority.v1.MonthlyTrendRequest
-	60, // 73: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
-	63, // 74: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
-	65, // 75: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
-	67, // 76: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
-	72, // 77: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
-	70, // 78: taxrefund.authority.v1.AuthorityService.ChainHeads:input_type -> taxrefund.authority.v1.ChainHeadsRequest
-	75, // 79: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
-	77, // 80: taxrefund.authority.v1.AuthorityService.SetStoreReview:input_type -> taxrefund.authority.v1.SetStoreReviewRequest
-	79, // 81: taxrefund.authority.v1.AuthorityService.RiskReport:input_type -> taxrefund.authority.v1.RiskReportRequest
-	3,  // 82: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
-	6,  // 83: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
-	9,  // 84: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
-	11, // 85: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
-	13, // 86: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
-	15, // 87: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
-	17, // 88: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
-	19, // 89: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
-	25, // 90: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
-	28, // 91: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
-	30, // 92: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
-	32, // 93: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
-	34, // 94: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
-	36, // 95: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
-	38, // 96: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
-	40, // 97: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
-	46, // 98: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
-	51, // 99: taxrefund.authority.v1.AuthorityService.GetFormTrail:output_type -> taxrefund.authority.v1.GetFormTrailResponse
-	55, // 100: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
-	57, // 101: taxrefund.authority.v1.AuthorityService.MonthlyTrend:output_type -> taxrefund.authority.v1.MonthlyTrendResponse
-	61, // 102: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
-	64, // 103: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
-	66, // 104: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
-	69, // 105: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
-	74, // 106: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
-	71, // 107: taxrefund.authority.v1.AuthorityService.ChainHeads:output_type -> taxrefund.authority.v1.ChainHeadsResponse
-	76, // 108: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
-	78, // 109: taxrefund.authority.v1.AuthorityService.SetStoreReview:output_type -> taxrefund.authority.v1.SetStoreReviewResponse
-	81, // 110: taxrefund.authority.v1.AuthorityService.RiskReport:output_type -> taxrefund.authority.v1.RiskReportResponse
-	82, // [82:111] is the sub-list for method output_type
-	53, // [53:82] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	85, // 23: taxrefund.authority.v1.ReconcileRequest.max_age:type_name -> google.protobuf.Duration
+	45, // 24: taxrefund.authority.v1.ReconcileResponse.summary:type_name -> taxrefund.authority.v1.MatchSummary
+	43, // 25: taxrefund.authority.v1.ReconcileResponse.exceptions:type_name -> taxrefund.authority.v1.ReconciliationException
+	44, // 26: taxrefund.authority.v1.ReconcileResponse.trial_balance:type_name -> taxrefund.authority.v1.TrialBalanceLine
+	5,  // 27: taxrefund.authority.v1.ReconcileResponse.invariant_violations:type_name -> taxrefund.authority.v1.Violation
+	52, // 28: taxrefund.authority.v1.ReconcileResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	42, // 29: taxrefund.authority.v1.ReconcileResponse.exception_counts:type_name -> taxrefund.authority.v1.ExceptionCount
+	82, // 30: taxrefund.authority.v1.GetFormTrailResponse.issued_at:type_name -> google.protobuf.Timestamp
+	82, // 31: taxrefund.authority.v1.GetFormTrailResponse.verified_at:type_name -> google.protobuf.Timestamp
+	48, // 32: taxrefund.authority.v1.GetFormTrailResponse.lines:type_name -> taxrefund.authority.v1.TrailLine
+	49, // 33: taxrefund.authority.v1.GetFormTrailResponse.entries:type_name -> taxrefund.authority.v1.TrailEntry
+	50, // 34: taxrefund.authority.v1.GetFormTrailResponse.payout:type_name -> taxrefund.authority.v1.TrailPayout
+	85, // 35: taxrefund.authority.v1.ReadSource.lag:type_name -> google.protobuf.Duration
+	82, // 36: taxrefund.authority.v1.ReadSource.as_of:type_name -> google.protobuf.Timestamp
+	85, // 37: taxrefund.authority.v1.MonthlyReportRequest.max_age:type_name -> google.protobuf.Duration
+	53, // 38: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
+	59, // 39: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
+	86, // 40: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
+	52, // 41: taxrefund.authority.v1.MonthlyReportResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	58, // 42: taxrefund.authority.v1.MonthlyTrendResponse.months:type_name -> taxrefund.authority.v1.MonthTotal
+	1,  // 43: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
+	62, // 44: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
+	52, // 45: taxrefund.authority.v1.ExportHeader.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	82, // 46: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
+	82, // 47: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
+	68, // 48: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
+	73, // 49: taxrefund.authority.v1.ChainHeadsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
+	59, // 50: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
+	73, // 51: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
+	82, // 52: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
+	7,  // 53: taxrefund.authority.v1.SetStoreReviewResponse.store:type_name -> taxrefund.authority.v1.Store
+	80, // 54: taxrefund.authority.v1.RiskReportResponse.rows:type_name -> taxrefund.authority.v1.RiskReportRow
+	2,  // 55: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
+	4,  // 56: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
+	8,  // 57: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
+	10, // 58: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
+	12, // 59: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
+	14, // 60: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
+	16, // 61: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
+	18, // 62: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
+	20, // 63: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
+	27, // 64: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
+	29, // 65: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
+	31, // 66: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
+	33, // 67: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
+	35, // 68: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
+	37, // 69: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
+	39, // 70: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
+	41, // 71: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
+	47, // 72: taxrefund.authority.v1.AuthorityService.GetFormTrail:input_type -> taxrefund.authority.v1.GetFormTrailRequest
+	54, // 73: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
+	56, // 74: taxrefund.authority.v1.AuthorityService.MonthlyTrend:input_type -> taxrefund.authority.v1.MonthlyTrendRequest
+	60, // 75: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
+	63, // 76: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
+	65, // 77: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
+	67, // 78: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	72, // 79: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
+	70, // 80: taxrefund.authority.v1.AuthorityService.ChainHeads:input_type -> taxrefund.authority.v1.ChainHeadsRequest
+	75, // 81: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
+	77, // 82: taxrefund.authority.v1.AuthorityService.SetStoreReview:input_type -> taxrefund.authority.v1.SetStoreReviewRequest
+	79, // 83: taxrefund.authority.v1.AuthorityService.RiskReport:input_type -> taxrefund.authority.v1.RiskReportRequest
+	3,  // 84: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
+	6,  // 85: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
+	9,  // 86: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
+	11, // 87: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
+	13, // 88: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
+	15, // 89: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
+	17, // 90: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
+	19, // 91: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
+	25, // 92: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
+	28, // 93: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
+	30, // 94: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
+	32, // 95: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
+	34, // 96: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
+	36, // 97: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
+	38, // 98: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
+	40, // 99: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
+	46, // 100: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
+	51, // 101: taxrefund.authority.v1.AuthorityService.GetFormTrail:output_type -> taxrefund.authority.v1.GetFormTrailResponse
+	55, // 102: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
+	57, // 103: taxrefund.authority.v1.AuthorityService.MonthlyTrend:output_type -> taxrefund.authority.v1.MonthlyTrendResponse
+	61, // 104: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
+	64, // 105: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
+	66, // 106: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
+	69, // 107: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	74, // 108: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
+	71, // 109: taxrefund.authority.v1.AuthorityService.ChainHeads:output_type -> taxrefund.authority.v1.ChainHeadsResponse
+	76, // 110: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
+	78, // 111: taxrefund.authority.v1.AuthorityService.SetStoreReview:output_type -> taxrefund.authority.v1.SetStoreReviewResponse
+	81, // 112: taxrefund.authority.v1.AuthorityService.RiskReport:output_type -> taxrefund.authority.v1.RiskReportResponse
+	84, // [84:113] is the sub-list for method output_type
+	55, // [55:84] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_authority_v1_authority_proto_init() }
