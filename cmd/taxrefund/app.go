@@ -35,6 +35,7 @@ type app struct {
 	// reads is the pool of the authority's reads that may lag (-read-database-url); nil:
 	// they read the authority's pool.
 	reads *pgxpool.Pool
+	log   *slog.Logger
 }
 
 // stack is the domain services over one pool, i.e. as one database role.
@@ -66,7 +67,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, services []db.Ser
 	if err != nil {
 		return nil, err
 	}
-	a := &app{services: services, pools: pools, stacks: map[db.Service]*stack{}}
+	a := &app{services: services, pools: pools, stacks: map[db.Service]*stack{}, log: log}
 	led := ledger.NewStore()
 	par := params.NewCache(pools.Any(), cfg.paramsTTL)
 	byPool := map[*pgxpool.Pool]*stack{}
@@ -156,7 +157,7 @@ func (a *app) grpcServices() server.Services {
 		s.Agency = agency.New(st.settlement)
 	}
 	if st := a.stacks[db.AuthorityService]; st != nil {
-		s.Authority = authority.New(authority.Deps{Expirer: st.forms, Pool: st.pool, Registry: st.registry, Settlement: st.settlement, Immediate: st.immediate, Reads: a.reads})
+		s.Authority = authority.New(authority.Deps{Expirer: st.forms, Pool: st.pool, Registry: st.registry, Settlement: st.settlement, Immediate: st.immediate, Reads: a.reads, Log: a.log})
 	}
 	return s
 }

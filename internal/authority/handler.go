@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -47,6 +49,9 @@ type Handler struct {
 	immediate  *immediate.Service
 	reads      *pgxpool.Pool
 	now        func() time.Time
+	// reports are the recent monthly reports and reconciliation summaries, for the
+	// callers who accept figures of a bounded age (max_age).
+	reports *report.Cache[proto.Message]
 }
 
 // Deps are what the handler needs.
@@ -62,6 +67,8 @@ type Deps struct {
 	Reads *pgxpool.Pool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Log receives the report cache's failed background refreshes; nil: discarded.
+	Log *slog.Logger
 }
 
 // New returns a Handler.
@@ -70,7 +77,8 @@ func New(d Deps) *Handler {
 	if now == nil {
 		now = time.Now
 	}
-	return &Handler{expirer: d.Expirer, pool: d.Pool, registry: d.Registry, settlement: d.Settlement, immediate: d.Immediate, reads: d.Reads, now: now}
+	return &Handler{expirer: d.Expirer, pool: d.Pool, registry: d.Registry, settlement: d.Settlement, immediate: d.Immediate, reads: d.Reads, now: now,
+		reports: report.NewCache[proto.Message](report.CacheOptions{Now: now, Log: d.Log})}
 }
 
 func caller(ctx context.Context) (auth.Party, error) {
@@ -433,12 +441,31 @@ func (h *Handler) Reconcile(ctx context.Context, req *authorityv1.ReconcileReque
 	if limit < 0 || limit > 100 {
 		f.Add("summary_limit", "must be 0 (everything) or 1 to 100")
 	}
+	age := maxAge(f, req.GetMaxAge())
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
-	pool, src, err := h.lagging(ctx)
+	if limit == 0 {
+		// A full reconciliation (trial balance, invariants) is always computed now.
+		resp, _, err := h.reconcile(ctx, month, days, 0)
+		return resp, err
+	}
+	key := fmt.Sprintf("reconcile %s limit=%d days=%d", settlement.FormatMonth(month), limit, days)
+	resp, err := cachedAnswer(ctx, h, key, age, func(ctx context.Context) (*authorityv1.ReconcileResponse, time.Time, error) {
+		return h.reconcile(ctx, month, days, limit)
+	})
 	if err != nil {
 		return nil, err
+	}
+	return resp, nil
+}
+
+// reconcile computes a month's reconciliation (the summary: limit > 0) now, and when its
+// figures were read.
+func (h *Handler) reconcile(ctx context.Context, month time.Time, days, limit int) (*authorityv1.ReconcileResponse, time.Time, error) {
+	pool, src, asOf, err := h.lagging(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
 	}
 	var r report.Reconciliation
 	if limit > 0 {
@@ -447,7 +474,7 @@ func (h *Handler) Reconcile(ctx context.Context, req *authorityv1.ReconcileReque
 		r, err = report.Reconcile(ctx, db.Scope(pool), month, days, h.now())
 	}
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	resp := &authorityv1.ReconcileResponse{Month: settlement.FormatMonth(month), ReadSource: src, SummaryOnly: r.Summary}
 	for _, c := range r.Counts {
@@ -467,7 +494,7 @@ func (h *Handler) Reconcile(ctx context.Context, req *authorityv1.ReconcileReque
 	for _, v := range r.Violations {
 		resp.InvariantViolations = append(resp.InvariantViolations, &authorityv1.Violation{Invariant: v.Invariant, Detail: v.Detail})
 	}
-	return resp, nil
+	return resp, asOf, nil
 }
 
 // MonthlyReport returns a month's figures.
@@ -477,48 +504,123 @@ func (h *Handler) MonthlyReport(ctx context.Context, req *authorityv1.MonthlyRep
 	}
 	f := wire.NewFields()
 	month := f.Month("month", req.GetMonth())
+	age := maxAge(f, req.GetMaxAge())
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
-	pool, src, err := h.lagging(ctx)
+	return cachedAnswer(ctx, h, "monthly "+settlement.FormatMonth(month), age, func(ctx context.Context) (*authorityv1.MonthlyReportResponse, time.Time, error) {
+		return h.monthlyReport(ctx, month)
+	})
+}
+
+// monthlyReport computes a month's report now, and when its figures were read.
+func (h *Handler) monthlyReport(ctx context.Context, month time.Time) (*authorityv1.MonthlyReportResponse, time.Time, error) {
+	pool, src, asOf, err := h.lagging(ctx)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	rows, err := report.Monthly(ctx, db.Scope(pool), month)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	seq, head, err := seal.Head(ctx, pool, seal.Journal)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	cps, err := h.settlement.Checkpoints(month)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoints of %s: %w", settlement.FormatMonth(month), err)
+		return nil, time.Time{}, fmt.Errorf("checkpoints of %s: %w", settlement.FormatMonth(month), err)
 	}
 	resp := &authorityv1.MonthlyReportResponse{Month: settlement.FormatMonth(month), JournalHead: &authorityv1.ChainHead{Seq: seq, Hash: head},
 		Checkpoints: wire.Checkpoints(cps), ReadSource: src}
 	for _, r := range rows {
 		resp.Rows = append(resp.Rows, wire.ReportRow(r))
 	}
-	return resp, nil
+	return resp, asOf, nil
+}
+
+// maxReportAge is the oldest answer a caller may accept from the report cache (max_age).
+const maxReportAge = time.Hour
+
+// maxAge reads a request's max_age: 0 (computed now) to maxReportAge.
+func maxAge(f *wire.Fields, d *durationpb.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	if err := d.CheckValid(); err != nil {
+		f.Add("max_age", "must be a valid duration")
+		return 0
+	}
+	age := d.AsDuration()
+	if age < 0 || age > maxReportAge {
+		f.Add("max_age", "must be 0 (computed now) to %s", maxReportAge)
+	}
+	return age
+}
+
+// answer is a response with a read source: a monthly report or a reconciliation.
+type answer interface {
+	proto.Message
+	GetReadSource() *authorityv1.ReadSource
+}
+
+// cachedAnswer answers from h's report cache an answer at most age old, computing it
+// when there is none (age 0: computed now, and kept for the callers who accept an older
+// one). With age 0 the answer is exactly compute's; otherwise its read_source says when
+// the figures were read and whether they came from the cache. The cache keeps its own
+// copy, and each caller gets one: answers are never shared.
+func cachedAnswer[R answer](ctx context.Context, h *Handler, key string, age time.Duration, compute func(context.Context) (R, time.Time, error)) (R, error) {
+	var zero R
+	if age == 0 {
+		resp, asOf, err := compute(ctx)
+		if err != nil {
+			return zero, err
+		}
+		h.reports.Put(key, proto.Clone(resp), asOf)
+		return resp, nil
+	}
+	res, err := h.reports.Get(ctx, key, age, func(ctx context.Context) (proto.Message, time.Time, error) {
+		return compute(ctx)
+	})
+	if err != nil {
+		return zero, err
+	}
+	out := proto.Clone(res.Value).(R)
+	src := out.GetReadSource()
+	if src == nil {
+		// Read from the primary: no replica, no lag.
+		src = &authorityv1.ReadSource{}
+	}
+	src.AsOf, src.Cached = timestamppb.New(res.AsOf), res.Cached
+	setReadSource(out, src)
+	return out, nil
+}
+
+func setReadSource(m proto.Message, src *authorityv1.ReadSource) {
+	switch r := m.(type) {
+	case *authorityv1.MonthlyReportResponse:
+		r.ReadSource = src
+	case *authorityv1.ReconcileResponse:
+		r.ReadSource = src
+	}
 }
 
 // lagging returns the pool of reads that may lag and, when that is a read pool, where it
-// reads and how far behind (nil: the primary, as without -read-database-url). A read
-// pool that cannot be reached leaves the read to the primary.
-func (h *Handler) lagging(ctx context.Context) (*pgxpool.Pool, *authorityv1.ReadSource, error) {
+// reads and how far behind (nil: the primary, as without -read-database-url), and the
+// time of the figures read from it now: the replica's as_of, or the clock for the
+// primary. A read pool that cannot be reached leaves the read to the primary.
+func (h *Handler) lagging(ctx context.Context) (*pgxpool.Pool, *authorityv1.ReadSource, time.Time, error) {
 	if h.reads == nil {
-		return h.pool, nil, nil
+		return h.pool, nil, h.now(), nil
 	}
 	rs, err := db.ReadFrom(ctx, h.reads)
 	if err != nil {
 		if db.IsUnavailable(err) && ctx.Err() == nil {
-			return h.pool, nil, nil
+			return h.pool, nil, h.now(), nil
 		}
-		return nil, nil, err
+		return nil, nil, time.Time{}, err
 	}
-	return h.reads, &authorityv1.ReadSource{Replica: rs.Replica, Lag: durationpb.New(rs.Lag), AsOf: timestamppb.New(rs.AsOf)}, nil
+	return h.reads, &authorityv1.ReadSource{Replica: rs.Replica, Lag: durationpb.New(rs.Lag), AsOf: timestamppb.New(rs.AsOf)}, rs.AsOf, nil
 }
 
 func readSource(s *authorityv1.ReadSource) db.ReadSource {
@@ -572,7 +674,7 @@ func (h *Handler) ExportReport(req *authorityv1.ExportReportRequest, stream auth
 	if err := f.Err(); err != nil {
 		return err
 	}
-	pool, src, err := h.lagging(ctx)
+	pool, src, _, err := h.lagging(ctx)
 	if err != nil {
 		return err
 	}
