@@ -162,7 +162,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			monthPDF = r
 		}
 		con, err = console.New(console.Deps{Local: local, Desk: services.Desk, Authority: services.Authority, Desks: a.stacks[db.DeskService].payouts, Captures: a.stacks[db.DeskService].immediate,
-			BaseURL: cfg.consoleURL, IdleTimeout: cfg.consoleIdle, Log: log, PDF: monthPDF})
+			BaseURL: cfg.consoleURL, IdleTimeout: cfg.consoleIdle, Log: log, PDF: monthPDF,
+			ReportMaxAge: cfg.consoleReportMaxAge})
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"taxrefund/internal/anchor"
+	"taxrefund/internal/authority"
 	"taxrefund/internal/console"
 	"taxrefund/internal/db"
 	"taxrefund/internal/metrics"
@@ -88,6 +89,9 @@ type config struct {
 	consoleAddr, consoleURL string
 	// consoleIdle signs a console session out after this long unused.
 	consoleIdle time.Duration
+	// consoleReportMaxAge is the age of figures the officials' month page accepts from
+	// the report cache; 0: computed for every view.
+	consoleReportMaxAge time.Duration
 	// tuning is how the pool behaves across a failover (health checks, connection
 	// lifetime, the commit wait).
 	tuning db.Tuning
@@ -185,6 +189,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.StringVar(&c.consoleAddr, "console-addr", env("TAXREFUND_CONSOLE_ADDR", ""), "HTTPS address of the browser console for customs, cashiers and officials (server certificate; sign in with `refundctl console`); empty: off (env TAXREFUND_CONSOLE_ADDR)")
 		fs.StringVar(&c.consoleURL, "console-url", env("TAXREFUND_CONSOLE_URL", ""), "the console's address as browsers reach it, for sign-in links (default https://<console-addr>) (env TAXREFUND_CONSOLE_URL)")
 		fs.DurationVar(&c.consoleIdle, "console-idle", console.DefaultIdleTimeout, "a console session unused this long is signed out")
+		fs.DurationVar(&c.consoleReportMaxAge, "console-report-max-age", console.DefaultReportMaxAge, "the officials' month page shows figures up to this old from the server's report cache (refreshed in the background past half of it), saying as of when, with a link to recompute now; exports and the PDF for signature are always computed now. At most 1h; 0: computed for every view")
 		fs.DurationVar(&c.tuning.HealthCheckPeriod, "db-health-check-period", c.tuning.HealthCheckPeriod, "how often idle pool connections are checked, so those to a failed or demoted primary go before a call takes them")
 		fs.DurationVar(&c.tuning.MaxConnLifetime, "db-max-conn-lifetime", c.tuning.MaxConnLifetime, "a pool connection is closed after this long (none stays on a server that stopped being the primary)")
 		fs.DurationVar(&c.tuning.CommitWait, "db-commit-wait", c.tuning.CommitWait, "how long a COMMIT may wait for the synchronous standby, whatever the caller's deadline; never cancelled early (OPERATIONS.md, High availability)")
@@ -239,6 +244,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if name == "serve" && (c.checkpointInterval <= 0 || c.checkpointInterval > 24*time.Hour) {
 		return config{}, fmt.Errorf("-checkpoint-interval %v: must be more than 0 and at most 24h (checkpoints are at least daily)", c.checkpointInterval)
+	}
+	if c.consoleReportMaxAge < 0 || c.consoleReportMaxAge > authority.MaxReportAge {
+		return config{}, fmt.Errorf("-console-report-max-age %v: must be 0 (computed for every view) to %v", c.consoleReportMaxAge, authority.MaxReportAge)
 	}
 	if c.consoleAddr != "" && c.consoleURL == "" {
 		c.consoleURL = "https://" + c.consoleAddr

@@ -539,8 +539,8 @@ func (h *Handler) monthlyReport(ctx context.Context, month time.Time) (*authorit
 	return resp, asOf, nil
 }
 
-// maxReportAge is the oldest answer a caller may accept from the report cache (max_age).
-const maxReportAge = time.Hour
+// MaxReportAge is the oldest answer a caller may accept from the report cache (max_age).
+const MaxReportAge = time.Hour
 
 // maxAge reads a request's max_age: 0 (computed now) to maxReportAge.
 func maxAge(f *wire.Fields, d *durationpb.Duration) time.Duration {
@@ -552,8 +552,8 @@ func maxAge(f *wire.Fields, d *durationpb.Duration) time.Duration {
 		return 0
 	}
 	age := d.AsDuration()
-	if age < 0 || age > maxReportAge {
-		f.Add("max_age", "must be 0 (computed now) to %s", maxReportAge)
+	if age < 0 || age > MaxReportAge {
+		f.Add("max_age", "must be 0 (computed now) to %s", MaxReportAge)
 	}
 	return age
 }

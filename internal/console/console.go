@@ -50,8 +50,10 @@ var web embed.FS
 // Defaults of Deps.
 const (
 	DefaultIdleTimeout = 15 * time.Minute
-	LinkTTL            = time.Minute
-	cookieName         = "__Host-console"
+	// DefaultReportMaxAge is serve -console-report-max-age's default.
+	DefaultReportMaxAge = time.Minute
+	LinkTTL             = time.Minute
+	cookieName          = "__Host-console"
 )
 
 // Desks is what the cashier's page needs of the payouts service beyond the gRPC API.
@@ -81,8 +83,12 @@ type Deps struct {
 	BaseURL string
 	// IdleTimeout signs a session out after this long without a request; 0: the default.
 	IdleTimeout time.Duration
-	Now         func() time.Time
-	Log         *slog.Logger
+	// ReportMaxAge is the max_age the officials' month page asks its report and
+	// reconciliation summary with (serve -console-report-max-age); 0: computed for every
+	// view. Exports and the PDF for signature are always computed now.
+	ReportMaxAge time.Duration
+	Now          func() time.Time
+	Log          *slog.Logger
 }
 
 // Console serves the pages and ConsoleService.

@@ -86,7 +86,8 @@ type harness struct {
 	conns map[string]*grpc.ClientConn
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarness starts the harness; opts change the console's Deps before it starts.
+func newHarness(t *testing.T, opts ...func(*console.Deps)) *harness {
 	t.Helper()
 	url := dbtest.NewURL(t)
 	pool := dbtest.OpenPool(t, url, "")
@@ -130,7 +131,11 @@ func newHarness(t *testing.T) *harness {
 	local := &server.Local{}
 	renderer := pdf.New(pdf.Options{Chromium: chromiumPath})
 	t.Cleanup(renderer.Close)
-	con, err := console.New(console.Deps{Local: local, Desk: deskH, Authority: authorityH, Desks: p, Captures: imm, BaseURL: h.consoleURL, Now: h.clock.Now, Log: log, PDF: renderer})
+	deps := console.Deps{Local: local, Desk: deskH, Authority: authorityH, Desks: p, Captures: imm, BaseURL: h.consoleURL, Now: h.clock.Now, Log: log, PDF: renderer}
+	for _, o := range opts {
+		o(&deps)
+	}
+	con, err := console.New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -255,6 +255,8 @@ var texts = map[string][2]string{
 	"pdf.approved":          {"Approved by", "审核人"},
 	"pdf.date":              {"Date", "日期"},
 	"m.pdf":                 {"Download PDF (to sign)", "下载 PDF（供签字）"},
+	"m.asof":                {"Figures as of", "数据截至"},
+	"m.recompute":           {"Recompute now", "立即重新计算"},
 	"yes":                   {"yes", "是"},
 	"no":                    {"no", "否"},
 

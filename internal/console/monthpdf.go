@@ -30,7 +30,8 @@ func (c *Console) monthPDFFile(w http.ResponseWriter, r *http.Request, s *sessio
 		http.Error(w, "PDF rendering is not configured on this server (-chromium)", http.StatusNotImplemented)
 		return
 	}
-	content, code, problem := c.monthContent(r.Context(), s, r.URL.Query().Get("month"))
+	// The month for signature is computed now, never from the report cache.
+	content, code, problem := c.monthContent(r.Context(), s, r.URL.Query().Get("month"), 0)
 	if problem != "" {
 		p := c.pageFor(s, "/official", "nav.official")
 		p.Content, p.Error = content, problem

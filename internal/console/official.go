@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
 	settlementv1 "taxrefund/api/taxrefund/settlement/v1"
@@ -73,6 +74,9 @@ type officialContent struct {
 	Kinds     []exceptionKind
 	ChainSeq  int64
 	ChainHash string
+	// AsOf is when the figures were read, "15:04:05" in Shanghai, when they are not of
+	// this view: from the report cache or a replica ("" otherwise).
+	AsOf string
 }
 
 // totals sums the block rows: every form belongs to exactly one block.
@@ -105,25 +109,42 @@ func currentMonth(now time.Time) string { return now.In(refund.Shanghai).Format(
 
 func (c *Console) officialPage(w http.ResponseWriter, r *http.Request, s *session) {
 	p := c.pageFor(s, "/official", "nav.official")
-	content, code, errText := c.monthContent(r.Context(), s, r.URL.Query().Get("month"))
+	// ?fresh=1 (the page's "recompute now") asks for figures computed now.
+	maxAge := c.d.ReportMaxAge
+	if r.URL.Query().Get("fresh") == "1" {
+		maxAge = 0
+	}
+	content, code, errText := c.monthContent(r.Context(), s, r.URL.Query().Get("month"), maxAge)
 	p.Content, p.Error = content, errText
 	c.render(w, r, code, "official", p)
 }
 
-// monthContent gathers the month's figures (month "YYYY-MM"; otherwise the current one):
-// the page's status and the text of a refused call, if any.
-func (c *Console) monthContent(ctx context.Context, s *session, month string) (officialContent, int, string) {
+// monthContent gathers the month's figures (month "YYYY-MM"; otherwise the current one),
+// at most maxAge old (0: computed now): the page's status and the text of a refused call,
+// if any.
+func (c *Console) monthContent(ctx context.Context, s *session, month string, maxAge time.Duration) (officialContent, int, string) {
 	m, err := time.ParseInLocation("2006-01", month, refund.Shanghai)
 	if err != nil {
 		month = currentMonth(c.d.Now())
 		m, _ = time.ParseInLocation("2006-01", month, refund.Shanghai)
 	}
 	content := officialContent{Month: month, Prev: m.AddDate(0, -1, 0).Format("2006-01"), Next: m.AddDate(0, 1, 0).Format("2006-01")}
-	rep, err := call(ctx, c, s, mReport, &authorityv1.MonthlyReportRequest{Month: month}, c.d.Authority.MonthlyReport)
+	var age *durationpb.Duration
+	if maxAge > 0 {
+		age = durationpb.New(maxAge)
+	}
+	rep, err := call(ctx, c, s, mReport, &authorityv1.MonthlyReportRequest{Month: month, MaxAge: age}, c.d.Authority.MonthlyReport)
 	if err != nil {
 		return content, http.StatusUnprocessableEntity, errText(err)
 	}
 	problem := ""
+	var asOf time.Time
+	stated := func(src *authorityv1.ReadSource) {
+		if (src.GetCached() || src.GetReplica()) && (asOf.IsZero() || src.GetAsOf().AsTime().Before(asOf)) {
+			asOf = src.GetAsOf().AsTime()
+		}
+	}
+	stated(rep.GetReadSource())
 	content.Totals = totals(rep.GetRows())
 	content.ChainSeq, content.ChainHash = rep.GetJournalHead().GetSeq(), rep.GetJournalHead().GetHash()
 	for _, dim := range []string{"block", "port", "agency", "nationality"} {
@@ -141,10 +162,11 @@ func (c *Console) monthContent(ctx context.Context, s *session, month string) (o
 	}
 	// The summary only: the whole ledger's trial balance and invariants are not this page's
 	// (BENCH.md, "Console").
-	rec, err := call(ctx, c, s, mReconcile, &authorityv1.ReconcileRequest{Month: month, SummaryLimit: monthExceptions}, c.d.Authority.Reconcile)
+	rec, err := call(ctx, c, s, mReconcile, &authorityv1.ReconcileRequest{Month: month, SummaryLimit: monthExceptions, MaxAge: age}, c.d.Authority.Reconcile)
 	if err != nil {
 		problem = errText(err)
 	} else {
+		stated(rec.GetReadSource())
 		for _, sm := range rec.GetSummary() {
 			if sm.GetSide() == "CONFIRMED" {
 				content.Totals.Verified = sm.GetForms()
@@ -157,6 +179,10 @@ func (c *Console) monthContent(ctx context.Context, s *session, month string) (o
 		problem = errText(err)
 	}
 	content.Trend = trend
+	if !asOf.IsZero() {
+		// The older of the two answers' figures: the page is at least that recent.
+		content.AsOf = asOf.In(refund.Shanghai).Format(time.TimeOnly)
+	}
 	return content, http.StatusOK, problem
 }
 
