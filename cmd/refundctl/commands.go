@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	authorityv1 "taxrefund/api/taxrefund/authority/v1"
 	consolev1 "taxrefund/api/taxrefund/console/v1"
 	settlementv1 "taxrefund/api/taxrefund/settlement/v1"
@@ -132,7 +134,11 @@ func size(n int64) string {
 }
 
 func printReport(ctx context.Context, c authorityv1.AuthorityServiceClient, o options, stdout io.Writer) error {
-	r, err := c.MonthlyReport(ctx, &authorityv1.MonthlyReportRequest{Month: o.month})
+	req := &authorityv1.MonthlyReportRequest{Month: o.month}
+	if o.maxAge > 0 {
+		req.MaxAge = durationpb.New(o.maxAge)
+	}
+	r, err := c.MonthlyReport(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -177,17 +183,29 @@ func printRisk(ctx context.Context, c authorityv1.AuthorityServiceClient, o opti
 	return tw.Flush()
 }
 
-// printReadSource says when a report was read from a replica, and its lag (nothing when
-// it was read from the primary).
+// printReadSource says when a report was read from a replica, and its lag, or came from
+// the server's cache (-max-age), and as of when (nothing when it was computed now from
+// the primary).
 func printReadSource(w io.Writer, rs *authorityv1.ReadSource) {
 	if rs == nil {
 		return
 	}
-	where := "read from replica"
-	if !rs.GetReplica() {
-		where = "read through the read pool from the primary"
+	asOf := rs.GetAsOf().AsTime().UTC().Format(time.RFC3339)
+	lag := rs.GetLag().AsDuration().Seconds()
+	var where string
+	switch {
+	case rs.GetReplica():
+		where = fmt.Sprintf("read from replica, lag %.1f s", lag)
+	case rs.GetLag() != nil:
+		where = fmt.Sprintf("read through the read pool from the primary, lag %.1f s", lag)
+	default:
+		where = "read from the primary"
 	}
-	fmt.Fprintf(w, "%s, lag %.1f s (as of %s)\n", where, rs.GetLag().AsDuration().Seconds(), rs.GetAsOf().AsTime().UTC().Format(time.RFC3339))
+	if rs.GetCached() {
+		fmt.Fprintf(w, "cached, as of %s (%s)\n", asOf, where)
+		return
+	}
+	fmt.Fprintf(w, "%s (as of %s)\n", where, asOf)
 }
 
 // printCheckpoints prints a month's latest signed checkpoints (`taxrefund verify` checks

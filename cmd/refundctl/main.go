@@ -2,7 +2,7 @@
 // the monthly report and the reconciliation.
 //
 //	refundctl export [-month 2026-10] [-format xlsx] [-o file or directory]
-//	refundctl report [-month 2026-10]
+//	refundctl report [-month 2026-10] [-max-age 60s]
 //	refundctl reconcile [-month 2026-10]
 //	refundctl risk [-month 2026-10]
 //	refundctl console [-cert customs-CKG.pem -key customs-CKG-key.pem]
@@ -68,6 +68,8 @@ type options struct {
 	addr, ca, cert, key string
 	month, format, out  string
 	unpaidDays          int
+	// maxAge: the report may come from the server's cache, this old at most.
+	maxAge time.Duration
 	// progress: draw the export's progress bar (stderr is a terminal).
 	progress bool
 }
@@ -120,6 +122,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "export":
 		fs.StringVar(&o.format, "format", "xlsx", "csv or xlsx")
 		fs.StringVar(&o.out, "o", ".", "output file, or a directory for the server's file name (taxrefund-report-YYYY-MM.xlsx)")
+	case "report":
+		fs.DurationVar(&o.maxAge, "max-age", 0, "accept figures up to this old (at most 1h) from the server's report cache, which then says so and as of when; 0: computed now")
 	case "reconcile":
 		fs.IntVar(&o.unpaidDays, "unpaid-days", 30, "a confirmed form unpaid this many days is an exception")
 	}
@@ -138,6 +142,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if _, err := time.Parse("2006-01", o.month); err != nil && cmd != "console" {
 		return fmt.Errorf("-month %q: want YYYY-MM", o.month)
+	}
+	if o.maxAge < 0 || o.maxAge > time.Hour {
+		return fmt.Errorf("-max-age %v: want 0 (computed now) to 1h", o.maxAge)
 	}
 	o.progress = isTerminal(stderr)
 	addrs, err := dial.Addresses(o.addr)
