@@ -2581,8 +2581,9 @@ type ReconcileResponse struct {
 	TrialBalance        []*TrialBalanceLine        `protobuf:"bytes,4,rep,name=trial_balance,json=trialBalance,proto3" json:"trial_balance,omitempty"`
 	InvariantViolations []*Violation               `protobuf:"bytes,5,rep,name=invariant_violations,json=invariantViolations,proto3" json:"invariant_violations,omitempty"`
 	// Set when the figures were read from a replica (serve -read-database-url): how far
-	// behind the primary it was; also set whenever max_age was, saying when the figures
-	// were read and whether they came from the cache. Unset: read from the primary now.
+	// behind the primary it was; also set when max_age applied (a summary), saying when the
+	// figures were read and whether they came from the cache. Unset: read from the primary
+	// now.
 	ReadSource *ReadSource `protobuf:"bytes,6,opt,name=read_source,json=readSource,proto3" json:"read_source,omitempty"`
 	// The number of exceptions of each kind (all of them, also when exceptions holds only
 	// the first few: summary_limit).
