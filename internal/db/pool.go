@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,6 +35,17 @@ const AppRole = "taxrefund_app"
 // exchange) when the URL sets no connect_timeout. Acquiring a connection from the pool is
 // bounded by the caller's context: every gRPC call has the server's deadline.
 const ConnectTimeout = 5 * time.Second
+
+// IdleTimeout is how long a pool keeps a connection nobody uses, when the URL sets no
+// pool_max_conn_idle_time (pgxpool's own default is 30 minutes). A server that has gone
+// quiet gives its connections back to PostgreSQL within IdleTimeout + idleCheck: four
+// services' pools hold up to 4 × -max-conns of the server's max_connections (100 by
+// default), which other clients (a second server, psql, pgbench) then lack.
+const IdleTimeout = 30 * time.Second
+
+// idleCheck is how often the pool looks for idle connections to close, when the URL sets
+// no pool_health_check_period.
+const idleCheck = 5 * time.Second
 
 // Open connects a pool to url, with numeric columns decoded as decimal.Decimal, as the
 // URL's user (the owner: migrations, seeds, tests' fixtures).
@@ -117,6 +129,12 @@ func open(ctx context.Context, url string, maxConns int32, adjust func(*pgxpool.
 	// new connection, not hold it for the kernel's minutes; connect_timeout in the URL wins.
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
+	}
+	if !strings.Contains(url, "pool_max_conn_idle_time") {
+		cfg.MaxConnIdleTime = IdleTimeout
+	}
+	if !strings.Contains(url, "pool_health_check_period") {
+		cfg.HealthCheckPeriod = idleCheck
 	}
 	// A COMMIT whose wait for the synchronous standby was cancelled is not a success
 	// (commit.go).

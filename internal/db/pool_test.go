@@ -3,7 +3,9 @@ package db_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -52,5 +54,39 @@ func TestPoolEncodesUUIDsAndDecimalsDirectly(t *testing.T) {
 	}
 	if back != u || text != u.String() {
 		t.Errorf("uuid %s came back as %s (%s)", u, back, text)
+	}
+}
+
+// TestPoolGivesIdleConnectionsBack: a pool keeps an unused connection IdleTimeout, not
+// pgxpool's 30 minutes, so a quiet server leaves PostgreSQL's connections to others; a
+// URL's own setting wins.
+func TestPoolGivesIdleConnectionsBack(t *testing.T) {
+	ctx := context.Background()
+	url := dbtest.NewURL(t)
+	pool, err := db.Open(ctx, url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if got := pool.Config().MaxConnIdleTime; got != db.IdleTimeout {
+		t.Errorf("idle timeout %s, want %s", got, db.IdleTimeout)
+	}
+	if got := pool.Config().HealthCheckPeriod; got > 10*time.Second {
+		t.Errorf("idle connections looked for every %s: a quiet pool holds them that much longer", got)
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	own, err := db.Open(ctx, url+sep+"pool_max_conn_idle_time=7m&pool_health_check_period=1m", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	if got := own.Config().MaxConnIdleTime; got != 7*time.Minute {
+		t.Errorf("URL's idle timeout: got %s, want 7m", got)
+	}
+	if got := own.Config().HealthCheckPeriod; got != time.Minute {
+		t.Errorf("URL's health check period: got %s, want 1m", got)
 	}
 }
