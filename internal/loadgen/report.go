@@ -177,6 +177,13 @@ func Report(w io.Writer, files []string) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		var cpu []cpuRound
+		for i, rd := range issue.rounds {
+			if i < len(floor.rounds) {
+				cpu = append(cpu, cpuRound{floor: floor.rounds[i].baseline, own: rd.baseline, service: rd.service})
+			}
+		}
+		writeCPUPerForm(w, cpu)
 		if len(ratios) > 0 {
 			sort.Float64s(ratios)
 			med := ratios[(len(ratios)-1)/2]
@@ -297,4 +304,49 @@ func markOf(ok bool) string {
 		return "met"
 	}
 	return "MISSED"
+}
+
+// cpuPerOp is a window's CPU seconds of one part per operation, in milliseconds.
+func cpuPerOp(seconds float64, r *Result) float64 {
+	if r == nil || r.Ops == 0 {
+		return 0
+	}
+	return 1000 * seconds / float64(r.Ops)
+}
+
+// cpuRound is one round of the floor, the own baseline and IssueForm.
+type cpuRound struct{ floor, own, service *Result }
+
+// writeCPUPerForm says, per round, where the CPU of one form went (the floor's and own
+// baseline's PostgreSQL, IssueForm's server, PostgreSQL and load generator) and what that
+// means for IssueForm ÷ floor: on a machine whose cores all three share, forms/s can be no
+// more than cores ÷ CPU per form. "If PostgreSQL cost the floor's" keeps IssueForm's server
+// and load generator and gives PostgreSQL the floor's cost: the most any cut of the schema
+// alone could reach.
+func writeCPUPerForm(w io.Writer, rounds []cpuRound) {
+	var lines []string
+	for i, rd := range rounds {
+		if rd.floor == nil || rd.service == nil || rd.floor.OpsPerSec == 0 || rd.floor.Ops == 0 || rd.service.Ops == 0 {
+			continue
+		}
+		f, s := rd.floor, rd.service
+		fpg := cpuPerOp(f.CPU.Postgres, f)
+		own := "-"
+		if b := rd.own; b != nil && b.Ops > 0 {
+			own = fmt.Sprintf("%.2f", cpuPerOp(b.CPU.Postgres, b))
+		}
+		srv, pg, client := cpuPerOp(s.CPU.Server, s), cpuPerOp(s.CPU.Postgres, s), cpuPerOp(s.CPU.Client, s)
+		cores := float64(max(s.CPU.Cores, 1))
+		ceiling := 1000 * cores / (fpg + srv + client)
+		lines = append(lines, fmt.Sprintf("  #%d  floor: postgres %.2f; own baseline: postgres %s; IssueForm: server %.2f, postgres %.2f, loadgen %.2f"+
+			" (%.2f in all); if PostgreSQL cost the floor's, IssueForm ≤ %.0f forms/s = %.0f%% of the floor",
+			i+1, fpg, own, srv, pg, client, srv+pg+client, ceiling, 100*ceiling/f.OpsPerSec))
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "CPU per form, ms of one core (the measured windows; IssueForm ÷ floor ≤ cores ÷ CPU per form ÷ floor tx/s):")
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
 }

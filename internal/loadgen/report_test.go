@@ -97,3 +97,32 @@ func TestReportReadsIssueAgainstTheFloor(t *testing.T) {
 		t.Errorf("the cost runs were read as a growth step:\n%s", text)
 	}
 }
+
+// The CPU per form of each round, and IssueForm's ceiling if PostgreSQL cost what it costs
+// the floor: 2 cores ÷ (0.4 + 0.6 + 0.2 ms) = 1,667 forms/s, 41.7% of a 4,000 tx/s floor.
+func TestReportSaysTheCPUPerForm(t *testing.T) {
+	dir := t.TempDir()
+	var files []string
+	write := func(r Result) {
+		name := filepath.Join(dir, fmt.Sprintf("%02d.json", len(files)))
+		if err := r.Write(&strings.Builder{}, name); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, name)
+	}
+	write(Result{Kind: "baseline", Scenario: "floor", Mode: "pgbench", Concurrency: 64, Ops: 80000, OpsPerSec: 4000,
+		CPU: CPUSplit{Cores: 2, Seconds: 20, Postgres: 32}})
+	write(Result{Kind: "baseline", Scenario: "issue", Mode: "pgbench", Concurrency: 64, Ops: 26000, OpsPerSec: 1300,
+		CPU: CPUSplit{Cores: 2, Seconds: 20, Postgres: 33.8}})
+	write(Result{Kind: "service", Scenario: "issue", Mode: "closed", Concurrency: 64, Ops: 20000, OpsPerSec: 1000,
+		CPU: CPUSplit{Cores: 2, Seconds: 20, Server: 12, Postgres: 24, Client: 4}})
+	var out strings.Builder
+	if err := Report(&out, files); err != nil {
+		t.Fatal(err)
+	}
+	want := "#1  floor: postgres 0.40; own baseline: postgres 1.30; IssueForm: server 0.60, postgres 1.20, loadgen 0.20 (2.00 in all); " +
+		"if PostgreSQL cost the floor's, IssueForm ≤ 1667 forms/s = 42% of the floor"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, out.String())
+	}
+}
