@@ -21,8 +21,9 @@ type DueCapture struct {
 	FormNumber    string
 	PaidDate      time.Time
 	CommittedDate time.Time
-	// Due is the committed date + CaptureAfterWorkingDays working days, by the calendar as
-	// it stands today (as Captures reckons it).
+	// Due is the stored capture date, prepayments.capture_due: the committed date +
+	// CaptureAfterWorkingDays working days, kept to the calendar as it stands by the
+	// database (migrations/00032). Captures, the traveller and the metrics read the same.
 	Due time.Time
 	// DaysLeft is the calendar days from today to Due: 0 or less, captured at the job's next run.
 	DaysLeft  int
@@ -38,11 +39,11 @@ const maxDueCaptures = 200
 func (s *Service) DueCaptures(ctx context.Context, desk string) ([]DueCapture, error) {
 	today := refund.LocalDate(s.now())
 	rows, err := db.Scope(s.pool).Query(ctx, `
-		SELECT p.id, f.number, p.paid_date, p.committed_date, add_working_days(p.committed_date, $2) AS due, p.net_refund, p.card_last4
+		SELECT p.id, f.number, p.paid_date, p.committed_date, p.capture_due, p.net_refund, p.card_last4
 		  FROM prepayments p JOIN forms f ON f.id = p.form_id
 		 WHERE p.state = 'PREPAID' AND p.desk_code = $1
-		 ORDER BY due, p.paid_at, p.id
-		 LIMIT $3`, desk, CaptureAfterWorkingDays, maxDueCaptures)
+		 ORDER BY p.capture_due, p.paid_at, p.id
+		 LIMIT $2`, desk, maxDueCaptures)
 	if err != nil {
 		return nil, fmt.Errorf("due captures: %w", err)
 	}

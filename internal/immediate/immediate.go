@@ -45,7 +45,8 @@ const (
 )
 
 // CaptureAfterWorkingDays is how long after the committed date a breached prepayment is
-// captured (DOMAIN.md §6).
+// captured (DOMAIN.md §6). The database's capture_due triggers (migrations/00032) use the
+// same number.
 const CaptureAfterWorkingDays = 3
 
 // Prepayment is an immediate refund paid at a refund point.
@@ -266,6 +267,12 @@ func (s *Service) Pay(ctx context.Context, req PayRequest) (Prepayment, error) {
 		if !slices.Contains(ports, req.DeparturePort) {
 			return fault.Field(fault.Precondition, "PORT_NOT_DESIGNATED", "departure_port",
 				fmt.Sprintf("%q is not a designated port of the %s scheme (%s)", req.DeparturePort, region, strings.Join(ports, ", ")))
+		}
+		// Under the calendar's shared lock: a calendar change waits for this payment's
+		// commit and then moves its capture date, or has committed before this reads the
+		// calendar (migrations/00032). The insert's trigger computes the same date.
+		if _, err := tx.Exec(ctx, `SELECT calendar_read_lock()`); err != nil {
+			return err
 		}
 		captureDue, err := s.q.AddWorkingDays(ctx, tx, db.AddWorkingDaysParams{Day: committed, N: CaptureAfterWorkingDays})
 		if err != nil {
@@ -519,10 +526,12 @@ func positiveEntries(entries []ledger.Entry) []ledger.Entry {
 // captureBatch is how many prepayments one capture transaction handles.
 const captureBatch = 100
 
-// Captures captures every PREPAID prepayment whose capture date — the committed date + 3
-// working days, by the calendar as it stands now — has come: Dr card_captures / Cr
-// prepayments for N, and a CAPTURE instruction to the acquirer. Safe to run on several
-// servers at once.
+// Captures captures every PREPAID prepayment whose capture date has come: Dr card_captures
+// / Cr prepayments for N, and a CAPTURE instruction to the acquirer. Safe to run on several
+// servers at once. The capture date is the stored prepayments.capture_due, the one the
+// traveller and the metrics are shown: the committed date + 3 working days, which the
+// database recomputes in the transaction of any calendar change (migrations/00032).
+// It is read through the partial index prepayments_capture_due.
 func (s *Service) Captures(ctx context.Context, actor string) (int, error) {
 	total := 0
 	for {
@@ -532,9 +541,9 @@ func (s *Service) Captures(ctx context.Context, actor string) (int, error) {
 			today := refund.LocalDate(now)
 			rows, err := tx.Query(ctx, `
 				SELECT p.* FROM prepayments p
-				 WHERE p.state = 'PREPAID' AND p.committed_date < $1 AND add_working_days(p.committed_date, $2) <= $1
-				 ORDER BY p.committed_date, p.id
-				 LIMIT $3 FOR UPDATE SKIP LOCKED`, today, CaptureAfterWorkingDays, captureBatch)
+				 WHERE p.state = 'PREPAID' AND p.capture_due <= $1
+				 ORDER BY p.capture_due, p.id
+				 LIMIT $2 FOR UPDATE SKIP LOCKED`, today, captureBatch)
 			if err != nil {
 				return err
 			}
@@ -579,7 +588,9 @@ func (s *Service) Captures(ctx context.Context, actor string) (int, error) {
 	}
 }
 
-// SetCalendarDay marks a date working or not.
+// SetCalendarDay marks a date working or not. In the same transaction the database moves
+// the capture date of every PREPAID prepayment the change moves (migrations/00032); the
+// audit event says how many.
 func (s *Service) SetCalendarDay(ctx context.Context, key idempotency.Key, day time.Time, working bool, note string) error {
 	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := idempotency.Begin(ctx, tx, key, "SetCalendarDay"); err != nil {
@@ -588,7 +599,12 @@ func (s *Service) SetCalendarDay(ctx context.Context, key idempotency.Key, day t
 		if err := s.q.SetCalendarDay(ctx, tx, db.SetCalendarDayParams{Day: day, Working: working, Note: note}); err != nil {
 			return err
 		}
-		return audit.Close(ctx, tx, key, "CALENDAR_DAY_SET", refund.FormatDate(day), map[string]any{"working": working, "note": note}, map[string]any{})
+		var moved int
+		if err := tx.QueryRow(ctx, `SELECT coalesce(nullif(current_setting('taxrefund.capture_due_moved', true), ''), '0')::int`).Scan(&moved); err != nil {
+			return err
+		}
+		return audit.Close(ctx, tx, key, "CALENDAR_DAY_SET", refund.FormatDate(day),
+			map[string]any{"working": working, "note": note, "capture_due_moved": moved}, map[string]any{})
 	})
 	_, err = idempotency.Result(ctx, s.pool, key, "SetCalendarDay", err, struct{}{})
 	return err

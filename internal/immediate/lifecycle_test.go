@@ -370,9 +370,9 @@ func TestBreachByTime(t *testing.T) {
 
 // TestCaptureWorkingDays puts committed dates on Thursdays and moves the calendar: an
 // empty week gives the Tuesday after; a Friday holiday gives the Wednesday; a Saturday
-// adjusted working day (调休) pulls it back. The capture date stored at payment time
-// follows the calendar of that moment; the capture job recomputes with the calendar as
-// it stands, and captures on the due date, not the day before.
+// adjusted working day (调休) pulls it back. The capture date answered at payment follows
+// the calendar of that moment; the stored one follows each later change of the calendar
+// (TestCaptureDueFollowsCalendar), and the capture job captures on it, not the day before.
 func TestCaptureWorkingDays(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -403,16 +403,19 @@ func TestCaptureWorkingDays(t *testing.T) {
 	y := payOn("")
 	e.setDay("2026-03-28", true, "调休 adjusted working day")
 	z := payOn("")
+	// Stored now: X moved to 1 April with the Friday holiday and back with the Saturday,
+	// Y back to Tuesday 31 with the Saturday.
 	for _, c := range []struct {
-		name string
-		p    immediate.Prepayment
-		want string
-	}{{"V", v, "2026-03-17"}, {"W", w, "2026-03-25"}, {"X", x, "2026-03-31"}, {"Y", y, "2026-04-01"}, {"Z", z, "2026-03-31"}} {
+		name         string
+		p            immediate.Prepayment
+		want, stored string
+	}{{"V", v, "2026-03-17", "2026-03-17"}, {"W", w, "2026-03-25", "2026-03-25"}, {"X", x, "2026-03-31", "2026-03-31"},
+		{"Y", y, "2026-04-01", "2026-03-31"}, {"Z", z, "2026-03-31", "2026-03-31"}} {
 		if got := due(c.p); got != c.want {
 			t.Errorf("%s (committed %s): capture due %s, want %s", c.name, c.p.CommittedDate.Format(time.DateOnly), got, c.want)
 		}
-		if got := e.prepaymentOf(c.p.FormID).CaptureDue.Format(time.DateOnly); got != c.want {
-			t.Errorf("%s: stored capture_due %s, want %s", c.name, got, c.want)
+		if got := e.prepaymentOf(c.p.FormID).CaptureDue.Format(time.DateOnly); got != c.stored {
+			t.Errorf("%s: stored capture_due %s, want %s", c.name, got, c.stored)
 		}
 	}
 	if n := e.count(`SELECT count(*) FROM calendar_days`); n != 3 {
@@ -433,7 +436,7 @@ func TestCaptureWorkingDays(t *testing.T) {
 		{time.Date(2026, 3, 24, 15, 59, 59, 0, time.UTC), nil}, // Tue 24 would be due without the Friday holiday
 		{localMidnight(t, "2026-03-25"), []uuid.UUID{w.ID}},
 		{time.Date(2026, 3, 30, 15, 59, 59, 0, time.UTC), nil},
-		{localMidnight(t, "2026-03-31"), []uuid.UUID{x.ID, y.ID, z.ID}}, // Y too, stored due 1 April
+		{localMidnight(t, "2026-03-31"), []uuid.UUID{x.ID, y.ID, z.ID}}, // Y too: answered 1 April at payment, moved since
 		{localMidnight(t, "2026-04-01"), nil},
 	}
 	captured := map[uuid.UUID]bool{}
@@ -460,9 +463,9 @@ func TestCaptureWorkingDays(t *testing.T) {
 		t.Errorf("%d CAPTURE instructions, want 5", n)
 	}
 	e.wantBalances("all captured", map[string]string{"agency:AG-CD:prepayments": "0.00", "agency:AG-CD:card_captures": "600.00"})
-	// The stored capture date is the one computed at payment time.
-	if got := e.prepaymentOf(y.FormID).CaptureDue.Format(time.DateOnly); got != "2026-04-01" {
-		t.Errorf("Y's stored capture_due %s, want 2026-04-01", got)
+	// The stored capture date is the one the job captured on.
+	if got := e.prepaymentOf(y.FormID).CaptureDue.Format(time.DateOnly); got != "2026-03-31" {
+		t.Errorf("Y's stored capture_due %s, want 2026-03-31", got)
 	}
 	e.checkInvariants("working days")
 }

@@ -435,6 +435,48 @@ func TestStatusesInWords(t *testing.T) {
 	}
 }
 
+// TestCaptureDateFollowsCalendar: what the traveller is told is the date the capture job
+// uses, after the authority changes the calendar. Committed Friday 2026-03-27 (issue date
+// + 17 days): Mon 30, Tue 31, Wed 1 April; Monday 30 a holiday: Thursday 2 April; then
+// Saturday 28 an adjusted working day (调休): Wednesday 1 April again. The services run
+// as the application role, as serve runs them.
+func TestCaptureDateFollowsCalendar(t *testing.T) {
+	l := traveller.DefaultLimits()
+	l.MinLatency = 0
+	x := newFixture(t, l)
+	c := x.client("127.0.0.1")
+	passport := refund.Document{Type: refund.Passport, Number: document, IssuingCountry: "FR"}
+	prepaid := x.issue("S-JFB-1")
+	if _, err := x.immediate.Pay(db.WithParty(context.Background(), "desk", "JFB-RP"), immediate.PayRequest{
+		Idem:     idempotency.Key{Caller: "taxrefund://desk/JFB-RP/cashier-01", RequestID: uuid.New(), Hash: []byte("prepay")},
+		DeskCode: "JFB-RP", Cashier: "cashier-01", Number: prepaid.Number, Presented: passport, Agreement: "AGR-1",
+		PreAuth: immediate.PreAuth{Token: "tok_abcdefgh", Last4: "4242", Expiry: time.Date(2027, 12, 1, 0, 0, 0, 0, time.UTC),
+			Authorized: decimal.RequireFromString("120.00")},
+		DeparturePort: "TFU",
+	}); err != nil {
+		t.Fatalf("prepay: %v", err)
+	}
+	authority := db.WithParty(context.Background(), "authority", "sat-test")
+	for _, step := range []struct {
+		day     string
+		working bool
+		want    string
+	}{{"", false, "2026-04-01"}, {"2026-03-30", false, "2026-04-02"}, {"2026-03-28", true, "2026-04-01"}} {
+		if step.day != "" {
+			d, _ := time.Parse(time.DateOnly, step.day)
+			key := idempotency.Key{Caller: "taxrefund://authority/sat-test", RequestID: uuid.New(), Hash: []byte(step.day)}
+			if err := x.immediate.SetCalendarDay(authority, key, d, step.working, "test"); err != nil {
+				t.Fatalf("set %s: %v", step.day, err)
+			}
+		}
+		got, err := ask(c, prepaid.Number, "5432", "FR")
+		if err != nil || got.GetStatus() != travellerv1.RefundStatus_REFUND_STATUS_IMMEDIATE_PAID ||
+			got.GetCaptureDate() != step.want || !strings.Contains(got.GetStatusText(), "captured on "+step.want) {
+			t.Errorf("after %q: %v, %v; want IMMEDIATE_PAID, captured on %s", step.day, got, err, step.want)
+		}
+	}
+}
+
 func TestStatusPage(t *testing.T) {
 	l := traveller.DefaultLimits()
 	l.MinLatency = 0
