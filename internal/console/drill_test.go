@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
@@ -173,7 +174,7 @@ func TestExceptionsOpenPayoutsAndDeclarations(t *testing.T) {
 	}
 	// The declarations page opens it too.
 	if _, body := page(t, c, http.MethodGet, h.consoleURL+"/official/declarations", nil); !strings.Contains(body, `name="declaration_id" value="`+declID+`"`) ||
-		!strings.Contains(body, `class="open-declaration"`) {
+		!strings.Contains(body, `class="link open-declaration"`) {
 		t.Errorf("the declarations page opens no declaration:\n%s", body)
 	}
 
@@ -189,6 +190,30 @@ func TestExceptionsOpenPayoutsAndDeclarations(t *testing.T) {
 			t.Errorf("%s %s=%s: %d\n%s", r.path, r.field, r.value, code, body)
 		}
 	}
+	// In Chromium, for review: the month's payout exception opens the payout's trail, the
+	// declaration's exception the declaration.
+	tab := browser(t)
+	run(t, tab, "sign in as official", chromedp.Navigate(h.link(t, official)), chromedp.WaitVisible(chromedp.CSS("#t-paid")))
+	run(t, tab, "June", chromedp.Navigate(h.consoleURL+"/official?month=2025-06"), chromedp.WaitVisible(chromedp.CSS("#kind-PAYOUT_TOTAL_MISMATCH")))
+	screenshot(t, tab, "official-reconciliation-payouts")
+	run(t, tab, "open the payout", chromedp.Click(chromedp.CSS("#kind-PAYOUT_TOTAL_MISMATCH button.trail")), chromedp.WaitVisible(chromedp.CSS("#payout-forms")))
+	noError(t, tab, "the payout's trail")
+	if got := text(t, tab, "#payout-id"); got != cqPayout {
+		t.Errorf("the payout's trail of %q, want %s", got, cqPayout)
+	}
+	screenshot(t, tab, "official-payout-trail")
+	run(t, tab, "June again", chromedp.Navigate(h.consoleURL+"/official?month=2025-06"), chromedp.WaitVisible(chromedp.CSS("#kind-DECLARATION_MISMATCH")),
+		chromedp.Click(chromedp.CSS("#kind-DECLARATION_MISMATCH button.trail")), chromedp.WaitVisible(chromedp.CSS("#decl-lines")))
+	noError(t, tab, "the declaration")
+	screenshot(t, tab, "official-declaration")
+	run(t, tab, "切换中文", chromedp.Click(chromedp.CSS("#lang-switch")), chromedp.WaitVisible(chromedp.CSS(`html[lang="zh-CN"] table.lines`)))
+	run(t, tab, "六月", chromedp.Navigate(h.consoleURL+"/official?month=2025-06"), chromedp.WaitVisible(chromedp.CSS("#kind-UNDECLARED_PAYOUT")),
+		chromedp.Click(chromedp.CSS("#kind-UNDECLARED_PAYOUT button.trail")), chromedp.WaitVisible(chromedp.CSS("#payout-undeclared")))
+	if got := text(t, tab, "#payout-undeclared"); got != "未列入任何结算申报。" {
+		t.Errorf("the undeclared payout in Chinese: %q", got)
+	}
+	screenshot(t, tab, "official-payout-trail-zh")
+
 	// The API: the authority only.
 	if _, err := authorityv1.NewAuthorityServiceClient(h.conn(t, cashierCKG)).GetPayoutTrail(ctx(t), &authorityv1.GetPayoutTrailRequest{PayoutId: cqPayout}); err == nil ||
 		!strings.Contains(err.Error(), "PermissionDenied") {
