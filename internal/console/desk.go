@@ -94,11 +94,11 @@ type formView struct {
 	Number, Store, State, Nationality string
 	// DocType is the document's type (its name is translated), Doc its masked number and
 	// issuing country.
-	DocType, Doc       string
-	Purchase, Deadline string
-	Eligible, Gross                        string
-	VerifiedPort, VerifiedAt               string
-	Lines                                  []lineView
+	DocType, Doc             string
+	Purchase, Deadline       string
+	Eligible, Gross          string
+	VerifiedPort, VerifiedAt string
+	Lines                    []lineView
 	// Why is the text key of the reason the form cannot be confirmed (customs) or paid
 	// here (cashier); empty when it can.
 	Why string
