@@ -120,8 +120,8 @@ func (c *Console) journalPost(w http.ResponseWriter, r *http.Request, s *session
 }
 
 // storesPost registers a store, or suspends, reinstates or exits one or sets its credit
-// grade, with a reason; each takes effect when it is made (the registry records the change's time, shown as the
-// effective date).
+// grade, with a reason; each takes effect when it is made (the registry records the
+// change's time, shown as the effective date).
 func (c *Console) storesPost(w http.ResponseWriter, r *http.Request, s *session) {
 	p := c.pageFor(s, "/official/stores", "nav.stores")
 	ctx := r.Context()

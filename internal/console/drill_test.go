@@ -214,6 +214,22 @@ func TestExceptionsOpenPayoutsAndDeclarations(t *testing.T) {
 	}
 	screenshot(t, tab, "official-payout-trail-zh")
 
+	// Returned from the declarations page with a reason: the return form's own request id.
+	_, body = page(t, c, http.MethodGet, h.consoleURL+"/official/declarations", nil)
+	m := regexp.MustCompile(`name="request_id" value="([^"]+)">\s*<input name="reason"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no return form on the declarations page:\n%s", body)
+	}
+	code, body = page(t, c, http.MethodPost, h.consoleURL+"/official/declarations", url.Values{"csrf": {csrf}, "action": {"return"},
+		"declaration_id": {declID}, "request_id": {m[1]}, "reason": {"totals differ from the payouts"}})
+	var status string
+	if err := h.pool.QueryRow(ctx(t), `SELECT status FROM declarations WHERE id = $1`, declID).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusOK || !strings.Contains(body, "Declaration returned.") || status != "RETURNED" {
+		t.Errorf("returning the declaration: %d, %s\n%s", code, status, body)
+	}
+
 	// The API: the authority only.
 	if _, err := authorityv1.NewAuthorityServiceClient(h.conn(t, cashierCKG)).GetPayoutTrail(ctx(t), &authorityv1.GetPayoutTrailRequest{PayoutId: cqPayout}); err == nil ||
 		!strings.Contains(err.Error(), "PermissionDenied") {
