@@ -93,7 +93,7 @@ func DefaultMatrix() Matrix {
 		"ListStores", "GetRegistry", "SetParameter", "ListParameters", "ListDeclarations", "GetDeclaration",
 		"ApproveDeclaration", "ReturnDeclaration", "CloseMonth", "Reconcile", "MonthlyReport", "ExportReport",
 		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions", "VerifyChains", "RevokeCertificate", "MonthlyTrend", "ChainHeads",
-		"SetStoreReview", "RiskReport", "GetFormTrail",
+		"SetStoreReview", "RiskReport", "GetFormTrail", "GetPayoutTrail", "SetStoreGrade",
 	} {
 		m[authority+method] = []Role{RoleAuthority}
 	}

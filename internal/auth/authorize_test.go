@@ -58,7 +58,7 @@ func TestDefaultMatrix(t *testing.T) {
 		"ListStores", "GetRegistry", "SetParameter", "ListParameters", "ListDeclarations", "GetDeclaration",
 		"ApproveDeclaration", "ReturnDeclaration", "CloseMonth", "Reconcile", "MonthlyReport", "ExportReport",
 		"SetCalendarDay", "RunCaptures", "ListAcquirerInstructions", "VerifyChains", "RevokeCertificate", "MonthlyTrend", "ChainHeads",
-		"SetStoreReview", "RiskReport", "GetFormTrail",
+		"SetStoreReview", "RiskReport", "GetFormTrail", "GetPayoutTrail", "SetStoreGrade",
 	} {
 		want[authority+method] = []Role{RoleAuthority}
 	}

@@ -110,6 +110,17 @@ func (e *env) calls(cq, cd string) []call {
 			}
 			return err
 		}},
+		{"GetPayoutTrail", func(ctx context.Context) error {
+			_, err := e.h.GetPayoutTrail(ctx, &authorityv1.GetPayoutTrailRequest{PayoutId: uuid.NewString()})
+			if fault.Is(err, fault.NotFound) {
+				return nil // the authority got through
+			}
+			return err
+		}},
+		{"SetStoreGrade", func(ctx context.Context) error {
+			_, err := e.h.SetStoreGrade(ctx, &authorityv1.SetStoreGradeRequest{RequestId: rid(), Code: "S-JFB-1", CreditGrade: "B", Reason: "late filings"})
+			return err
+		}},
 		{"MonthlyReport", func(ctx context.Context) error {
 			_, err := e.h.MonthlyReport(ctx, &authorityv1.MonthlyReportRequest{Month: "2026-10"})
 			return err

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -910,4 +911,77 @@ func (h *Handler) GetFormTrail(ctx context.Context, req *authorityv1.GetFormTrai
 			FormGrossRefund: money.Format(p.FormGross), FormFee: money.Format(p.FormFee), FormNetRefund: money.Format(p.FormNet)}
 	}
 	return resp, nil
+}
+
+// GetPayoutTrail returns a payout, its forms and their rows in it, the entries of its
+// journal transaction and the declarations it is in: the drill-down of a payout's
+// reconciliation exception. Read from the primary, as GetFormTrail is.
+func (h *Handler) GetPayoutTrail(ctx context.Context, req *authorityv1.GetPayoutTrailRequest) (*authorityv1.GetPayoutTrailResponse, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	f := wire.NewFields()
+	id := f.UUID("payout_id", req.GetPayoutId())
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	t, err := report.PayoutTrailOf(ctx, db.Scope(h.pool), id)
+	if errors.Is(err, report.ErrNoPayout) {
+		return nil, fault.Field(fault.NotFound, "NO_SUCH_PAYOUT", "payout_id", "no payout has this id")
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp := &authorityv1.GetPayoutTrailResponse{PayoutId: t.ID, DeskCode: t.Desk, AgencyCode: t.Agency, Cashier: t.Cashier, Method: t.Method,
+		PaidAt: timestamppb.New(t.PaidAt), PaidDate: t.PaidDate.Format(time.DateOnly), FeeRate: t.FeeRate.String(),
+		GrossRefund: money.Format(t.Gross), Fee: money.Format(t.Fee), NetRefund: money.Format(t.Net),
+		FormsGrossRefund: money.Format(t.FormsGross), FormsFee: money.Format(t.FormsFee), FormsNetRefund: money.Format(t.FormsNet)}
+	if t.Port != nil {
+		resp.PortCode = *t.Port
+	}
+	for _, pf := range t.Forms {
+		out := &authorityv1.PayoutTrailForm{Number: pf.Number, StoreCode: pf.Store, State: pf.State, EligibleAmount: money.Format(pf.Eligible),
+			GrossRefund: money.Format(pf.Gross), Fee: money.Format(pf.Fee), NetRefund: money.Format(pf.Net)}
+		if pf.ConfirmedGross != nil {
+			out.ConfirmedGrossRefund = money.Format(*pf.ConfirmedGross)
+		}
+		resp.Forms = append(resp.Forms, out)
+	}
+	for _, e := range t.Entries {
+		resp.Entries = append(resp.Entries, &authorityv1.TrailEntry{TxnId: e.TxnID, Kind: e.Kind, EffectiveDate: e.EffectiveDate.Format(time.DateOnly),
+			Account: e.Account, Side: e.Side, Amount: money.Format(e.Amount), Pending: e.Pending, Seq: e.Seq})
+	}
+	for _, d := range t.Declarations {
+		st, _ := wire.DeclarationStatusOf(d.Status)
+		resp.Declarations = append(resp.Declarations, &authorityv1.PayoutTrailDeclaration{DeclarationId: d.ID, AgencyCode: d.Agency,
+			Month: settlement.FormatMonth(d.Month), Status: st})
+	}
+	return resp, nil
+}
+
+// SetStoreGrade changes a store's tax credit grade, with a reason; it takes effect at
+// once (registry.SetGrade).
+func (h *Handler) SetStoreGrade(ctx context.Context, req *authorityv1.SetStoreGradeRequest) (*authorityv1.SetStoreGradeResponse, error) {
+	f := wire.NewFields()
+	key, err := keyOf(ctx, f, req)
+	if err != nil {
+		return nil, err
+	}
+	switch req.GetCreditGrade() {
+	case "A", "B", "M":
+	default:
+		f.Add("credit_grade", "must be A, B or M")
+	}
+	reason := f.Reason("reason", req.GetReason())
+	if strings.TrimSpace(reason) == "" {
+		f.Add("reason", "is required: why the grade changes")
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	st, effective, err := h.registry.SetGrade(ctx, key, req.GetCode(), req.GetCreditGrade(), reason)
+	if err != nil {
+		return nil, err
+	}
+	return &authorityv1.SetStoreGradeResponse{Store: wire.Store(st), EffectiveDate: effective.Format(time.DateOnly)}, nil
 }

@@ -19,6 +19,7 @@ const (
 	mSuspend      = "/taxrefund.authority.v1.AuthorityService/SuspendStore"
 	mReinstate    = "/taxrefund.authority.v1.AuthorityService/ReinstateStore"
 	mExit         = "/taxrefund.authority.v1.AuthorityService/ExitStore"
+	mSetGrade     = "/taxrefund.authority.v1.AuthorityService/SetStoreGrade"
 )
 
 // parameterNames are the parameters the registry knows (authority.proto, Parameter).
@@ -118,16 +119,17 @@ func (c *Console) journalPost(w http.ResponseWriter, r *http.Request, s *session
 	c.showJournal(w, r, s, p, http.StatusOK, resp)
 }
 
-// storesPost registers a store, or suspends, reinstates or exits one, with a reason; each
-// takes effect when it is made (the registry records the change's time, shown as the
-// effective date).
+// storesPost registers a store, or suspends, reinstates or exits one or sets its credit
+// grade, with a reason; each takes effect when it is made (the registry records the
+// change's time, shown as the effective date).
 func (c *Console) storesPost(w http.ResponseWriter, r *http.Request, s *session) {
 	p := c.pageFor(s, "/official/stores", "nav.stores")
 	ctx := r.Context()
 	rid, code, reason := r.PostFormValue("request_id"), strings.TrimSpace(r.PostFormValue("code")), strings.TrimSpace(r.PostFormValue("reason"))
 	var st *authorityv1.Store
 	var err error
-	switch action := r.PostFormValue("action"); action {
+	action := r.PostFormValue("action")
+	switch action {
 	case "register":
 		var resp *authorityv1.RegisterStoreResponse
 		resp, err = call(ctx, c, s, mRegister, &authorityv1.RegisterStoreRequest{RequestId: rid, Code: code,
@@ -147,6 +149,11 @@ func (c *Console) storesPost(w http.ResponseWriter, r *http.Request, s *session)
 		var resp *authorityv1.ExitStoreResponse
 		resp, err = call(ctx, c, s, mExit, &authorityv1.ExitStoreRequest{RequestId: rid, Code: code, Reason: reason}, c.d.Authority.ExitStore)
 		st = resp.GetStore()
+	case "grade":
+		var resp *authorityv1.SetStoreGradeResponse
+		resp, err = call(ctx, c, s, mSetGrade, &authorityv1.SetStoreGradeRequest{RequestId: rid, Code: code, CreditGrade: r.PostFormValue("credit_grade"), Reason: reason},
+			c.d.Authority.SetStoreGrade)
+		st = resp.GetStore()
 	default:
 		err = fmt.Errorf("unknown action %q", action)
 	}
@@ -155,7 +162,11 @@ func (c *Console) storesPost(w http.ResponseWriter, r *http.Request, s *session)
 		p.Error, status = errText(err), http.StatusUnprocessableEntity
 	} else {
 		p.Notice = "stores.changed"
-		p.Detail = st.GetCode() + " · " + trimStore(st.GetStatus().String()) + " · " + whenTime(c.d.Now())
+		what := trimStore(st.GetStatus().String())
+		if action == "grade" {
+			what = st.GetCreditGrade()
+		}
+		p.Detail = st.GetCode() + " · " + what + " · " + whenTime(c.d.Now())
 	}
 	c.showStores(w, r, s, p, status, "")
 }

@@ -124,6 +124,7 @@ func New(d Deps) (*Console, error) {
 		"trimStatus": func(s string) string { return strings.TrimPrefix(s, "STORE_STATUS_") },
 		"pct":        pct,
 		"trimPrepay": func(s string) string { return strings.TrimPrefix(s, "PREPAYMENT_STATE_") },
+		"trimDecl":   func(s string) string { return strings.TrimPrefix(s, "DECLARATION_STATUS_") },
 	}
 	base, err := template.New("base.html").Funcs(funcs).ParseFS(web, "web/base.html")
 	if err != nil {
@@ -172,6 +173,9 @@ func New(d Deps) (*Console, error) {
 	m.HandleFunc("POST /official/journal", c.auth([]auth.Role{auth.RoleAuthority}, c.journalPost))
 	// A form's trail: its number in the body, never in the URL.
 	m.HandleFunc("POST /official/trail", c.auth([]auth.Role{auth.RoleAuthority}, c.trailPost))
+	// A payout's trail and a declaration's lines, the same way: the id in the body.
+	m.HandleFunc("POST /official/payout-trail", c.auth([]auth.Role{auth.RoleAuthority}, c.payoutTrailPost))
+	m.HandleFunc("POST /official/declaration", c.auth([]auth.Role{auth.RoleAuthority}, c.declarationPost))
 	c.mux = m
 	return c, nil
 }

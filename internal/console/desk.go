@@ -67,10 +67,23 @@ type lineView struct {
 	NeedSerial bool
 }
 
+// riskReason is one rule that made a form RED: its code, whose name the page translates,
+// and the API's sentence with the figures ("issued recently: 1m00s before ...").
+type riskReason struct{ Code, Text string }
+
+// Detail is the sentence without the rule's English name: what follows the name's
+// translation on a Chinese page.
+func (r riskReason) Detail() string {
+	if _, after, ok := strings.Cut(r.Text, ": "); ok {
+		return after
+	}
+	return r.Text
+}
+
 // riskView is a form's risk assessment as the customs page shows it.
 type riskView struct {
 	Red        bool
-	Reasons    []string
+	Reasons    []riskReason
 	Inspection string // PASSED, FAILED or ""
 	// InspectRequestID makes a retried inspection form the same request.
 	InspectRequestID string
@@ -78,11 +91,14 @@ type riskView struct {
 
 // formView is a form as the desk pages show it.
 type formView struct {
-	Number, Store, State, Nationality, Doc string
-	Purchase, Deadline                     string
-	Eligible, Gross                        string
-	VerifiedPort, VerifiedAt               string
-	Lines                                  []lineView
+	Number, Store, State, Nationality string
+	// DocType is the document's type (its name is translated), Doc its masked number and
+	// issuing country.
+	DocType, Doc             string
+	Purchase, Deadline       string
+	Eligible, Gross          string
+	VerifiedPort, VerifiedAt string
+	Lines                    []lineView
 	// Why is the text key of the reason the form cannot be confirmed (customs) or paid
 	// here (cashier); empty when it can.
 	Why string
@@ -97,7 +113,8 @@ func viewForm(f *formv1.Form) formView {
 		Number: f.GetNumber(), Store: f.GetStoreCode(), State: strings.TrimPrefix(f.GetState().String(), "FORM_STATE_"),
 		Nationality: f.GetNationality(), Purchase: f.GetPurchaseDate(), Deadline: f.GetExportDeadline(),
 		Eligible: f.GetEligibleAmount(), Gross: f.GetGrossRefund(), RequestID: uuid.NewString(),
-		Doc: strings.TrimPrefix(f.GetDocument().GetType().String(), "DOCUMENT_TYPE_") + " " + f.GetDocument().GetMaskedNumber() + " " + f.GetDocument().GetIssuingCountry(),
+		DocType: strings.TrimPrefix(f.GetDocument().GetType().String(), "DOCUMENT_TYPE_"),
+		Doc:     f.GetDocument().GetMaskedNumber() + " " + f.GetDocument().GetIssuingCountry(),
 	}
 	if vf := f.GetVerification(); vf != nil {
 		v.VerifiedPort, v.VerifiedAt = vf.GetPort(), when(vf.GetVerifiedAt())
@@ -151,7 +168,7 @@ func withRisk(v *formView, risks []*deskv1.RiskAssessment) {
 			rv.Inspection = ""
 		}
 		for _, r := range a.GetReasons() {
-			rv.Reasons = append(rv.Reasons, r.GetText())
+			rv.Reasons = append(rv.Reasons, riskReason{Code: r.GetCode(), Text: r.GetText()})
 		}
 		for i := range v.Lines {
 			for _, no := range a.GetSerialLines() {

@@ -3,6 +3,7 @@ package console
 import (
 	"io/fs"
 	"regexp"
+	"taxrefund/internal/risk"
 	"testing"
 )
 
@@ -66,5 +67,15 @@ func TestTemplatesUseKnownTexts(t *testing.T) {
 	}
 	if n < 50 {
 		t.Fatalf("only %d texts found in the templates: the pattern is wrong", n)
+	}
+}
+
+// TestEveryRiskRuleHasAName: the customs page names each risk rule in the page's
+// language (riskrule.<code>).
+func TestEveryRiskRuleHasAName(t *testing.T) {
+	for _, r := range risk.Rules {
+		if _, ok := texts["riskrule."+r]; !ok {
+			t.Errorf("risk rule %q has no riskrule text", r)
+		}
 	}
 }

@@ -33,8 +33,27 @@ const (
 // reconciliation's summary: each kind is counted in full).
 const monthExceptions = 5
 
-// formExceptions are the kinds whose subject is a form number: they open the form's trail.
-var formExceptions = map[string]bool{"CONFIRMED_UNPAID": true, "PAID_NOT_CONFIRMED": true, "VOIDED_AFTER_CONFIRMATION": true, "AMOUNT_MISMATCH": true}
+// opens says where an exception of each kind opens, by its subject: a form's trail, a
+// payout's trail or the declaration. The subject is posted, never put in a URL.
+var opens = map[string]opening{
+	"CONFIRMED_UNPAID":          formTrail,
+	"PAID_NOT_CONFIRMED":        formTrail,
+	"VOIDED_AFTER_CONFIRMATION": formTrail,
+	"AMOUNT_MISMATCH":           formTrail,
+	"PAYOUT_TOTAL_MISMATCH":     payoutTrail,
+	"UNDECLARED_PAYOUT":         payoutTrail,
+	"DECLARATION_MISMATCH":      declarationView,
+}
+
+// opening is a page an exception's subject opens: the form's action and the field the
+// subject is posted in.
+type opening struct{ Action, Field string }
+
+var (
+	formTrail       = opening{Action: "/official/trail", Field: "form_number"}
+	payoutTrail     = opening{Action: "/official/payout-trail", Field: "payout_id"}
+	declarationView = opening{Action: "/official/declaration", Field: "declaration_id"}
+)
 
 // exceptionKind is one kind of exception of the month: its count and the first few.
 type exceptionKind struct {
@@ -47,8 +66,8 @@ type exceptionKind struct {
 
 type exceptionRow struct {
 	Subject, Reason string
-	// Form: Subject is a form number, whose trail opens by POST /official/trail.
-	Form bool
+	// Opens is where the subject opens (POST, the subject in the body); nil: nowhere.
+	Opens *opening
 }
 
 // monthTotals are a month's figures over every form.
@@ -198,7 +217,11 @@ func exceptionKinds(rec *authorityv1.ReconcileResponse) (int64, []exceptionKind)
 		k := exceptionKind{Kind: kc.GetKind(), Count: kc.GetCount()}
 		for _, e := range rec.GetExceptions() {
 			if e.GetKind() == k.Kind {
-				k.Rows = append(k.Rows, exceptionRow{Subject: e.GetSubject(), Reason: e.GetReason(), Form: formExceptions[k.Kind]})
+				row := exceptionRow{Subject: e.GetSubject(), Reason: e.GetReason()}
+				if o, ok := opens[k.Kind]; ok {
+					row.Opens = &o
+				}
+				k.Rows = append(k.Rows, row)
 			}
 		}
 		k.Shown = len(k.Rows)
@@ -256,8 +279,9 @@ func (c *Console) trend(ctx context.Context, s *session, m time.Time) (template.
 
 type declView struct {
 	*settlementv1.Declaration
-	Status    string
-	RequestID string
+	Status string
+	// RequestID is the approval's, ReturnRequestID the return's: two decisions, two ids.
+	RequestID, ReturnRequestID string
 }
 
 type declContent struct {
@@ -276,7 +300,7 @@ func (c *Console) showDeclarations(w http.ResponseWriter, r *http.Request, s *se
 	var content declContent
 	for _, d := range resp.GetDeclarations() {
 		content.Declarations = append(content.Declarations, declView{Declaration: d,
-			Status: strings.TrimPrefix(d.GetStatus().String(), "DECLARATION_STATUS_"), RequestID: uuid.NewString()})
+			Status: strings.TrimPrefix(d.GetStatus().String(), "DECLARATION_STATUS_"), RequestID: uuid.NewString(), ReturnRequestID: uuid.NewString()})
 	}
 	p.Content = content
 	c.render(w, r, code, "declarations", p)
@@ -316,8 +340,9 @@ type storesContent struct {
 
 type storeView struct {
 	*authorityv1.Store
-	Status    string
-	RequestID string
+	Status string
+	// RequestID is the status change's, GradeRequestID the grade change's.
+	RequestID, GradeRequestID string
 }
 
 func (c *Console) storesPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -332,7 +357,7 @@ func (c *Console) showStores(w http.ResponseWriter, r *http.Request, s *session,
 	content := storesContent{Query: q, RequestID: uuid.NewString()}
 	for _, st := range resp.GetStores() {
 		if q == "" || strings.Contains(strings.ToLower(st.GetCode()+" "+st.GetName()+" "+st.GetCreditCode()), strings.ToLower(q)) {
-			content.Stores = append(content.Stores, storeView{Store: st, Status: trimStore(st.GetStatus().String()), RequestID: uuid.NewString()})
+			content.Stores = append(content.Stores, storeView{Store: st, Status: trimStore(st.GetStatus().String()), RequestID: uuid.NewString(), GradeRequestID: uuid.NewString()})
 		}
 	}
 	p.Content = content

@@ -364,6 +364,32 @@ func (q *Queries) RegionExists(ctx context.Context, db DBTX, code string) (bool,
 	return exists, err
 }
 
+const setStoreGrade = `-- name: SetStoreGrade :one
+UPDATE stores SET credit_grade = $2 WHERE code = $1 RETURNING code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at, under_review
+`
+
+type SetStoreGradeParams struct {
+	Code        string
+	CreditGrade string
+}
+
+func (q *Queries) SetStoreGrade(ctx context.Context, db DBTX, arg SetStoreGradeParams) (Store, error) {
+	row := db.QueryRow(ctx, setStoreGrade, arg.Code, arg.CreditGrade)
+	var i Store
+	err := row.Scan(
+		&i.Code,
+		&i.CreditCode,
+		&i.Name,
+		&i.BlockCode,
+		&i.CreditGrade,
+		&i.ImmediateRefund,
+		&i.Status,
+		&i.CreatedAt,
+		&i.UnderReview,
+	)
+	return i, err
+}
+
 const setStoreReview = `-- name: SetStoreReview :one
 UPDATE stores SET under_review = $2 WHERE code = $1 RETURNING code, credit_code, name, block_code, credit_grade, immediate_refund, status, created_at, under_review
 `

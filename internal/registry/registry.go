@@ -151,6 +151,55 @@ func (s *Service) SetStatus(ctx context.Context, key idempotency.Key, code, stat
 	return idempotency.Result(ctx, s.pool, key, method, err, out)
 }
 
+// SetGrade changes a store's tax credit grade (A, B or M), with a reason. It takes
+// effect at once, on the day it is made (effective, the local date returned): no rule of
+// the refund depends on the grade (DOMAIN.md), so there is no later date to wait for.
+// The audit event keeps the grade before, the grade after, the reason and that date. An
+// exited store's grade no longer changes (STORE_STATUS); setting the grade a store
+// already has changes nothing but is audited all the same, as SetReview is.
+func (s *Service) SetGrade(ctx context.Context, key idempotency.Key, code, grade, reason string) (out Store, effective time.Time, err error) {
+	if !gradePattern.MatchString(grade) {
+		return Store{}, time.Time{}, fault.Field(fault.Invalid, "INVALID_REQUEST", "credit_grade", "must be A, B or M")
+	}
+	if strings.TrimSpace(reason) == "" {
+		return Store{}, time.Time{}, fault.Field(fault.Invalid, "INVALID_REQUEST", "reason", "is required: why the grade changes")
+	}
+	type result struct {
+		Store     Store
+		Effective string
+	}
+	var res result
+	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := idempotency.Begin(ctx, tx, key, "SetStoreGrade"); err != nil {
+			return err
+		}
+		st, err := s.q.GetStoreForUpdate(ctx, tx, code)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fault.Field(fault.NotFound, "STORE_NOT_FOUND", "code", fmt.Sprintf("no store %q", code))
+		}
+		if err != nil {
+			return err
+		}
+		if st.Status == Exited {
+			return fault.Field(fault.Precondition, "STORE_STATUS", "code",
+				fmt.Sprintf("store %s has exited; its grade no longer changes", code)).With("status", st.Status)
+		}
+		before := st.CreditGrade
+		if st, err = s.q.SetStoreGrade(ctx, tx, db.SetStoreGradeParams{Code: code, CreditGrade: grade}); err != nil {
+			return err
+		}
+		res = result{Store: st, Effective: refund.FormatDate(refund.LocalDate(s.now()))}
+		return audit.Close(ctx, tx, key, "STORE_GRADE_SET", code,
+			map[string]any{"reason": reason, "from": before, "to": grade, "effective_date": res.Effective}, res)
+	})
+	res, err = idempotency.Result(ctx, s.pool, key, "SetStoreGrade", err, res)
+	if err != nil {
+		return Store{}, time.Time{}, err
+	}
+	effective, err = time.ParseInLocation(time.DateOnly, res.Effective, time.UTC)
+	return res.Store, effective, err
+}
+
 // SetReview puts a store under review (its forms are RED for customs, internal/risk) or
 // ends the review. Setting the flag it already has changes nothing but is audited all the
 // same: the official's decision is on record.

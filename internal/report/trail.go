@@ -145,3 +145,119 @@ func FormTrail(ctx context.Context, q db.DBTX, number string) (Trail, error) {
 	t.Payout = &p
 	return t, nil
 }
+
+// ErrNoPayout is returned for a payout id no payout has.
+var ErrNoPayout = errors.New("no such payout")
+
+// PayoutForm is one form of a payout: the form, and its row in the payout.
+type PayoutForm struct {
+	Number, Store, State string
+	ConfirmedGross       *decimal.Decimal
+	Eligible, Gross      decimal.Decimal
+	Fee, Net             decimal.Decimal
+}
+
+// PayoutDeclaration is a declaration a payout is in.
+type PayoutDeclaration struct {
+	ID, Agency, Status string
+	Month              time.Time
+}
+
+// PayoutTrail is one payout with everything a reconciliation exception about it points
+// at: its forms and their rows, the entries of its transaction and its declarations.
+type PayoutTrail struct {
+	ID, Desk, Agency, Cashier, Method string
+	Port                              *string
+	PaidAt, PaidDate                  time.Time
+	FeeRate                           decimal.Decimal
+	Gross, Fee, Net                   decimal.Decimal
+	// The sums of the forms' rows.
+	FormsGross, FormsFee, FormsNet decimal.Decimal
+	Forms                          []PayoutForm
+	Entries                        []TrailEntry
+	Declarations                   []PayoutDeclaration
+}
+
+const payoutTrailSQL = `
+SELECT id::text, desk_code, agency_code, port_code, cashier, method, paid_at, paid_date, fee_rate, gross_refund, fee, net_refund, txn_id
+  FROM payouts WHERE id = $1`
+
+// The payout's rows, by the primary key's prefix, and their forms by theirs.
+const payoutTrailFormsSQL = `
+SELECT f.number, f.store_code, f.state, f.confirmed_gross, pf.eligible_amount, pf.gross_refund, pf.fee, pf.net_refund
+  FROM payout_forms pf JOIN forms f ON f.id = pf.form_id
+ WHERE pf.payout_id = $1
+ ORDER BY f.number`
+
+const payoutTrailEntriesSQL = `
+SELECT t.id::text, t.kind, t.effective_date, a.code, e.side, e.amount, e.pending, coalesce(s.seq, 0)
+  FROM journal_txns t
+  JOIN journal_entries e ON e.txn_id = t.id
+  JOIN accounts a ON a.id = e.account_id
+  LEFT JOIN seals s ON s.chain = 'journal' AND s.row_id = t.id::text
+ WHERE t.id = $1
+ ORDER BY e.pending DESC, e.side DESC, a.code`
+
+// declaration_payouts_payout (00003) serves the lookup by payout.
+const payoutTrailDeclarationsSQL = `
+SELECT d.id::text, d.agency_code, d.month, d.status
+  FROM declaration_payouts dp JOIN declarations d ON d.id = dp.declaration_id
+ WHERE dp.payout_id = $1
+ ORDER BY d.declared_at, d.id`
+
+// PayoutTrailOf reads a payout, its forms and their rows, the entries of its journal
+// transaction and the declarations it is in (ErrNoPayout when no payout has the id).
+func PayoutTrailOf(ctx context.Context, q db.DBTX, id [16]byte) (PayoutTrail, error) {
+	var t PayoutTrail
+	var txn *[16]byte
+	err := q.QueryRow(ctx, payoutTrailSQL, id).Scan(&t.ID, &t.Desk, &t.Agency, &t.Port, &t.Cashier, &t.Method, &t.PaidAt, &t.PaidDate,
+		&t.FeeRate, &t.Gross, &t.Fee, &t.Net, &txn)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, ErrNoPayout
+	}
+	if err != nil {
+		return t, fmt.Errorf("payout trail: %w", err)
+	}
+	rows, err := q.Query(ctx, payoutTrailFormsSQL, id)
+	if err != nil {
+		return t, fmt.Errorf("payout trail forms: %w", err)
+	}
+	t.Forms, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (PayoutForm, error) {
+		var f PayoutForm
+		err := row.Scan(&f.Number, &f.Store, &f.State, &f.ConfirmedGross, &f.Eligible, &f.Gross, &f.Fee, &f.Net)
+		return f, err
+	})
+	if err != nil {
+		return t, fmt.Errorf("payout trail forms: %w", err)
+	}
+	for _, f := range t.Forms {
+		t.FormsGross, t.FormsFee, t.FormsNet = t.FormsGross.Add(f.Gross), t.FormsFee.Add(f.Fee), t.FormsNet.Add(f.Net)
+	}
+	if txn != nil {
+		rows, err = q.Query(ctx, payoutTrailEntriesSQL, *txn)
+		if err != nil {
+			return t, fmt.Errorf("payout trail entries: %w", err)
+		}
+		t.Entries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (TrailEntry, error) {
+			var e TrailEntry
+			err := row.Scan(&e.TxnID, &e.Kind, &e.EffectiveDate, &e.Account, &e.Side, &e.Amount, &e.Pending, &e.Seq)
+			return e, err
+		})
+		if err != nil {
+			return t, fmt.Errorf("payout trail entries: %w", err)
+		}
+	}
+	rows, err = q.Query(ctx, payoutTrailDeclarationsSQL, id)
+	if err != nil {
+		return t, fmt.Errorf("payout trail declarations: %w", err)
+	}
+	t.Declarations, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (PayoutDeclaration, error) {
+		var d PayoutDeclaration
+		err := row.Scan(&d.ID, &d.Agency, &d.Month, &d.Status)
+		return d, err
+	})
+	if err != nil {
+		return t, fmt.Errorf("payout trail declarations: %w", err)
+	}
+	return t, nil
+}

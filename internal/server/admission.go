@@ -58,6 +58,8 @@ var costs = map[string]int{
 	"MonthlyTrend": 8,
 	// One form, its lines, its few journal transactions and its payout, by their keys.
 	"GetFormTrail": 2,
+	// One payout, its few forms, its transaction and its declarations, by their keys.
+	"GetPayoutTrail": 2,
 }
 
 // The refusals' texts, fixed: they quote nothing of the request.

@@ -65,6 +65,12 @@ func DeclarationStatus(s settlementv1.DeclarationStatus) (string, bool) {
 	return "", false
 }
 
+// DeclarationStatusOf maps a stored declaration status to the API's (ok=false if unknown).
+func DeclarationStatusOf(s string) (settlementv1.DeclarationStatus, bool) {
+	st, ok := declarationStatuses[s]
+	return st, ok
+}
+
 // Declaration renders a settlement declaration.
 func Declaration(d settlement.Declaration) *settlementv1.Declaration {
 	out := &settlementv1.Declaration{

@@ -52,3 +52,6 @@ INSERT INTO parameters (name, scope, valid_from, value, note) VALUES ($1, $2, $3
 
 -- name: SetStoreReview :one
 UPDATE stores SET under_review = $2 WHERE code = $1 RETURNING *;
+
+-- name: SetStoreGrade :one
+UPDATE stores SET credit_grade = $2 WHERE code = $1 RETURNING *;

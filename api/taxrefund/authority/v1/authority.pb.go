@@ -3220,6 +3220,416 @@ func (x *GetFormTrailResponse) GetPayout() *TrailPayout {
 	return nil
 }
 
+type GetPayoutTrailRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The payout's id, a UUID (a reconciliation exception's subject).
+	PayoutId      string `protobuf:"bytes,1,opt,name=payout_id,json=payoutId,proto3" json:"payout_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPayoutTrailRequest) Reset() {
+	*x = GetPayoutTrailRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPayoutTrailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPayoutTrailRequest) ProtoMessage() {}
+
+func (x *GetPayoutTrailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPayoutTrailRequest.ProtoReflect.Descriptor instead.
+func (*GetPayoutTrailRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *GetPayoutTrailRequest) GetPayoutId() string {
+	if x != nil {
+		return x.PayoutId
+	}
+	return ""
+}
+
+// PayoutTrailForm is one form a payout paid: the form and its row in the payout.
+type PayoutTrailForm struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Number    string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	StoreCode string                 `protobuf:"bytes,2,opt,name=store_code,json=storeCode,proto3" json:"store_code,omitempty"`
+	// ISSUED, VERIFIED, REJECTED, REFUNDED, VOIDED, EXPIRED or SETTLED.
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// What customs confirmed (G'); unset when customs never confirmed the export.
+	ConfirmedGrossRefund string `protobuf:"bytes,4,opt,name=confirmed_gross_refund,json=confirmedGrossRefund,proto3" json:"confirmed_gross_refund,omitempty"`
+	// The form's row in the payout: A, G', F and N.
+	EligibleAmount string `protobuf:"bytes,5,opt,name=eligible_amount,json=eligibleAmount,proto3" json:"eligible_amount,omitempty"`
+	GrossRefund    string `protobuf:"bytes,6,opt,name=gross_refund,json=grossRefund,proto3" json:"gross_refund,omitempty"`
+	Fee            string `protobuf:"bytes,7,opt,name=fee,proto3" json:"fee,omitempty"`
+	NetRefund      string `protobuf:"bytes,8,opt,name=net_refund,json=netRefund,proto3" json:"net_refund,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PayoutTrailForm) Reset() {
+	*x = PayoutTrailForm{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayoutTrailForm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayoutTrailForm) ProtoMessage() {}
+
+func (x *PayoutTrailForm) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayoutTrailForm.ProtoReflect.Descriptor instead.
+func (*PayoutTrailForm) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *PayoutTrailForm) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *PayoutTrailForm) GetStoreCode() string {
+	if x != nil {
+		return x.StoreCode
+	}
+	return ""
+}
+
+func (x *PayoutTrailForm) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *PayoutTrailForm) GetConfirmedGrossRefund() string {
+	if x != nil {
+		return x.ConfirmedGrossRefund
+	}
+	return ""
+}
+
+func (x *PayoutTrailForm) GetEligibleAmount() string {
+	if x != nil {
+		return x.EligibleAmount
+	}
+	return ""
+}
+
+func (x *PayoutTrailForm) GetGrossRefund() string {
+	if x != nil {
+		return x.GrossRefund
+	}
+	return ""
+}
+
+func (x *PayoutTrailForm) GetFee() string {
+	if x != nil {
+		return x.Fee
+	}
+	return ""
+}
+
+func (x *PayoutTrailForm) GetNetRefund() string {
+	if x != nil {
+		return x.NetRefund
+	}
+	return ""
+}
+
+// PayoutTrailDeclaration is a settlement declaration the payout is in.
+type PayoutTrailDeclaration struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeclarationId string                 `protobuf:"bytes,1,opt,name=declaration_id,json=declarationId,proto3" json:"declaration_id,omitempty"`
+	AgencyCode    string                 `protobuf:"bytes,2,opt,name=agency_code,json=agencyCode,proto3" json:"agency_code,omitempty"`
+	// "YYYY-MM".
+	Month         string               `protobuf:"bytes,3,opt,name=month,proto3" json:"month,omitempty"`
+	Status        v1.DeclarationStatus `protobuf:"varint,4,opt,name=status,proto3,enum=taxrefund.settlement.v1.DeclarationStatus" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayoutTrailDeclaration) Reset() {
+	*x = PayoutTrailDeclaration{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayoutTrailDeclaration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayoutTrailDeclaration) ProtoMessage() {}
+
+func (x *PayoutTrailDeclaration) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayoutTrailDeclaration.ProtoReflect.Descriptor instead.
+func (*PayoutTrailDeclaration) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *PayoutTrailDeclaration) GetDeclarationId() string {
+	if x != nil {
+		return x.DeclarationId
+	}
+	return ""
+}
+
+func (x *PayoutTrailDeclaration) GetAgencyCode() string {
+	if x != nil {
+		return x.AgencyCode
+	}
+	return ""
+}
+
+func (x *PayoutTrailDeclaration) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *PayoutTrailDeclaration) GetStatus() v1.DeclarationStatus {
+	if x != nil {
+		return x.Status
+	}
+	return v1.DeclarationStatus(0)
+}
+
+type GetPayoutTrailResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PayoutId   string                 `protobuf:"bytes,1,opt,name=payout_id,json=payoutId,proto3" json:"payout_id,omitempty"`
+	DeskCode   string                 `protobuf:"bytes,2,opt,name=desk_code,json=deskCode,proto3" json:"desk_code,omitempty"`
+	AgencyCode string                 `protobuf:"bytes,3,opt,name=agency_code,json=agencyCode,proto3" json:"agency_code,omitempty"`
+	// The desk's port; unset for a refund point in a block.
+	PortCode string `protobuf:"bytes,4,opt,name=port_code,json=portCode,proto3" json:"port_code,omitempty"`
+	Cashier  string `protobuf:"bytes,5,opt,name=cashier,proto3" json:"cashier,omitempty"`
+	// CASH, BANK_CARD or MOBILE.
+	Method string                 `protobuf:"bytes,6,opt,name=method,proto3" json:"method,omitempty"`
+	PaidAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=paid_at,json=paidAt,proto3" json:"paid_at,omitempty"`
+	// Local date, "YYYY-MM-DD".
+	PaidDate string `protobuf:"bytes,8,opt,name=paid_date,json=paidDate,proto3" json:"paid_date,omitempty"`
+	FeeRate  string `protobuf:"bytes,9,opt,name=fee_rate,json=feeRate,proto3" json:"fee_rate,omitempty"`
+	// The payout's totals as recorded: G', F and N.
+	GrossRefund string `protobuf:"bytes,10,opt,name=gross_refund,json=grossRefund,proto3" json:"gross_refund,omitempty"`
+	Fee         string `protobuf:"bytes,11,opt,name=fee,proto3" json:"fee,omitempty"`
+	NetRefund   string `protobuf:"bytes,12,opt,name=net_refund,json=netRefund,proto3" json:"net_refund,omitempty"`
+	// The sums of its forms' rows: equal to the totals unless the payout is a
+	// PAYOUT_TOTAL_MISMATCH.
+	FormsGrossRefund string `protobuf:"bytes,13,opt,name=forms_gross_refund,json=formsGrossRefund,proto3" json:"forms_gross_refund,omitempty"`
+	FormsFee         string `protobuf:"bytes,14,opt,name=forms_fee,json=formsFee,proto3" json:"forms_fee,omitempty"`
+	FormsNetRefund   string `protobuf:"bytes,15,opt,name=forms_net_refund,json=formsNetRefund,proto3" json:"forms_net_refund,omitempty"`
+	// Its forms, by number.
+	Forms []*PayoutTrailForm `protobuf:"bytes,16,rep,name=forms,proto3" json:"forms,omitempty"`
+	// The entries of the payout's journal transaction; none when every refund rounded to
+	// 0.00.
+	Entries []*TrailEntry `protobuf:"bytes,17,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The declarations it is in, oldest first (a returned one, then its redeclaration);
+	// none: not declared.
+	Declarations  []*PayoutTrailDeclaration `protobuf:"bytes,18,rep,name=declarations,proto3" json:"declarations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPayoutTrailResponse) Reset() {
+	*x = GetPayoutTrailResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPayoutTrailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPayoutTrailResponse) ProtoMessage() {}
+
+func (x *GetPayoutTrailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPayoutTrailResponse.ProtoReflect.Descriptor instead.
+func (*GetPayoutTrailResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *GetPayoutTrailResponse) GetPayoutId() string {
+	if x != nil {
+		return x.PayoutId
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetDeskCode() string {
+	if x != nil {
+		return x.DeskCode
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetAgencyCode() string {
+	if x != nil {
+		return x.AgencyCode
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetPortCode() string {
+	if x != nil {
+		return x.PortCode
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetCashier() string {
+	if x != nil {
+		return x.Cashier
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetPaidAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PaidAt
+	}
+	return nil
+}
+
+func (x *GetPayoutTrailResponse) GetPaidDate() string {
+	if x != nil {
+		return x.PaidDate
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetFeeRate() string {
+	if x != nil {
+		return x.FeeRate
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetGrossRefund() string {
+	if x != nil {
+		return x.GrossRefund
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetFee() string {
+	if x != nil {
+		return x.Fee
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetNetRefund() string {
+	if x != nil {
+		return x.NetRefund
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetFormsGrossRefund() string {
+	if x != nil {
+		return x.FormsGrossRefund
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetFormsFee() string {
+	if x != nil {
+		return x.FormsFee
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetFormsNetRefund() string {
+	if x != nil {
+		return x.FormsNetRefund
+	}
+	return ""
+}
+
+func (x *GetPayoutTrailResponse) GetForms() []*PayoutTrailForm {
+	if x != nil {
+		return x.Forms
+	}
+	return nil
+}
+
+func (x *GetPayoutTrailResponse) GetEntries() []*TrailEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *GetPayoutTrailResponse) GetDeclarations() []*PayoutTrailDeclaration {
+	if x != nil {
+		return x.Declarations
+	}
+	return nil
+}
+
 // ReadSource says where a report that may lag was read: a replica, and how far its replay
 // was behind the primary when the report began (it can only have caught up since); and
 // whether the answer is a cached one (max_age), with the time its figures were read.
@@ -3245,7 +3655,7 @@ type ReadSource struct {
 
 func (x *ReadSource) Reset() {
 	*x = ReadSource{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3257,7 +3667,7 @@ func (x *ReadSource) String() string {
 func (*ReadSource) ProtoMessage() {}
 
 func (x *ReadSource) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[50]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3270,7 +3680,7 @@ func (x *ReadSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadSource.ProtoReflect.Descriptor instead.
 func (*ReadSource) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{50}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ReadSource) GetReplica() bool {
@@ -3328,7 +3738,7 @@ type ReportRow struct {
 
 func (x *ReportRow) Reset() {
 	*x = ReportRow{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3750,7 @@ func (x *ReportRow) String() string {
 func (*ReportRow) ProtoMessage() {}
 
 func (x *ReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[51]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3763,7 @@ func (x *ReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRow.ProtoReflect.Descriptor instead.
 func (*ReportRow) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{51}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ReportRow) GetDimension() string {
@@ -3463,7 +3873,7 @@ type MonthlyReportRequest struct {
 
 func (x *MonthlyReportRequest) Reset() {
 	*x = MonthlyReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3475,7 +3885,7 @@ func (x *MonthlyReportRequest) String() string {
 func (*MonthlyReportRequest) ProtoMessage() {}
 
 func (x *MonthlyReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[52]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3488,7 +3898,7 @@ func (x *MonthlyReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthlyReportRequest.ProtoReflect.Descriptor instead.
 func (*MonthlyReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{52}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *MonthlyReportRequest) GetMonth() string {
@@ -3523,7 +3933,7 @@ type MonthlyReportResponse struct {
 
 func (x *MonthlyReportResponse) Reset() {
 	*x = MonthlyReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3535,7 +3945,7 @@ func (x *MonthlyReportResponse) String() string {
 func (*MonthlyReportResponse) ProtoMessage() {}
 
 func (x *MonthlyReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[53]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3548,7 +3958,7 @@ func (x *MonthlyReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthlyReportResponse.ProtoReflect.Descriptor instead.
 func (*MonthlyReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{53}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *MonthlyReportResponse) GetMonth() string {
@@ -3597,7 +4007,7 @@ type MonthlyTrendRequest struct {
 
 func (x *MonthlyTrendRequest) Reset() {
 	*x = MonthlyTrendRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3609,7 +4019,7 @@ func (x *MonthlyTrendRequest) String() string {
 func (*MonthlyTrendRequest) ProtoMessage() {}
 
 func (x *MonthlyTrendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[54]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3622,7 +4032,7 @@ func (x *MonthlyTrendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthlyTrendRequest.ProtoReflect.Descriptor instead.
 func (*MonthlyTrendRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{54}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *MonthlyTrendRequest) GetFromMonth() string {
@@ -3649,7 +4059,7 @@ type MonthlyTrendResponse struct {
 
 func (x *MonthlyTrendResponse) Reset() {
 	*x = MonthlyTrendResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3661,7 +4071,7 @@ func (x *MonthlyTrendResponse) String() string {
 func (*MonthlyTrendResponse) ProtoMessage() {}
 
 func (x *MonthlyTrendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[55]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3674,7 +4084,7 @@ func (x *MonthlyTrendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthlyTrendResponse.ProtoReflect.Descriptor instead.
 func (*MonthlyTrendResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{55}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *MonthlyTrendResponse) GetMonths() []*MonthTotal {
@@ -3699,7 +4109,7 @@ type MonthTotal struct {
 
 func (x *MonthTotal) Reset() {
 	*x = MonthTotal{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3711,7 +4121,7 @@ func (x *MonthTotal) String() string {
 func (*MonthTotal) ProtoMessage() {}
 
 func (x *MonthTotal) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[56]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3724,7 +4134,7 @@ func (x *MonthTotal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonthTotal.ProtoReflect.Descriptor instead.
 func (*MonthTotal) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{56}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *MonthTotal) GetMonth() string {
@@ -3774,7 +4184,7 @@ type ChainHead struct {
 
 func (x *ChainHead) Reset() {
 	*x = ChainHead{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3786,7 +4196,7 @@ func (x *ChainHead) String() string {
 func (*ChainHead) ProtoMessage() {}
 
 func (x *ChainHead) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[57]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3799,7 +4209,7 @@ func (x *ChainHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
 func (*ChainHead) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{57}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ChainHead) GetSeq() int64 {
@@ -3826,7 +4236,7 @@ type ExportReportRequest struct {
 
 func (x *ExportReportRequest) Reset() {
 	*x = ExportReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3838,7 +4248,7 @@ func (x *ExportReportRequest) String() string {
 func (*ExportReportRequest) ProtoMessage() {}
 
 func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[58]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3851,7 +4261,7 @@ func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportRequest.ProtoReflect.Descriptor instead.
 func (*ExportReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{58}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ExportReportRequest) GetMonth() string {
@@ -3881,7 +4291,7 @@ type ExportReportResponse struct {
 
 func (x *ExportReportResponse) Reset() {
 	*x = ExportReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3893,7 +4303,7 @@ func (x *ExportReportResponse) String() string {
 func (*ExportReportResponse) ProtoMessage() {}
 
 func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[59]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3906,7 +4316,7 @@ func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportResponse.ProtoReflect.Descriptor instead.
 func (*ExportReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{59}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ExportReportResponse) GetPart() isExportReportResponse_Part {
@@ -3969,7 +4379,7 @@ type ExportHeader struct {
 
 func (x *ExportHeader) Reset() {
 	*x = ExportHeader{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3981,7 +4391,7 @@ func (x *ExportHeader) String() string {
 func (*ExportHeader) ProtoMessage() {}
 
 func (x *ExportHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[60]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3994,7 +4404,7 @@ func (x *ExportHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportHeader.ProtoReflect.Descriptor instead.
 func (*ExportHeader) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{60}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ExportHeader) GetFileName() string {
@@ -4046,7 +4456,7 @@ type SetCalendarDayRequest struct {
 
 func (x *SetCalendarDayRequest) Reset() {
 	*x = SetCalendarDayRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4058,7 +4468,7 @@ func (x *SetCalendarDayRequest) String() string {
 func (*SetCalendarDayRequest) ProtoMessage() {}
 
 func (x *SetCalendarDayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[61]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4071,7 +4481,7 @@ func (x *SetCalendarDayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCalendarDayRequest.ProtoReflect.Descriptor instead.
 func (*SetCalendarDayRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{61}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SetCalendarDayRequest) GetRequestId() string {
@@ -4113,7 +4523,7 @@ type SetCalendarDayResponse struct {
 
 func (x *SetCalendarDayResponse) Reset() {
 	*x = SetCalendarDayResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4125,7 +4535,7 @@ func (x *SetCalendarDayResponse) String() string {
 func (*SetCalendarDayResponse) ProtoMessage() {}
 
 func (x *SetCalendarDayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[62]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4138,7 +4548,7 @@ func (x *SetCalendarDayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCalendarDayResponse.ProtoReflect.Descriptor instead.
 func (*SetCalendarDayResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{62}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SetCalendarDayResponse) GetDate() string {
@@ -4170,7 +4580,7 @@ type RunCapturesRequest struct {
 
 func (x *RunCapturesRequest) Reset() {
 	*x = RunCapturesRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4182,7 +4592,7 @@ func (x *RunCapturesRequest) String() string {
 func (*RunCapturesRequest) ProtoMessage() {}
 
 func (x *RunCapturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[63]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4195,7 +4605,7 @@ func (x *RunCapturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCapturesRequest.ProtoReflect.Descriptor instead.
 func (*RunCapturesRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{63}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{67}
 }
 
 type RunCapturesResponse struct {
@@ -4208,7 +4618,7 @@ type RunCapturesResponse struct {
 
 func (x *RunCapturesResponse) Reset() {
 	*x = RunCapturesResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4220,7 +4630,7 @@ func (x *RunCapturesResponse) String() string {
 func (*RunCapturesResponse) ProtoMessage() {}
 
 func (x *RunCapturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[64]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4233,7 +4643,7 @@ func (x *RunCapturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCapturesResponse.ProtoReflect.Descriptor instead.
 func (*RunCapturesResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{64}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RunCapturesResponse) GetCaptured() int64 {
@@ -4251,7 +4661,7 @@ type ListAcquirerInstructionsRequest struct {
 
 func (x *ListAcquirerInstructionsRequest) Reset() {
 	*x = ListAcquirerInstructionsRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4263,7 +4673,7 @@ func (x *ListAcquirerInstructionsRequest) String() string {
 func (*ListAcquirerInstructionsRequest) ProtoMessage() {}
 
 func (x *ListAcquirerInstructionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[65]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4276,7 +4686,7 @@ func (x *ListAcquirerInstructionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAcquirerInstructionsRequest.ProtoReflect.Descriptor instead.
 func (*ListAcquirerInstructionsRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{65}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{69}
 }
 
 // AcquirerInstruction is a release or capture to deliver to the card acquirer.
@@ -4299,7 +4709,7 @@ type AcquirerInstruction struct {
 
 func (x *AcquirerInstruction) Reset() {
 	*x = AcquirerInstruction{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4311,7 +4721,7 @@ func (x *AcquirerInstruction) String() string {
 func (*AcquirerInstruction) ProtoMessage() {}
 
 func (x *AcquirerInstruction) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[66]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4324,7 +4734,7 @@ func (x *AcquirerInstruction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquirerInstruction.ProtoReflect.Descriptor instead.
 func (*AcquirerInstruction) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{66}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *AcquirerInstruction) GetId() int64 {
@@ -4399,7 +4809,7 @@ type ListAcquirerInstructionsResponse struct {
 
 func (x *ListAcquirerInstructionsResponse) Reset() {
 	*x = ListAcquirerInstructionsResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4411,7 +4821,7 @@ func (x *ListAcquirerInstructionsResponse) String() string {
 func (*ListAcquirerInstructionsResponse) ProtoMessage() {}
 
 func (x *ListAcquirerInstructionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[67]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4424,7 +4834,7 @@ func (x *ListAcquirerInstructionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAcquirerInstructionsResponse.ProtoReflect.Descriptor instead.
 func (*ListAcquirerInstructionsResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{67}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListAcquirerInstructionsResponse) GetInstructions() []*AcquirerInstruction {
@@ -4442,7 +4852,7 @@ type ChainHeadsRequest struct {
 
 func (x *ChainHeadsRequest) Reset() {
 	*x = ChainHeadsRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4454,7 +4864,7 @@ func (x *ChainHeadsRequest) String() string {
 func (*ChainHeadsRequest) ProtoMessage() {}
 
 func (x *ChainHeadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[68]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4467,7 +4877,7 @@ func (x *ChainHeadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHeadsRequest.ProtoReflect.Descriptor instead.
 func (*ChainHeadsRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{68}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{72}
 }
 
 type ChainHeadsResponse struct {
@@ -4480,7 +4890,7 @@ type ChainHeadsResponse struct {
 
 func (x *ChainHeadsResponse) Reset() {
 	*x = ChainHeadsResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[69]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4492,7 +4902,7 @@ func (x *ChainHeadsResponse) String() string {
 func (*ChainHeadsResponse) ProtoMessage() {}
 
 func (x *ChainHeadsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[69]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4505,7 +4915,7 @@ func (x *ChainHeadsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHeadsResponse.ProtoReflect.Descriptor instead.
 func (*ChainHeadsResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{69}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ChainHeadsResponse) GetChains() []*ChainVerification {
@@ -4523,7 +4933,7 @@ type VerifyChainsRequest struct {
 
 func (x *VerifyChainsRequest) Reset() {
 	*x = VerifyChainsRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[70]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4535,7 +4945,7 @@ func (x *VerifyChainsRequest) String() string {
 func (*VerifyChainsRequest) ProtoMessage() {}
 
 func (x *VerifyChainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[70]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4548,7 +4958,7 @@ func (x *VerifyChainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyChainsRequest.ProtoReflect.Descriptor instead.
 func (*VerifyChainsRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{70}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{74}
 }
 
 // ChainVerification is one chain's verification.
@@ -4569,7 +4979,7 @@ type ChainVerification struct {
 
 func (x *ChainVerification) Reset() {
 	*x = ChainVerification{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[71]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4581,7 +4991,7 @@ func (x *ChainVerification) String() string {
 func (*ChainVerification) ProtoMessage() {}
 
 func (x *ChainVerification) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[71]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4594,7 +5004,7 @@ func (x *ChainVerification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainVerification.ProtoReflect.Descriptor instead.
 func (*ChainVerification) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{71}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ChainVerification) GetChain() string {
@@ -4655,7 +5065,7 @@ type VerifyChainsResponse struct {
 
 func (x *VerifyChainsResponse) Reset() {
 	*x = VerifyChainsResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[72]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4667,7 +5077,7 @@ func (x *VerifyChainsResponse) String() string {
 func (*VerifyChainsResponse) ProtoMessage() {}
 
 func (x *VerifyChainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[72]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4680,7 +5090,7 @@ func (x *VerifyChainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyChainsResponse.ProtoReflect.Descriptor instead.
 func (*VerifyChainsResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{72}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *VerifyChainsResponse) GetChains() []*ChainVerification {
@@ -4702,7 +5112,7 @@ type RevokeCertificateRequest struct {
 
 func (x *RevokeCertificateRequest) Reset() {
 	*x = RevokeCertificateRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[73]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4714,7 +5124,7 @@ func (x *RevokeCertificateRequest) String() string {
 func (*RevokeCertificateRequest) ProtoMessage() {}
 
 func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[73]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4727,7 +5137,7 @@ func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{73}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *RevokeCertificateRequest) GetRequestId() string {
@@ -4761,7 +5171,7 @@ type RevokeCertificateResponse struct {
 
 func (x *RevokeCertificateResponse) Reset() {
 	*x = RevokeCertificateResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[74]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4773,7 +5183,7 @@ func (x *RevokeCertificateResponse) String() string {
 func (*RevokeCertificateResponse) ProtoMessage() {}
 
 func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[74]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4786,7 +5196,7 @@ func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{74}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *RevokeCertificateResponse) GetSerial() string {
@@ -4815,7 +5225,7 @@ type SetStoreReviewRequest struct {
 
 func (x *SetStoreReviewRequest) Reset() {
 	*x = SetStoreReviewRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[75]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4827,7 +5237,7 @@ func (x *SetStoreReviewRequest) String() string {
 func (*SetStoreReviewRequest) ProtoMessage() {}
 
 func (x *SetStoreReviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[75]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4840,7 +5250,7 @@ func (x *SetStoreReviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreReviewRequest.ProtoReflect.Descriptor instead.
 func (*SetStoreReviewRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{75}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *SetStoreReviewRequest) GetRequestId() string {
@@ -4880,7 +5290,7 @@ type SetStoreReviewResponse struct {
 
 func (x *SetStoreReviewResponse) Reset() {
 	*x = SetStoreReviewResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[76]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4892,7 +5302,7 @@ func (x *SetStoreReviewResponse) String() string {
 func (*SetStoreReviewResponse) ProtoMessage() {}
 
 func (x *SetStoreReviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[76]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4905,7 +5315,7 @@ func (x *SetStoreReviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreReviewResponse.ProtoReflect.Descriptor instead.
 func (*SetStoreReviewResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{76}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *SetStoreReviewResponse) GetStore() *Store {
@@ -4913,6 +5323,130 @@ func (x *SetStoreReviewResponse) GetStore() *Store {
 		return x.Store
 	}
 	return nil
+}
+
+type SetStoreGradeRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Code      string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// "A", "B" or "M".
+	CreditGrade string `protobuf:"bytes,3,opt,name=credit_grade,json=creditGrade,proto3" json:"credit_grade,omitempty"`
+	// Why (required).
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStoreGradeRequest) Reset() {
+	*x = SetStoreGradeRequest{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStoreGradeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStoreGradeRequest) ProtoMessage() {}
+
+func (x *SetStoreGradeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStoreGradeRequest.ProtoReflect.Descriptor instead.
+func (*SetStoreGradeRequest) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *SetStoreGradeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SetStoreGradeRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SetStoreGradeRequest) GetCreditGrade() string {
+	if x != nil {
+		return x.CreditGrade
+	}
+	return ""
+}
+
+func (x *SetStoreGradeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SetStoreGradeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Store *Store                 `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	// The local date (Asia/Shanghai) the grade holds from: the day of the change,
+	// "YYYY-MM-DD".
+	EffectiveDate string `protobuf:"bytes,2,opt,name=effective_date,json=effectiveDate,proto3" json:"effective_date,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStoreGradeResponse) Reset() {
+	*x = SetStoreGradeResponse{}
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStoreGradeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStoreGradeResponse) ProtoMessage() {}
+
+func (x *SetStoreGradeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStoreGradeResponse.ProtoReflect.Descriptor instead.
+func (*SetStoreGradeResponse) Descriptor() ([]byte, []int) {
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *SetStoreGradeResponse) GetStore() *Store {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+func (x *SetStoreGradeResponse) GetEffectiveDate() string {
+	if x != nil {
+		return x.EffectiveDate
+	}
+	return ""
 }
 
 type RiskReportRequest struct {
@@ -4925,7 +5459,7 @@ type RiskReportRequest struct {
 
 func (x *RiskReportRequest) Reset() {
 	*x = RiskReportRequest{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[77]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4937,7 +5471,7 @@ func (x *RiskReportRequest) String() string {
 func (*RiskReportRequest) ProtoMessage() {}
 
 func (x *RiskReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[77]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4950,7 +5484,7 @@ func (x *RiskReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskReportRequest.ProtoReflect.Descriptor instead.
 func (*RiskReportRequest) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{77}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RiskReportRequest) GetMonth() string {
@@ -4976,7 +5510,7 @@ type RiskReportRow struct {
 
 func (x *RiskReportRow) Reset() {
 	*x = RiskReportRow{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[78]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4988,7 +5522,7 @@ func (x *RiskReportRow) String() string {
 func (*RiskReportRow) ProtoMessage() {}
 
 func (x *RiskReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[78]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5001,7 +5535,7 @@ func (x *RiskReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskReportRow.ProtoReflect.Descriptor instead.
 func (*RiskReportRow) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{78}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *RiskReportRow) GetStoreCode() string {
@@ -5049,7 +5583,7 @@ type RiskReportResponse struct {
 
 func (x *RiskReportResponse) Reset() {
 	*x = RiskReportResponse{}
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[79]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5061,7 +5595,7 @@ func (x *RiskReportResponse) String() string {
 func (*RiskReportResponse) ProtoMessage() {}
 
 func (x *RiskReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[79]
+	mi := &file_taxrefund_authority_v1_authority_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5074,7 +5608,7 @@ func (x *RiskReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskReportResponse.ProtoReflect.Descriptor instead.
 func (*RiskReportResponse) Descriptor() ([]byte, []int) {
-	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{79}
+	return file_taxrefund_authority_v1_authority_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *RiskReportResponse) GetMonth() string {
@@ -5334,7 +5868,48 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\x16confirmed_gross_refund\x18\f \x01(\tR\x14confirmedGrossRefund\x127\n" +
 	"\x05lines\x18\r \x03(\v2!.taxrefund.authority.v1.TrailLineR\x05lines\x12<\n" +
 	"\aentries\x18\x0e \x03(\v2\".taxrefund.authority.v1.TrailEntryR\aentries\x12;\n" +
-	"\x06payout\x18\x0f \x01(\v2#.taxrefund.authority.v1.TrailPayoutR\x06payout\"\x9c\x01\n" +
+	"\x06payout\x18\x0f \x01(\v2#.taxrefund.authority.v1.TrailPayoutR\x06payout\"4\n" +
+	"\x15GetPayoutTrailRequest\x12\x1b\n" +
+	"\tpayout_id\x18\x01 \x01(\tR\bpayoutId\"\x91\x02\n" +
+	"\x0fPayoutTrailForm\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\x12\x1d\n" +
+	"\n" +
+	"store_code\x18\x02 \x01(\tR\tstoreCode\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x124\n" +
+	"\x16confirmed_gross_refund\x18\x04 \x01(\tR\x14confirmedGrossRefund\x12'\n" +
+	"\x0feligible_amount\x18\x05 \x01(\tR\x0eeligibleAmount\x12!\n" +
+	"\fgross_refund\x18\x06 \x01(\tR\vgrossRefund\x12\x10\n" +
+	"\x03fee\x18\a \x01(\tR\x03fee\x12\x1d\n" +
+	"\n" +
+	"net_refund\x18\b \x01(\tR\tnetRefund\"\xba\x01\n" +
+	"\x16PayoutTrailDeclaration\x12%\n" +
+	"\x0edeclaration_id\x18\x01 \x01(\tR\rdeclarationId\x12\x1f\n" +
+	"\vagency_code\x18\x02 \x01(\tR\n" +
+	"agencyCode\x12\x14\n" +
+	"\x05month\x18\x03 \x01(\tR\x05month\x12B\n" +
+	"\x06status\x18\x04 \x01(\x0e2*.taxrefund.settlement.v1.DeclarationStatusR\x06status\"\xc9\x05\n" +
+	"\x16GetPayoutTrailResponse\x12\x1b\n" +
+	"\tpayout_id\x18\x01 \x01(\tR\bpayoutId\x12\x1b\n" +
+	"\tdesk_code\x18\x02 \x01(\tR\bdeskCode\x12\x1f\n" +
+	"\vagency_code\x18\x03 \x01(\tR\n" +
+	"agencyCode\x12\x1b\n" +
+	"\tport_code\x18\x04 \x01(\tR\bportCode\x12\x18\n" +
+	"\acashier\x18\x05 \x01(\tR\acashier\x12\x16\n" +
+	"\x06method\x18\x06 \x01(\tR\x06method\x123\n" +
+	"\apaid_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06paidAt\x12\x1b\n" +
+	"\tpaid_date\x18\b \x01(\tR\bpaidDate\x12\x19\n" +
+	"\bfee_rate\x18\t \x01(\tR\afeeRate\x12!\n" +
+	"\fgross_refund\x18\n" +
+	" \x01(\tR\vgrossRefund\x12\x10\n" +
+	"\x03fee\x18\v \x01(\tR\x03fee\x12\x1d\n" +
+	"\n" +
+	"net_refund\x18\f \x01(\tR\tnetRefund\x12,\n" +
+	"\x12forms_gross_refund\x18\r \x01(\tR\x10formsGrossRefund\x12\x1b\n" +
+	"\tforms_fee\x18\x0e \x01(\tR\bformsFee\x12(\n" +
+	"\x10forms_net_refund\x18\x0f \x01(\tR\x0eformsNetRefund\x12=\n" +
+	"\x05forms\x18\x10 \x03(\v2'.taxrefund.authority.v1.PayoutTrailFormR\x05forms\x12<\n" +
+	"\aentries\x18\x11 \x03(\v2\".taxrefund.authority.v1.TrailEntryR\aentries\x12R\n" +
+	"\fdeclarations\x18\x12 \x03(\v2..taxrefund.authority.v1.PayoutTrailDeclarationR\fdeclarations\"\x9c\x01\n" +
 	"\n" +
 	"ReadSource\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\bR\areplica\x12+\n" +
@@ -5459,7 +6034,16 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\funder_review\x18\x03 \x01(\bR\vunderReview\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\"M\n" +
 	"\x16SetStoreReviewResponse\x123\n" +
-	"\x05store\x18\x01 \x01(\v2\x1d.taxrefund.authority.v1.StoreR\x05store\")\n" +
+	"\x05store\x18\x01 \x01(\v2\x1d.taxrefund.authority.v1.StoreR\x05store\"\x84\x01\n" +
+	"\x14SetStoreGradeRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12!\n" +
+	"\fcredit_grade\x18\x03 \x01(\tR\vcreditGrade\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"s\n" +
+	"\x15SetStoreGradeResponse\x123\n" +
+	"\x05store\x18\x01 \x01(\v2\x1d.taxrefund.authority.v1.StoreR\x05store\x12%\n" +
+	"\x0eeffective_date\x18\x02 \x01(\tR\reffectiveDate\")\n" +
 	"\x11RiskReportRequest\x12\x14\n" +
 	"\x05month\x18\x01 \x01(\tR\x05month\"\xa1\x01\n" +
 	"\rRiskReportRow\x12\x1d\n" +
@@ -5480,7 +6064,7 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\fExportFormat\x12\x1d\n" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x01\x12\x16\n" +
-	"\x12EXPORT_FORMAT_XLSX\x10\x022\xfc\x18\n" +
+	"\x12EXPORT_FORMAT_XLSX\x10\x022\xdb\x1a\n" +
 	"\x10AuthorityService\x12`\n" +
 	"\tRunExpiry\x12(.taxrefund.authority.v1.RunExpiryRequest\x1a).taxrefund.authority.v1.RunExpiryResponse\x12r\n" +
 	"\x0fCheckInvariants\x12..taxrefund.authority.v1.CheckInvariantsRequest\x1a/.taxrefund.authority.v1.CheckInvariantsResponse\x12l\n" +
@@ -5501,7 +6085,8 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\n" +
 	"CloseMonth\x12).taxrefund.authority.v1.CloseMonthRequest\x1a*.taxrefund.authority.v1.CloseMonthResponse\x12`\n" +
 	"\tReconcile\x12(.taxrefund.authority.v1.ReconcileRequest\x1a).taxrefund.authority.v1.ReconcileResponse\x12i\n" +
-	"\fGetFormTrail\x12+.taxrefund.authority.v1.GetFormTrailRequest\x1a,.taxrefund.authority.v1.GetFormTrailResponse\x12l\n" +
+	"\fGetFormTrail\x12+.taxrefund.authority.v1.GetFormTrailRequest\x1a,.taxrefund.authority.v1.GetFormTrailResponse\x12o\n" +
+	"\x0eGetPayoutTrail\x12-.taxrefund.authority.v1.GetPayoutTrailRequest\x1a..taxrefund.authority.v1.GetPayoutTrailResponse\x12l\n" +
 	"\rMonthlyReport\x12,.taxrefund.authority.v1.MonthlyReportRequest\x1a-.taxrefund.authority.v1.MonthlyReportResponse\x12i\n" +
 	"\fMonthlyTrend\x12+.taxrefund.authority.v1.MonthlyTrendRequest\x1a,.taxrefund.authority.v1.MonthlyTrendResponse\x12k\n" +
 	"\fExportReport\x12+.taxrefund.authority.v1.ExportReportRequest\x1a,.taxrefund.authority.v1.ExportReportResponse0\x01\x12o\n" +
@@ -5512,7 +6097,8 @@ const file_taxrefund_authority_v1_authority_proto_rawDesc = "" +
 	"\n" +
 	"ChainHeads\x12).taxrefund.authority.v1.ChainHeadsRequest\x1a*.taxrefund.authority.v1.ChainHeadsResponse\x12x\n" +
 	"\x11RevokeCertificate\x120.taxrefund.authority.v1.RevokeCertificateRequest\x1a1.taxrefund.authority.v1.RevokeCertificateResponse\x12o\n" +
-	"\x0eSetStoreReview\x12-.taxrefund.authority.v1.SetStoreReviewRequest\x1a..taxrefund.authority.v1.SetStoreReviewResponse\x12c\n" +
+	"\x0eSetStoreReview\x12-.taxrefund.authority.v1.SetStoreReviewRequest\x1a..taxrefund.authority.v1.SetStoreReviewResponse\x12l\n" +
+	"\rSetStoreGrade\x12,.taxrefund.authority.v1.SetStoreGradeRequest\x1a-.taxrefund.authority.v1.SetStoreGradeResponse\x12c\n" +
 	"\n" +
 	"RiskReport\x12).taxrefund.authority.v1.RiskReportRequest\x1a*.taxrefund.authority.v1.RiskReportResponseB\xd8\x01\n" +
 	"\x1acom.taxrefund.authority.v1B\x0eAuthorityProtoP\x01Z0taxrefund/api/taxrefund/authority/v1;authorityv1\xa2\x02\x03TAX\xaa\x02\x16Taxrefund.Authority.V1\xca\x02\x16Taxrefund\\Authority\\V1\xe2\x02\"Taxrefund\\Authority\\V1\\GPBMetadata\xea\x02\x18Taxrefund::Authority::V1b\x06proto3"
@@ -5530,7 +6116,7 @@ func file_taxrefund_authority_v1_authority_proto_rawDescGZIP() []byte {
 }
 
 var file_taxrefund_authority_v1_authority_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_taxrefund_authority_v1_authority_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
 var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
 	(StoreStatus)(0),                         // 0: taxrefund.authority.v1.StoreStatus
 	(ExportFormat)(0),                        // 1: taxrefund.authority.v1.ExportFormat
@@ -5584,46 +6170,52 @@ var file_taxrefund_authority_v1_authority_proto_goTypes = []any{
 	(*TrailEntry)(nil),                       // 49: taxrefund.authority.v1.TrailEntry
 	(*TrailPayout)(nil),                      // 50: taxrefund.authority.v1.TrailPayout
 	(*GetFormTrailResponse)(nil),             // 51: taxrefund.authority.v1.GetFormTrailResponse
-	(*ReadSource)(nil),                       // 52: taxrefund.authority.v1.ReadSource
-	(*ReportRow)(nil),                        // 53: taxrefund.authority.v1.ReportRow
-	(*MonthlyReportRequest)(nil),             // 54: taxrefund.authority.v1.MonthlyReportRequest
-	(*MonthlyReportResponse)(nil),            // 55: taxrefund.authority.v1.MonthlyReportResponse
-	(*MonthlyTrendRequest)(nil),              // 56: taxrefund.authority.v1.MonthlyTrendRequest
-	(*MonthlyTrendResponse)(nil),             // 57: taxrefund.authority.v1.MonthlyTrendResponse
-	(*MonthTotal)(nil),                       // 58: taxrefund.authority.v1.MonthTotal
-	(*ChainHead)(nil),                        // 59: taxrefund.authority.v1.ChainHead
-	(*ExportReportRequest)(nil),              // 60: taxrefund.authority.v1.ExportReportRequest
-	(*ExportReportResponse)(nil),             // 61: taxrefund.authority.v1.ExportReportResponse
-	(*ExportHeader)(nil),                     // 62: taxrefund.authority.v1.ExportHeader
-	(*SetCalendarDayRequest)(nil),            // 63: taxrefund.authority.v1.SetCalendarDayRequest
-	(*SetCalendarDayResponse)(nil),           // 64: taxrefund.authority.v1.SetCalendarDayResponse
-	(*RunCapturesRequest)(nil),               // 65: taxrefund.authority.v1.RunCapturesRequest
-	(*RunCapturesResponse)(nil),              // 66: taxrefund.authority.v1.RunCapturesResponse
-	(*ListAcquirerInstructionsRequest)(nil),  // 67: taxrefund.authority.v1.ListAcquirerInstructionsRequest
-	(*AcquirerInstruction)(nil),              // 68: taxrefund.authority.v1.AcquirerInstruction
-	(*ListAcquirerInstructionsResponse)(nil), // 69: taxrefund.authority.v1.ListAcquirerInstructionsResponse
-	(*ChainHeadsRequest)(nil),                // 70: taxrefund.authority.v1.ChainHeadsRequest
-	(*ChainHeadsResponse)(nil),               // 71: taxrefund.authority.v1.ChainHeadsResponse
-	(*VerifyChainsRequest)(nil),              // 72: taxrefund.authority.v1.VerifyChainsRequest
-	(*ChainVerification)(nil),                // 73: taxrefund.authority.v1.ChainVerification
-	(*VerifyChainsResponse)(nil),             // 74: taxrefund.authority.v1.VerifyChainsResponse
-	(*RevokeCertificateRequest)(nil),         // 75: taxrefund.authority.v1.RevokeCertificateRequest
-	(*RevokeCertificateResponse)(nil),        // 76: taxrefund.authority.v1.RevokeCertificateResponse
-	(*SetStoreReviewRequest)(nil),            // 77: taxrefund.authority.v1.SetStoreReviewRequest
-	(*SetStoreReviewResponse)(nil),           // 78: taxrefund.authority.v1.SetStoreReviewResponse
-	(*RiskReportRequest)(nil),                // 79: taxrefund.authority.v1.RiskReportRequest
-	(*RiskReportRow)(nil),                    // 80: taxrefund.authority.v1.RiskReportRow
-	(*RiskReportResponse)(nil),               // 81: taxrefund.authority.v1.RiskReportResponse
-	(*timestamppb.Timestamp)(nil),            // 82: google.protobuf.Timestamp
-	(v1.DeclarationStatus)(0),                // 83: taxrefund.settlement.v1.DeclarationStatus
-	(*v1.Declaration)(nil),                   // 84: taxrefund.settlement.v1.Declaration
-	(*durationpb.Duration)(nil),              // 85: google.protobuf.Duration
-	(*v1.Checkpoint)(nil),                    // 86: taxrefund.settlement.v1.Checkpoint
+	(*GetPayoutTrailRequest)(nil),            // 52: taxrefund.authority.v1.GetPayoutTrailRequest
+	(*PayoutTrailForm)(nil),                  // 53: taxrefund.authority.v1.PayoutTrailForm
+	(*PayoutTrailDeclaration)(nil),           // 54: taxrefund.authority.v1.PayoutTrailDeclaration
+	(*GetPayoutTrailResponse)(nil),           // 55: taxrefund.authority.v1.GetPayoutTrailResponse
+	(*ReadSource)(nil),                       // 56: taxrefund.authority.v1.ReadSource
+	(*ReportRow)(nil),                        // 57: taxrefund.authority.v1.ReportRow
+	(*MonthlyReportRequest)(nil),             // 58: taxrefund.authority.v1.MonthlyReportRequest
+	(*MonthlyReportResponse)(nil),            // 59: taxrefund.authority.v1.MonthlyReportResponse
+	(*MonthlyTrendRequest)(nil),              // 60: taxrefund.authority.v1.MonthlyTrendRequest
+	(*MonthlyTrendResponse)(nil),             // 61: taxrefund.authority.v1.MonthlyTrendResponse
+	(*MonthTotal)(nil),                       // 62: taxrefund.authority.v1.MonthTotal
+	(*ChainHead)(nil),                        // 63: taxrefund.authority.v1.ChainHead
+	(*ExportReportRequest)(nil),              // 64: taxrefund.authority.v1.ExportReportRequest
+	(*ExportReportResponse)(nil),             // 65: taxrefund.authority.v1.ExportReportResponse
+	(*ExportHeader)(nil),                     // 66: taxrefund.authority.v1.ExportHeader
+	(*SetCalendarDayRequest)(nil),            // 67: taxrefund.authority.v1.SetCalendarDayRequest
+	(*SetCalendarDayResponse)(nil),           // 68: taxrefund.authority.v1.SetCalendarDayResponse
+	(*RunCapturesRequest)(nil),               // 69: taxrefund.authority.v1.RunCapturesRequest
+	(*RunCapturesResponse)(nil),              // 70: taxrefund.authority.v1.RunCapturesResponse
+	(*ListAcquirerInstructionsRequest)(nil),  // 71: taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	(*AcquirerInstruction)(nil),              // 72: taxrefund.authority.v1.AcquirerInstruction
+	(*ListAcquirerInstructionsResponse)(nil), // 73: taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	(*ChainHeadsRequest)(nil),                // 74: taxrefund.authority.v1.ChainHeadsRequest
+	(*ChainHeadsResponse)(nil),               // 75: taxrefund.authority.v1.ChainHeadsResponse
+	(*VerifyChainsRequest)(nil),              // 76: taxrefund.authority.v1.VerifyChainsRequest
+	(*ChainVerification)(nil),                // 77: taxrefund.authority.v1.ChainVerification
+	(*VerifyChainsResponse)(nil),             // 78: taxrefund.authority.v1.VerifyChainsResponse
+	(*RevokeCertificateRequest)(nil),         // 79: taxrefund.authority.v1.RevokeCertificateRequest
+	(*RevokeCertificateResponse)(nil),        // 80: taxrefund.authority.v1.RevokeCertificateResponse
+	(*SetStoreReviewRequest)(nil),            // 81: taxrefund.authority.v1.SetStoreReviewRequest
+	(*SetStoreReviewResponse)(nil),           // 82: taxrefund.authority.v1.SetStoreReviewResponse
+	(*SetStoreGradeRequest)(nil),             // 83: taxrefund.authority.v1.SetStoreGradeRequest
+	(*SetStoreGradeResponse)(nil),            // 84: taxrefund.authority.v1.SetStoreGradeResponse
+	(*RiskReportRequest)(nil),                // 85: taxrefund.authority.v1.RiskReportRequest
+	(*RiskReportRow)(nil),                    // 86: taxrefund.authority.v1.RiskReportRow
+	(*RiskReportResponse)(nil),               // 87: taxrefund.authority.v1.RiskReportResponse
+	(*timestamppb.Timestamp)(nil),            // 88: google.protobuf.Timestamp
+	(v1.DeclarationStatus)(0),                // 89: taxrefund.settlement.v1.DeclarationStatus
+	(*v1.Declaration)(nil),                   // 90: taxrefund.settlement.v1.Declaration
+	(*durationpb.Duration)(nil),              // 91: google.protobuf.Duration
+	(*v1.Checkpoint)(nil),                    // 92: taxrefund.settlement.v1.Checkpoint
 }
 var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	5,  // 0: taxrefund.authority.v1.CheckInvariantsResponse.violations:type_name -> taxrefund.authority.v1.Violation
 	0,  // 1: taxrefund.authority.v1.Store.status:type_name -> taxrefund.authority.v1.StoreStatus
-	82, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
+	88, // 2: taxrefund.authority.v1.Store.registered_at:type_name -> google.protobuf.Timestamp
 	7,  // 3: taxrefund.authority.v1.RegisterStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 4: taxrefund.authority.v1.SuspendStoreResponse.store:type_name -> taxrefund.authority.v1.Store
 	7,  // 5: taxrefund.authority.v1.ReinstateStoreResponse.store:type_name -> taxrefund.authority.v1.Store
@@ -5638,107 +6230,117 @@ var file_taxrefund_authority_v1_authority_proto_depIdxs = []int32{
 	26, // 14: taxrefund.authority.v1.SetParameterRequest.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 15: taxrefund.authority.v1.SetParameterResponse.parameter:type_name -> taxrefund.authority.v1.Parameter
 	26, // 16: taxrefund.authority.v1.ListParametersResponse.parameters:type_name -> taxrefund.authority.v1.Parameter
-	83, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
-	84, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
-	84, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	84, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	84, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
-	82, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
-	85, // 23: taxrefund.authority.v1.ReconcileRequest.max_age:type_name -> google.protobuf.Duration
+	89, // 17: taxrefund.authority.v1.ListDeclarationsRequest.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
+	90, // 18: taxrefund.authority.v1.ListDeclarationsResponse.declarations:type_name -> taxrefund.settlement.v1.Declaration
+	90, // 19: taxrefund.authority.v1.GetDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	90, // 20: taxrefund.authority.v1.ApproveDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	90, // 21: taxrefund.authority.v1.ReturnDeclarationResponse.declaration:type_name -> taxrefund.settlement.v1.Declaration
+	88, // 22: taxrefund.authority.v1.CloseMonthResponse.closed_at:type_name -> google.protobuf.Timestamp
+	91, // 23: taxrefund.authority.v1.ReconcileRequest.max_age:type_name -> google.protobuf.Duration
 	45, // 24: taxrefund.authority.v1.ReconcileResponse.summary:type_name -> taxrefund.authority.v1.MatchSummary
 	43, // 25: taxrefund.authority.v1.ReconcileResponse.exceptions:type_name -> taxrefund.authority.v1.ReconciliationException
 	44, // 26: taxrefund.authority.v1.ReconcileResponse.trial_balance:type_name -> taxrefund.authority.v1.TrialBalanceLine
 	5,  // 27: taxrefund.authority.v1.ReconcileResponse.invariant_violations:type_name -> taxrefund.authority.v1.Violation
-	52, // 28: taxrefund.authority.v1.ReconcileResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	56, // 28: taxrefund.authority.v1.ReconcileResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
 	42, // 29: taxrefund.authority.v1.ReconcileResponse.exception_counts:type_name -> taxrefund.authority.v1.ExceptionCount
-	82, // 30: taxrefund.authority.v1.GetFormTrailResponse.issued_at:type_name -> google.protobuf.Timestamp
-	82, // 31: taxrefund.authority.v1.GetFormTrailResponse.verified_at:type_name -> google.protobuf.Timestamp
+	88, // 30: taxrefund.authority.v1.GetFormTrailResponse.issued_at:type_name -> google.protobuf.Timestamp
+	88, // 31: taxrefund.authority.v1.GetFormTrailResponse.verified_at:type_name -> google.protobuf.Timestamp
 	48, // 32: taxrefund.authority.v1.GetFormTrailResponse.lines:type_name -> taxrefund.authority.v1.TrailLine
 	49, // 33: taxrefund.authority.v1.GetFormTrailResponse.entries:type_name -> taxrefund.authority.v1.TrailEntry
 	50, // 34: taxrefund.authority.v1.GetFormTrailResponse.payout:type_name -> taxrefund.authority.v1.TrailPayout
-	85, // 35: taxrefund.authority.v1.ReadSource.lag:type_name -> google.protobuf.Duration
-	82, // 36: taxrefund.authority.v1.ReadSource.as_of:type_name -> google.protobuf.Timestamp
-	85, // 37: taxrefund.authority.v1.MonthlyReportRequest.max_age:type_name -> google.protobuf.Duration
-	53, // 38: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
-	59, // 39: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
-	86, // 40: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
-	52, // 41: taxrefund.authority.v1.MonthlyReportResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
-	58, // 42: taxrefund.authority.v1.MonthlyTrendResponse.months:type_name -> taxrefund.authority.v1.MonthTotal
-	1,  // 43: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
-	62, // 44: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
-	52, // 45: taxrefund.authority.v1.ExportHeader.read_source:type_name -> taxrefund.authority.v1.ReadSource
-	82, // 46: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
-	82, // 47: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
-	68, // 48: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
-	73, // 49: taxrefund.authority.v1.ChainHeadsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
-	59, // 50: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
-	73, // 51: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
-	82, // 52: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
-	7,  // 53: taxrefund.authority.v1.SetStoreReviewResponse.store:type_name -> taxrefund.authority.v1.Store
-	80, // 54: taxrefund.authority.v1.RiskReportResponse.rows:type_name -> taxrefund.authority.v1.RiskReportRow
-	2,  // 55: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
-	4,  // 56: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
-	8,  // 57: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
-	10, // 58: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
-	12, // 59: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
-	14, // 60: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
-	16, // 61: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
-	18, // 62: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
-	20, // 63: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
-	27, // 64: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
-	29, // 65: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
-	31, // 66: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
-	33, // 67: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
-	35, // 68: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
-	37, // 69: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
-	39, // 70: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
-	41, // 71: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
-	47, // 72: taxrefund.authority.v1.AuthorityService.GetFormTrail:input_type -> taxrefund.authority.v1.GetFormTrailRequest
-	54, // 73: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
-	56, // 74: taxrefund.authority.v1.AuthorityService.MonthlyTrend:input_type -> taxrefund.authority.v1.MonthlyTrendRequest
-	60, // 75: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
-	63, // 76: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
-	65, // 77: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
-	67, // 78: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
-	72, // 79: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
-	70, // 80: taxrefund.authority.v1.AuthorityService.ChainHeads:input_type -> taxrefund.authority.v1.ChainHeadsRequest
-	75, // 81: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
-	77, // 82: taxrefund.authority.v1.AuthorityService.SetStoreReview:input_type -> taxrefund.authority.v1.SetStoreReviewRequest
-	79, // 83: taxrefund.authority.v1.AuthorityService.RiskReport:input_type -> taxrefund.authority.v1.RiskReportRequest
-	3,  // 84: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
-	6,  // 85: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
-	9,  // 86: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
-	11, // 87: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
-	13, // 88: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
-	15, // 89: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
-	17, // 90: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
-	19, // 91: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
-	25, // 92: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
-	28, // 93: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
-	30, // 94: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
-	32, // 95: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
-	34, // 96: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
-	36, // 97: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
-	38, // 98: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
-	40, // 99: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
-	46, // 100: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
-	51, // 101: taxrefund.authority.v1.AuthorityService.GetFormTrail:output_type -> taxrefund.authority.v1.GetFormTrailResponse
-	55, // 102: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
-	57, // 103: taxrefund.authority.v1.AuthorityService.MonthlyTrend:output_type -> taxrefund.authority.v1.MonthlyTrendResponse
-	61, // 104: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
-	64, // 105: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
-	66, // 106: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
-	69, // 107: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
-	74, // 108: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
-	71, // 109: taxrefund.authority.v1.AuthorityService.ChainHeads:output_type -> taxrefund.authority.v1.ChainHeadsResponse
-	76, // 110: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
-	78, // 111: taxrefund.authority.v1.AuthorityService.SetStoreReview:output_type -> taxrefund.authority.v1.SetStoreReviewResponse
-	81, // 112: taxrefund.authority.v1.AuthorityService.RiskReport:output_type -> taxrefund.authority.v1.RiskReportResponse
-	84, // [84:113] is the sub-list for method output_type
-	55, // [55:84] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	89, // 35: taxrefund.authority.v1.PayoutTrailDeclaration.status:type_name -> taxrefund.settlement.v1.DeclarationStatus
+	88, // 36: taxrefund.authority.v1.GetPayoutTrailResponse.paid_at:type_name -> google.protobuf.Timestamp
+	53, // 37: taxrefund.authority.v1.GetPayoutTrailResponse.forms:type_name -> taxrefund.authority.v1.PayoutTrailForm
+	49, // 38: taxrefund.authority.v1.GetPayoutTrailResponse.entries:type_name -> taxrefund.authority.v1.TrailEntry
+	54, // 39: taxrefund.authority.v1.GetPayoutTrailResponse.declarations:type_name -> taxrefund.authority.v1.PayoutTrailDeclaration
+	91, // 40: taxrefund.authority.v1.ReadSource.lag:type_name -> google.protobuf.Duration
+	88, // 41: taxrefund.authority.v1.ReadSource.as_of:type_name -> google.protobuf.Timestamp
+	91, // 42: taxrefund.authority.v1.MonthlyReportRequest.max_age:type_name -> google.protobuf.Duration
+	57, // 43: taxrefund.authority.v1.MonthlyReportResponse.rows:type_name -> taxrefund.authority.v1.ReportRow
+	63, // 44: taxrefund.authority.v1.MonthlyReportResponse.journal_head:type_name -> taxrefund.authority.v1.ChainHead
+	92, // 45: taxrefund.authority.v1.MonthlyReportResponse.checkpoints:type_name -> taxrefund.settlement.v1.Checkpoint
+	56, // 46: taxrefund.authority.v1.MonthlyReportResponse.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	62, // 47: taxrefund.authority.v1.MonthlyTrendResponse.months:type_name -> taxrefund.authority.v1.MonthTotal
+	1,  // 48: taxrefund.authority.v1.ExportReportRequest.format:type_name -> taxrefund.authority.v1.ExportFormat
+	66, // 49: taxrefund.authority.v1.ExportReportResponse.header:type_name -> taxrefund.authority.v1.ExportHeader
+	56, // 50: taxrefund.authority.v1.ExportHeader.read_source:type_name -> taxrefund.authority.v1.ReadSource
+	88, // 51: taxrefund.authority.v1.AcquirerInstruction.created_at:type_name -> google.protobuf.Timestamp
+	88, // 52: taxrefund.authority.v1.AcquirerInstruction.next_attempt_at:type_name -> google.protobuf.Timestamp
+	72, // 53: taxrefund.authority.v1.ListAcquirerInstructionsResponse.instructions:type_name -> taxrefund.authority.v1.AcquirerInstruction
+	77, // 54: taxrefund.authority.v1.ChainHeadsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
+	63, // 55: taxrefund.authority.v1.ChainVerification.head:type_name -> taxrefund.authority.v1.ChainHead
+	77, // 56: taxrefund.authority.v1.VerifyChainsResponse.chains:type_name -> taxrefund.authority.v1.ChainVerification
+	88, // 57: taxrefund.authority.v1.RevokeCertificateResponse.revoked_at:type_name -> google.protobuf.Timestamp
+	7,  // 58: taxrefund.authority.v1.SetStoreReviewResponse.store:type_name -> taxrefund.authority.v1.Store
+	7,  // 59: taxrefund.authority.v1.SetStoreGradeResponse.store:type_name -> taxrefund.authority.v1.Store
+	86, // 60: taxrefund.authority.v1.RiskReportResponse.rows:type_name -> taxrefund.authority.v1.RiskReportRow
+	2,  // 61: taxrefund.authority.v1.AuthorityService.RunExpiry:input_type -> taxrefund.authority.v1.RunExpiryRequest
+	4,  // 62: taxrefund.authority.v1.AuthorityService.CheckInvariants:input_type -> taxrefund.authority.v1.CheckInvariantsRequest
+	8,  // 63: taxrefund.authority.v1.AuthorityService.RegisterStore:input_type -> taxrefund.authority.v1.RegisterStoreRequest
+	10, // 64: taxrefund.authority.v1.AuthorityService.SuspendStore:input_type -> taxrefund.authority.v1.SuspendStoreRequest
+	12, // 65: taxrefund.authority.v1.AuthorityService.ReinstateStore:input_type -> taxrefund.authority.v1.ReinstateStoreRequest
+	14, // 66: taxrefund.authority.v1.AuthorityService.ExitStore:input_type -> taxrefund.authority.v1.ExitStoreRequest
+	16, // 67: taxrefund.authority.v1.AuthorityService.GetStore:input_type -> taxrefund.authority.v1.GetStoreRequest
+	18, // 68: taxrefund.authority.v1.AuthorityService.ListStores:input_type -> taxrefund.authority.v1.ListStoresRequest
+	20, // 69: taxrefund.authority.v1.AuthorityService.GetRegistry:input_type -> taxrefund.authority.v1.GetRegistryRequest
+	27, // 70: taxrefund.authority.v1.AuthorityService.SetParameter:input_type -> taxrefund.authority.v1.SetParameterRequest
+	29, // 71: taxrefund.authority.v1.AuthorityService.ListParameters:input_type -> taxrefund.authority.v1.ListParametersRequest
+	31, // 72: taxrefund.authority.v1.AuthorityService.ListDeclarations:input_type -> taxrefund.authority.v1.ListDeclarationsRequest
+	33, // 73: taxrefund.authority.v1.AuthorityService.GetDeclaration:input_type -> taxrefund.authority.v1.GetDeclarationRequest
+	35, // 74: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:input_type -> taxrefund.authority.v1.ApproveDeclarationRequest
+	37, // 75: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:input_type -> taxrefund.authority.v1.ReturnDeclarationRequest
+	39, // 76: taxrefund.authority.v1.AuthorityService.CloseMonth:input_type -> taxrefund.authority.v1.CloseMonthRequest
+	41, // 77: taxrefund.authority.v1.AuthorityService.Reconcile:input_type -> taxrefund.authority.v1.ReconcileRequest
+	47, // 78: taxrefund.authority.v1.AuthorityService.GetFormTrail:input_type -> taxrefund.authority.v1.GetFormTrailRequest
+	52, // 79: taxrefund.authority.v1.AuthorityService.GetPayoutTrail:input_type -> taxrefund.authority.v1.GetPayoutTrailRequest
+	58, // 80: taxrefund.authority.v1.AuthorityService.MonthlyReport:input_type -> taxrefund.authority.v1.MonthlyReportRequest
+	60, // 81: taxrefund.authority.v1.AuthorityService.MonthlyTrend:input_type -> taxrefund.authority.v1.MonthlyTrendRequest
+	64, // 82: taxrefund.authority.v1.AuthorityService.ExportReport:input_type -> taxrefund.authority.v1.ExportReportRequest
+	67, // 83: taxrefund.authority.v1.AuthorityService.SetCalendarDay:input_type -> taxrefund.authority.v1.SetCalendarDayRequest
+	69, // 84: taxrefund.authority.v1.AuthorityService.RunCaptures:input_type -> taxrefund.authority.v1.RunCapturesRequest
+	71, // 85: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:input_type -> taxrefund.authority.v1.ListAcquirerInstructionsRequest
+	76, // 86: taxrefund.authority.v1.AuthorityService.VerifyChains:input_type -> taxrefund.authority.v1.VerifyChainsRequest
+	74, // 87: taxrefund.authority.v1.AuthorityService.ChainHeads:input_type -> taxrefund.authority.v1.ChainHeadsRequest
+	79, // 88: taxrefund.authority.v1.AuthorityService.RevokeCertificate:input_type -> taxrefund.authority.v1.RevokeCertificateRequest
+	81, // 89: taxrefund.authority.v1.AuthorityService.SetStoreReview:input_type -> taxrefund.authority.v1.SetStoreReviewRequest
+	83, // 90: taxrefund.authority.v1.AuthorityService.SetStoreGrade:input_type -> taxrefund.authority.v1.SetStoreGradeRequest
+	85, // 91: taxrefund.authority.v1.AuthorityService.RiskReport:input_type -> taxrefund.authority.v1.RiskReportRequest
+	3,  // 92: taxrefund.authority.v1.AuthorityService.RunExpiry:output_type -> taxrefund.authority.v1.RunExpiryResponse
+	6,  // 93: taxrefund.authority.v1.AuthorityService.CheckInvariants:output_type -> taxrefund.authority.v1.CheckInvariantsResponse
+	9,  // 94: taxrefund.authority.v1.AuthorityService.RegisterStore:output_type -> taxrefund.authority.v1.RegisterStoreResponse
+	11, // 95: taxrefund.authority.v1.AuthorityService.SuspendStore:output_type -> taxrefund.authority.v1.SuspendStoreResponse
+	13, // 96: taxrefund.authority.v1.AuthorityService.ReinstateStore:output_type -> taxrefund.authority.v1.ReinstateStoreResponse
+	15, // 97: taxrefund.authority.v1.AuthorityService.ExitStore:output_type -> taxrefund.authority.v1.ExitStoreResponse
+	17, // 98: taxrefund.authority.v1.AuthorityService.GetStore:output_type -> taxrefund.authority.v1.GetStoreResponse
+	19, // 99: taxrefund.authority.v1.AuthorityService.ListStores:output_type -> taxrefund.authority.v1.ListStoresResponse
+	25, // 100: taxrefund.authority.v1.AuthorityService.GetRegistry:output_type -> taxrefund.authority.v1.GetRegistryResponse
+	28, // 101: taxrefund.authority.v1.AuthorityService.SetParameter:output_type -> taxrefund.authority.v1.SetParameterResponse
+	30, // 102: taxrefund.authority.v1.AuthorityService.ListParameters:output_type -> taxrefund.authority.v1.ListParametersResponse
+	32, // 103: taxrefund.authority.v1.AuthorityService.ListDeclarations:output_type -> taxrefund.authority.v1.ListDeclarationsResponse
+	34, // 104: taxrefund.authority.v1.AuthorityService.GetDeclaration:output_type -> taxrefund.authority.v1.GetDeclarationResponse
+	36, // 105: taxrefund.authority.v1.AuthorityService.ApproveDeclaration:output_type -> taxrefund.authority.v1.ApproveDeclarationResponse
+	38, // 106: taxrefund.authority.v1.AuthorityService.ReturnDeclaration:output_type -> taxrefund.authority.v1.ReturnDeclarationResponse
+	40, // 107: taxrefund.authority.v1.AuthorityService.CloseMonth:output_type -> taxrefund.authority.v1.CloseMonthResponse
+	46, // 108: taxrefund.authority.v1.AuthorityService.Reconcile:output_type -> taxrefund.authority.v1.ReconcileResponse
+	51, // 109: taxrefund.authority.v1.AuthorityService.GetFormTrail:output_type -> taxrefund.authority.v1.GetFormTrailResponse
+	55, // 110: taxrefund.authority.v1.AuthorityService.GetPayoutTrail:output_type -> taxrefund.authority.v1.GetPayoutTrailResponse
+	59, // 111: taxrefund.authority.v1.AuthorityService.MonthlyReport:output_type -> taxrefund.authority.v1.MonthlyReportResponse
+	61, // 112: taxrefund.authority.v1.AuthorityService.MonthlyTrend:output_type -> taxrefund.authority.v1.MonthlyTrendResponse
+	65, // 113: taxrefund.authority.v1.AuthorityService.ExportReport:output_type -> taxrefund.authority.v1.ExportReportResponse
+	68, // 114: taxrefund.authority.v1.AuthorityService.SetCalendarDay:output_type -> taxrefund.authority.v1.SetCalendarDayResponse
+	70, // 115: taxrefund.authority.v1.AuthorityService.RunCaptures:output_type -> taxrefund.authority.v1.RunCapturesResponse
+	73, // 116: taxrefund.authority.v1.AuthorityService.ListAcquirerInstructions:output_type -> taxrefund.authority.v1.ListAcquirerInstructionsResponse
+	78, // 117: taxrefund.authority.v1.AuthorityService.VerifyChains:output_type -> taxrefund.authority.v1.VerifyChainsResponse
+	75, // 118: taxrefund.authority.v1.AuthorityService.ChainHeads:output_type -> taxrefund.authority.v1.ChainHeadsResponse
+	80, // 119: taxrefund.authority.v1.AuthorityService.RevokeCertificate:output_type -> taxrefund.authority.v1.RevokeCertificateResponse
+	82, // 120: taxrefund.authority.v1.AuthorityService.SetStoreReview:output_type -> taxrefund.authority.v1.SetStoreReviewResponse
+	84, // 121: taxrefund.authority.v1.AuthorityService.SetStoreGrade:output_type -> taxrefund.authority.v1.SetStoreGradeResponse
+	87, // 122: taxrefund.authority.v1.AuthorityService.RiskReport:output_type -> taxrefund.authority.v1.RiskReportResponse
+	92, // [92:123] is the sub-list for method output_type
+	61, // [61:92] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_taxrefund_authority_v1_authority_proto_init() }
@@ -5747,7 +6349,7 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 		return
 	}
 	file_taxrefund_authority_v1_authority_proto_msgTypes[46].OneofWrappers = []any{}
-	file_taxrefund_authority_v1_authority_proto_msgTypes[59].OneofWrappers = []any{
+	file_taxrefund_authority_v1_authority_proto_msgTypes[63].OneofWrappers = []any{
 		(*ExportReportResponse_Header)(nil),
 		(*ExportReportResponse_Chunk)(nil),
 	}
@@ -5757,7 +6359,7 @@ func file_taxrefund_authority_v1_authority_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taxrefund_authority_v1_authority_proto_rawDesc), len(file_taxrefund_authority_v1_authority_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   80,
+			NumMessages:   86,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

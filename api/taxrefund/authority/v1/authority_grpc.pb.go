@@ -37,6 +37,7 @@ const (
 	AuthorityService_CloseMonth_FullMethodName               = "/taxrefund.authority.v1.AuthorityService/CloseMonth"
 	AuthorityService_Reconcile_FullMethodName                = "/taxrefund.authority.v1.AuthorityService/Reconcile"
 	AuthorityService_GetFormTrail_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/GetFormTrail"
+	AuthorityService_GetPayoutTrail_FullMethodName           = "/taxrefund.authority.v1.AuthorityService/GetPayoutTrail"
 	AuthorityService_MonthlyReport_FullMethodName            = "/taxrefund.authority.v1.AuthorityService/MonthlyReport"
 	AuthorityService_MonthlyTrend_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/MonthlyTrend"
 	AuthorityService_ExportReport_FullMethodName             = "/taxrefund.authority.v1.AuthorityService/ExportReport"
@@ -47,6 +48,7 @@ const (
 	AuthorityService_ChainHeads_FullMethodName               = "/taxrefund.authority.v1.AuthorityService/ChainHeads"
 	AuthorityService_RevokeCertificate_FullMethodName        = "/taxrefund.authority.v1.AuthorityService/RevokeCertificate"
 	AuthorityService_SetStoreReview_FullMethodName           = "/taxrefund.authority.v1.AuthorityService/SetStoreReview"
+	AuthorityService_SetStoreGrade_FullMethodName            = "/taxrefund.authority.v1.AuthorityService/SetStoreGrade"
 	AuthorityService_RiskReport_FullMethodName               = "/taxrefund.authority.v1.AuthorityService/RiskReport"
 )
 
@@ -91,6 +93,10 @@ type AuthorityServiceClient interface {
 	// GetFormTrail returns one form with its lines, its journal transactions and their
 	// entries, and its payout: where a reconciliation exception comes from.
 	GetFormTrail(ctx context.Context, in *GetFormTrailRequest, opts ...grpc.CallOption) (*GetFormTrailResponse, error)
+	// GetPayoutTrail returns one payout with its forms and their rows in it, the entries
+	// of its journal transaction and the declarations it is in: where a
+	// PAYOUT_TOTAL_MISMATCH or UNDECLARED_PAYOUT exception comes from.
+	GetPayoutTrail(ctx context.Context, in *GetPayoutTrailRequest, opts ...grpc.CallOption) (*GetPayoutTrailResponse, error)
 	// MonthlyReport returns a month's figures by block, store, port, agency and nationality.
 	MonthlyReport(ctx context.Context, in *MonthlyReportRequest, opts ...grpc.CallOption) (*MonthlyReportResponse, error)
 	// MonthlyTrend returns the refunds paid in each of up to 24 months, in one read of
@@ -118,6 +124,11 @@ type AuthorityServiceClient interface {
 	// SetStoreReview puts a store under review (its forms are RED for customs) or ends the
 	// review.
 	SetStoreReview(ctx context.Context, in *SetStoreReviewRequest, opts ...grpc.CallOption) (*SetStoreReviewResponse, error)
+	// SetStoreGrade changes a store's tax credit grade, with a reason. It takes effect at
+	// once, on the day it is made: no rule of the refund depends on the grade (DOMAIN.md),
+	// so there is no later date for it to wait for. The change, the grade before and the
+	// reason are in the audit trail. An exited store's grade no longer changes.
+	SetStoreGrade(ctx context.Context, in *SetStoreGradeRequest, opts ...grpc.CallOption) (*SetStoreGradeResponse, error)
 	// RiskReport returns a month's risk flags per store and rule: forms flagged, and their
 	// inspections.
 	RiskReport(ctx context.Context, in *RiskReportRequest, opts ...grpc.CallOption) (*RiskReportResponse, error)
@@ -311,6 +322,16 @@ func (c *authorityServiceClient) GetFormTrail(ctx context.Context, in *GetFormTr
 	return out, nil
 }
 
+func (c *authorityServiceClient) GetPayoutTrail(ctx context.Context, in *GetPayoutTrailRequest, opts ...grpc.CallOption) (*GetPayoutTrailResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPayoutTrailResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_GetPayoutTrail_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *authorityServiceClient) MonthlyReport(ctx context.Context, in *MonthlyReportRequest, opts ...grpc.CallOption) (*MonthlyReportResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MonthlyReportResponse)
@@ -420,6 +441,16 @@ func (c *authorityServiceClient) SetStoreReview(ctx context.Context, in *SetStor
 	return out, nil
 }
 
+func (c *authorityServiceClient) SetStoreGrade(ctx context.Context, in *SetStoreGradeRequest, opts ...grpc.CallOption) (*SetStoreGradeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetStoreGradeResponse)
+	err := c.cc.Invoke(ctx, AuthorityService_SetStoreGrade_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *authorityServiceClient) RiskReport(ctx context.Context, in *RiskReportRequest, opts ...grpc.CallOption) (*RiskReportResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RiskReportResponse)
@@ -471,6 +502,10 @@ type AuthorityServiceServer interface {
 	// GetFormTrail returns one form with its lines, its journal transactions and their
 	// entries, and its payout: where a reconciliation exception comes from.
 	GetFormTrail(context.Context, *GetFormTrailRequest) (*GetFormTrailResponse, error)
+	// GetPayoutTrail returns one payout with its forms and their rows in it, the entries
+	// of its journal transaction and the declarations it is in: where a
+	// PAYOUT_TOTAL_MISMATCH or UNDECLARED_PAYOUT exception comes from.
+	GetPayoutTrail(context.Context, *GetPayoutTrailRequest) (*GetPayoutTrailResponse, error)
 	// MonthlyReport returns a month's figures by block, store, port, agency and nationality.
 	MonthlyReport(context.Context, *MonthlyReportRequest) (*MonthlyReportResponse, error)
 	// MonthlyTrend returns the refunds paid in each of up to 24 months, in one read of
@@ -498,6 +533,11 @@ type AuthorityServiceServer interface {
 	// SetStoreReview puts a store under review (its forms are RED for customs) or ends the
 	// review.
 	SetStoreReview(context.Context, *SetStoreReviewRequest) (*SetStoreReviewResponse, error)
+	// SetStoreGrade changes a store's tax credit grade, with a reason. It takes effect at
+	// once, on the day it is made: no rule of the refund depends on the grade (DOMAIN.md),
+	// so there is no later date for it to wait for. The change, the grade before and the
+	// reason are in the audit trail. An exited store's grade no longer changes.
+	SetStoreGrade(context.Context, *SetStoreGradeRequest) (*SetStoreGradeResponse, error)
 	// RiskReport returns a month's risk flags per store and rule: forms flagged, and their
 	// inspections.
 	RiskReport(context.Context, *RiskReportRequest) (*RiskReportResponse, error)
@@ -565,6 +605,9 @@ func (UnimplementedAuthorityServiceServer) Reconcile(context.Context, *Reconcile
 func (UnimplementedAuthorityServiceServer) GetFormTrail(context.Context, *GetFormTrailRequest) (*GetFormTrailResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetFormTrail not implemented")
 }
+func (UnimplementedAuthorityServiceServer) GetPayoutTrail(context.Context, *GetPayoutTrailRequest) (*GetPayoutTrailResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPayoutTrail not implemented")
+}
 func (UnimplementedAuthorityServiceServer) MonthlyReport(context.Context, *MonthlyReportRequest) (*MonthlyReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MonthlyReport not implemented")
 }
@@ -594,6 +637,9 @@ func (UnimplementedAuthorityServiceServer) RevokeCertificate(context.Context, *R
 }
 func (UnimplementedAuthorityServiceServer) SetStoreReview(context.Context, *SetStoreReviewRequest) (*SetStoreReviewResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetStoreReview not implemented")
+}
+func (UnimplementedAuthorityServiceServer) SetStoreGrade(context.Context, *SetStoreGradeRequest) (*SetStoreGradeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetStoreGrade not implemented")
 }
 func (UnimplementedAuthorityServiceServer) RiskReport(context.Context, *RiskReportRequest) (*RiskReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RiskReport not implemented")
@@ -943,6 +989,24 @@ func _AuthorityService_GetFormTrail_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthorityService_GetPayoutTrail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPayoutTrailRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).GetPayoutTrail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_GetPayoutTrail_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).GetPayoutTrail(ctx, req.(*GetPayoutTrailRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuthorityService_MonthlyReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MonthlyReportRequest)
 	if err := dec(in); err != nil {
@@ -1116,6 +1180,24 @@ func _AuthorityService_SetStoreReview_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthorityService_SetStoreGrade_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetStoreGradeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorityServiceServer).SetStoreGrade(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorityService_SetStoreGrade_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorityServiceServer).SetStoreGrade(ctx, req.(*SetStoreGradeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuthorityService_RiskReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RiskReportRequest)
 	if err := dec(in); err != nil {
@@ -1214,6 +1296,10 @@ var AuthorityService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AuthorityService_GetFormTrail_Handler,
 		},
 		{
+			MethodName: "GetPayoutTrail",
+			Handler:    _AuthorityService_GetPayoutTrail_Handler,
+		},
+		{
 			MethodName: "MonthlyReport",
 			Handler:    _AuthorityService_MonthlyReport_Handler,
 		},
@@ -1248,6 +1334,10 @@ var AuthorityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetStoreReview",
 			Handler:    _AuthorityService_SetStoreReview_Handler,
+		},
+		{
+			MethodName: "SetStoreGrade",
+			Handler:    _AuthorityService_SetStoreGrade_Handler,
 		},
 		{
 			MethodName: "RiskReport",
