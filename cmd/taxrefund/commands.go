@@ -275,7 +275,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 				return
 			case <-time.After(min(time.Minute, cfg.checkInterval)):
 			}
-			schedule.Every(jobCtx, cfg.checkInterval, log, "chain and invariant check", func(ctx context.Context) (int, error) {
+			// Paced: the check reads all history, so at a few million forms a round takes
+			// minutes (BENCH.md, "The periodic check as history grows"); it keeps a tenth
+			// of the time, however long its rounds grow.
+			schedule.Paced(jobCtx, cfg.checkInterval, checkShare, log, "chain and invariant check", func(ctx context.Context) (int, error) {
 				return met.Checks.Run(ctx, jobs)
 			})
 		}()

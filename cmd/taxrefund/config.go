@@ -18,6 +18,9 @@ import (
 	"taxrefund/internal/server"
 )
 
+// checkShare is the most of the time the periodic chain and invariant check keeps.
+const checkShare = 0.1
+
 // maxRegistryTTL bounds -registry-ttl: a revoked certificate or identity is refused
 // within it (SECURITY.md, "Identities").
 const maxRegistryTTL = 5 * time.Second
@@ -57,7 +60,8 @@ type config struct {
 	callTimeout time.Duration
 	// metricsAddr is where Prometheus scrapes /metrics; empty: off.
 	metricsAddr string
-	// checkInterval is how often the server verifies the hash chains and the invariants.
+	// checkInterval is how often the server verifies the hash chains and the invariants
+	// (at most: a round that took d is followed by a pause of at least 9d, checkShare).
 	checkInterval time.Duration
 	// maxInFlight and partyInFlight bound the cost units in flight (server.Limits).
 	maxInFlight, partyInFlight int
@@ -193,7 +197,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.DurationVar(&c.tuning.HealthCheckPeriod, "db-health-check-period", c.tuning.HealthCheckPeriod, "how often idle pool connections are checked, so those to a failed or demoted primary go before a call takes them")
 		fs.DurationVar(&c.tuning.MaxConnLifetime, "db-max-conn-lifetime", c.tuning.MaxConnLifetime, "a pool connection is closed after this long (none stays on a server that stopped being the primary)")
 		fs.DurationVar(&c.tuning.CommitWait, "db-commit-wait", c.tuning.CommitWait, "how long a COMMIT may wait for the synchronous standby, whatever the caller's deadline; never cancelled early (OPERATIONS.md, High availability)")
-		fs.DurationVar(&c.checkInterval, "check-interval", 10*time.Minute, "how often the server verifies the journal and audit hash chains and the ledger invariants, for the metrics (0: never)")
+		fs.DurationVar(&c.checkInterval, "check-interval", 10*time.Minute, "how often the server verifies the journal and audit hash chains and the ledger invariants, for the metrics; after a round that took d the next waits at least 9d, so the check keeps a tenth of the time as history grows (0: never)")
 	}
 	if has("serve", "keys") {
 		fs.StringVar(&c.journalKey, "journal-key", env("TAXREFUND_JOURNAL_KEY", anchor.DefaultKeyFile), "Ed25519 key that signs the hash chains' checkpoints, mode 0600, out of the database's reach (env TAXREFUND_JOURNAL_KEY)")
