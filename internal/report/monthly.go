@@ -74,13 +74,18 @@ WITH joined AS (
            pf.paid_gross, pf.paid_fee, pf.paid_net,
            false, true
       FROM payouts p
-      -- The payout's forms issued in another month, looked up by the payout.
+      -- The payout's forms issued in another month, looked up by the payout: its rows by
+      -- the payout's key, then each row's form by its key. Both OFFSET 0 fences keep that
+      -- order: left free, the planner (with a month's payouts underestimated, as between
+      -- two ANALYZEs) scanned the forms of every other month through the range index once
+      -- per payout, and a month of 136,700 payouts ran for minutes (BENCH.md).
       CROSS JOIN LATERAL (
             SELECT f.block_code, f.store_code, f.nationality, f.verified_port, f.state,
                    f.eligible_amount, f.gross_refund, f.confirmed_gross,
                    x.gross_refund AS paid_gross, x.fee AS paid_fee, x.net_refund AS paid_net
-              FROM payout_forms x JOIN forms f ON f.id = x.form_id
-             WHERE x.payout_id = p.id AND NOT (f.purchase_date >= $1 AND f.purchase_date < $2)
+              FROM (SELECT * FROM payout_forms y WHERE y.payout_id = p.id OFFSET 0) x
+             CROSS JOIN LATERAL (SELECT * FROM forms z WHERE z.id = x.form_id OFFSET 0) f
+             WHERE NOT (f.purchase_date >= $1 AND f.purchase_date < $2)
             OFFSET 0) pf
      WHERE p.paid_date >= $1 AND p.paid_date < $2
 ), parts AS (

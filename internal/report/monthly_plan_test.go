@@ -115,3 +115,77 @@ func TestMonthlyReadsTheMonthAlone(t *testing.T) {
 		t.Errorf("the trend's plan does not read the payouts through payouts_paid_month alone:\n%s", tp)
 	}
 }
+
+// TestMonthlyLooksUpAPayoutsFormsByKey: the payouts branch finds a payout's forms by the
+// payout's key, then each form by its key, whatever the planner believes. Here, as after a
+// busy day between two ANALYZEs, the statistics say the month has no payouts and no form of
+// another month; left free, the planner scanned the other months' forms through the range
+// index once per payout (a BitmapOr of the two sides of the month), which ran for minutes
+// on a month of 136,700 payouts (BENCH.md).
+func TestMonthlyLooksUpAPayoutsFormsByKey(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.NewPool(t)
+	ctx := context.Background()
+	dbtest.Registry(t, pool)
+	for _, sql := range []string{
+		`ALTER TABLE payouts SET (autovacuum_enabled = false)`,
+		`ALTER TABLE payout_forms SET (autovacuum_enabled = false)`,
+		`INSERT INTO accounts (code) VALUES ('authority:refund_expense'), ('travellers:refund_payable') ON CONFLICT DO NOTHING`,
+		// 3,000 forms of 2026-10, analyzed before any payout exists.
+		`WITH x AS (SELECT i, date '2026-10-01' + (i % 31) AS d, gen_random_uuid() AS t FROM generate_series(1, 3000) AS i),
+		 j AS (INSERT INTO journal_txns (id, idem_key, kind, ref, effective_date) SELECT t, 'plan:' || i, 'FORM_ISSUED', 'TR' || i, d FROM x),
+		 p AS (INSERT INTO pending_transfers (id, debit_account, credit_account, amount)
+		       SELECT t, (SELECT id FROM accounts WHERE code = 'authority:refund_expense'),
+		              (SELECT id FROM accounts WHERE code = 'travellers:refund_payable'), 11 FROM x)
+		 INSERT INTO forms (id, number, store_code, block_code, state, doc_type, doc_country, doc_index, doc_key_id,
+		                    doc_cipher, doc_masked, doc_expiry, nationality, last_entry_date, purchase_date, issued_at,
+		                    export_deadline, eligible_amount, gross_refund, pending_id)
+		 SELECT gen_random_uuid(), 'TR' || i, 'S-JFB-1', '', 'ISSUED', 'PASSPORT', 'FR', '\x00', 'k1', '\x00', '*', d + 700,
+		        'FR', d - 1, d, d, d + 90, 100, 11, t
+		   FROM x`,
+		`ANALYZE forms, payouts, payout_forms`,
+		// Then a payout for each form, in the same month, the statistics not told.
+		`WITH f AS (SELECT id, purchase_date AS d, gen_random_uuid() AS p FROM forms),
+		 p AS (INSERT INTO payouts (id, desk_code, agency_code, cashier, method, account_masked, receipt_reference, doc_index,
+		                            doc_type, doc_country, doc_masked, paid_at, paid_date, fee_rate, gross_refund, fee, net_refund)
+		       SELECT p, 'CKG-01', 'AG-CQ', 'c', 'CASH', '', 'r', '\x00', 'PASSPORT', 'FR', '*', d, d, 0.02, 0, 0, 0 FROM f)
+		 INSERT INTO payout_forms (payout_id, form_id, eligible_amount, gross_refund, fee, net_refund) SELECT p, id, 100, 0, 0, 0 FROM f`,
+	} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, monthlySettings); err != nil {
+		t.Fatal(err)
+	}
+	month := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	rows, err := tx.Query(ctx, "EXPLAIN "+monthlySQL, month, month.AddDate(0, 1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan strings.Builder
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(line + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := plan.String()
+	if strings.Contains(p, "BitmapOr") || strings.Count(p, "forms_purchase_month") > 1 {
+		t.Errorf("the payouts branch looks for other months' forms through the range index:\n%s", p)
+	}
+	for _, want := range []string{"payout_forms_pkey", "forms_pkey"} {
+		if !strings.Contains(p, want) {
+			t.Errorf("the payouts branch does not use %s:\n%s", want, p)
+		}
+	}
+}
