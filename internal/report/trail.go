@@ -72,7 +72,8 @@ SELECT line_no, description, quantity, confirmed_qty, amount, vat_rate, refund_r
   FROM form_lines WHERE form_id = $1 ORDER BY line_no`
 
 // The form's transactions: its issue (the pending transfer's), the one that resolved the
-// pending transfer, and its payout's; by their primary keys, never a scan.
+// pending transfer, and its payout's; by their primary keys, never a scan. With $1 NULL,
+// the payout's alone (a payout's trail).
 const trailEntriesSQL = `
 WITH txn AS (
 	SELECT $1::uuid AS id
@@ -117,16 +118,7 @@ func FormTrail(ctx context.Context, q db.DBTX, number string) (Trail, error) {
 	if err != nil {
 		return t, fmt.Errorf("form trail lines: %w", err)
 	}
-	rows, err = q.Query(ctx, trailEntriesSQL, pendingID, payoutID)
-	if err != nil {
-		return t, fmt.Errorf("form trail entries: %w", err)
-	}
-	t.Entries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (TrailEntry, error) {
-		var e TrailEntry
-		err := row.Scan(&e.TxnID, &e.Kind, &e.EffectiveDate, &e.Account, &e.Side, &e.Amount, &e.Pending, &e.Seq)
-		return e, err
-	})
-	if err != nil {
+	if t.Entries, err = trailEntries(ctx, q, pendingID, payoutID); err != nil {
 		return t, fmt.Errorf("form trail entries: %w", err)
 	}
 	if payoutID == nil {
@@ -179,7 +171,7 @@ type PayoutTrail struct {
 }
 
 const payoutTrailSQL = `
-SELECT id::text, desk_code, agency_code, port_code, cashier, method, paid_at, paid_date, fee_rate, gross_refund, fee, net_refund, txn_id
+SELECT id::text, desk_code, agency_code, port_code, cashier, method, paid_at, paid_date, fee_rate, gross_refund, fee, net_refund
   FROM payouts WHERE id = $1`
 
 // The payout's rows, by the primary key's prefix, and their forms by theirs.
@@ -188,15 +180,6 @@ SELECT f.number, f.store_code, f.state, f.confirmed_gross, pf.eligible_amount, p
   FROM payout_forms pf JOIN forms f ON f.id = pf.form_id
  WHERE pf.payout_id = $1
  ORDER BY f.number`
-
-const payoutTrailEntriesSQL = `
-SELECT t.id::text, t.kind, t.effective_date, a.code, e.side, e.amount, e.pending, coalesce(s.seq, 0)
-  FROM journal_txns t
-  JOIN journal_entries e ON e.txn_id = t.id
-  JOIN accounts a ON a.id = e.account_id
-  LEFT JOIN seals s ON s.chain = 'journal' AND s.row_id = t.id::text
- WHERE t.id = $1
- ORDER BY e.pending DESC, e.side DESC, a.code`
 
 // declaration_payouts_payout (00003) serves the lookup by payout.
 const payoutTrailDeclarationsSQL = `
@@ -209,9 +192,8 @@ SELECT d.id::text, d.agency_code, d.month, d.status
 // transaction and the declarations it is in (ErrNoPayout when no payout has the id).
 func PayoutTrailOf(ctx context.Context, q db.DBTX, id [16]byte) (PayoutTrail, error) {
 	var t PayoutTrail
-	var txn *[16]byte
 	err := q.QueryRow(ctx, payoutTrailSQL, id).Scan(&t.ID, &t.Desk, &t.Agency, &t.Port, &t.Cashier, &t.Method, &t.PaidAt, &t.PaidDate,
-		&t.FeeRate, &t.Gross, &t.Fee, &t.Net, &txn)
+		&t.FeeRate, &t.Gross, &t.Fee, &t.Net)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, ErrNoPayout
 	}
@@ -233,19 +215,9 @@ func PayoutTrailOf(ctx context.Context, q db.DBTX, id [16]byte) (PayoutTrail, er
 	for _, f := range t.Forms {
 		t.FormsGross, t.FormsFee, t.FormsNet = t.FormsGross.Add(f.Gross), t.FormsFee.Add(f.Fee), t.FormsNet.Add(f.Net)
 	}
-	if txn != nil {
-		rows, err = q.Query(ctx, payoutTrailEntriesSQL, *txn)
-		if err != nil {
-			return t, fmt.Errorf("payout trail entries: %w", err)
-		}
-		t.Entries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (TrailEntry, error) {
-			var e TrailEntry
-			err := row.Scan(&e.TxnID, &e.Kind, &e.EffectiveDate, &e.Account, &e.Side, &e.Amount, &e.Pending, &e.Seq)
-			return e, err
-		})
-		if err != nil {
-			return t, fmt.Errorf("payout trail entries: %w", err)
-		}
+	// The payout's own transaction (none for a zero payout): no form's pending transfer.
+	if t.Entries, err = trailEntries(ctx, q, nil, id); err != nil {
+		return t, fmt.Errorf("payout trail entries: %w", err)
 	}
 	rows, err = q.Query(ctx, payoutTrailDeclarationsSQL, id)
 	if err != nil {
@@ -260,4 +232,18 @@ func PayoutTrailOf(ctx context.Context, q db.DBTX, id [16]byte) (PayoutTrail, er
 		return t, fmt.Errorf("payout trail declarations: %w", err)
 	}
 	return t, nil
+}
+
+// trailEntries reads the entries of the journal transactions trailEntriesSQL finds for a
+// form's pending transfer and a payout (either may be nil).
+func trailEntries(ctx context.Context, q db.DBTX, pendingID, payoutID any) ([]TrailEntry, error) {
+	rows, err := q.Query(ctx, trailEntriesSQL, pendingID, payoutID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (TrailEntry, error) {
+		var e TrailEntry
+		err := row.Scan(&e.TxnID, &e.Kind, &e.EffectiveDate, &e.Account, &e.Side, &e.Amount, &e.Pending, &e.Seq)
+		return e, err
+	})
 }
