@@ -571,22 +571,17 @@ type answer interface {
 // the figures were read and whether they came from the cache. The cache keeps its own
 // copy, and each caller gets one: answers are never shared.
 func cachedAnswer[R answer](ctx context.Context, h *Handler, key string, age time.Duration, compute func(context.Context) (R, time.Time, error)) (R, error) {
-	var zero R
-	if age == 0 {
-		resp, asOf, err := compute(ctx)
-		if err != nil {
-			return zero, err
-		}
-		h.reports.Put(key, proto.Clone(resp), asOf)
-		return resp, nil
-	}
 	res, err := h.reports.Get(ctx, key, age, func(ctx context.Context) (proto.Message, time.Time, error) {
 		return compute(ctx)
 	})
 	if err != nil {
+		var zero R
 		return zero, err
 	}
 	out := proto.Clone(res.Value).(R)
+	if age == 0 {
+		return out, nil
+	}
 	src := out.GetReadSource()
 	if src == nil {
 		// Read from the primary: no replica, no lag.
@@ -967,9 +962,7 @@ func (h *Handler) SetStoreGrade(ctx context.Context, req *authorityv1.SetStoreGr
 	if err != nil {
 		return nil, err
 	}
-	switch req.GetCreditGrade() {
-	case "A", "B", "M":
-	default:
+	if !registry.IsGrade(req.GetCreditGrade()) {
 		f.Add("credit_grade", "must be A, B or M")
 	}
 	reason := f.Reason("reason", req.GetReason())

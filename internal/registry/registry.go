@@ -77,7 +77,7 @@ func (s *Service) RegisterStore(ctx context.Context, key idempotency.Key, in New
 	if in.Name == "" || len([]rune(in.Name)) > 200 {
 		l.Add("name", "is required, at most 200 characters")
 	}
-	if !gradePattern.MatchString(in.CreditGrade) {
+	if !IsGrade(in.CreditGrade) {
 		l.Add("credit_grade", "must be A, B or M")
 	}
 	if !codePattern.MatchString(in.BlockCode) {
@@ -151,6 +151,9 @@ func (s *Service) SetStatus(ctx context.Context, key idempotency.Key, code, stat
 	return idempotency.Result(ctx, s.pool, key, method, err, out)
 }
 
+// IsGrade says whether g is a tax credit grade: A, B or M.
+func IsGrade(g string) bool { return gradePattern.MatchString(g) }
+
 // SetGrade changes a store's tax credit grade (A, B or M), with a reason. It takes
 // effect at once, on the day it is made (effective, the local date returned): no rule of
 // the refund depends on the grade (DOMAIN.md), so there is no later date to wait for.
@@ -158,7 +161,7 @@ func (s *Service) SetStatus(ctx context.Context, key idempotency.Key, code, stat
 // exited store's grade no longer changes (STORE_STATUS); setting the grade a store
 // already has changes nothing but is audited all the same, as SetReview is.
 func (s *Service) SetGrade(ctx context.Context, key idempotency.Key, code, grade, reason string) (out Store, effective time.Time, err error) {
-	if !gradePattern.MatchString(grade) {
+	if !IsGrade(grade) {
 		return Store{}, time.Time{}, fault.Field(fault.Invalid, "INVALID_REQUEST", "credit_grade", "must be A, B or M")
 	}
 	if strings.TrimSpace(reason) == "" {
