@@ -32,7 +32,10 @@ func Exporting(getenv func(string) string) bool {
 // New returns the tracer provider. Spans always get IDs (the logs carry them, and a
 // caller's traceparent is followed); they leave the process only when Exporting: with the
 // exporter autoexport builds from the OTEL_* variables, sampled by OTEL_TRACES_SAMPLER
-// (parent-based always-on by default). Shut it down to flush.
+// (parent-based always-on by default). When nothing is exported no span is recorded:
+// recording every call's and every statement's span with its attributes, for no reader,
+// cost about a tenth of the server's CPU in a desk benchmark (BENCH.md). Shut it down to
+// flush.
 func New(ctx context.Context, getenv func(string) string, service string) (*sdktrace.TracerProvider, error) {
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
 	if err != nil {
@@ -45,6 +48,8 @@ func New(ctx context.Context, getenv func(string) string, service string) (*sdkt
 			return nil, fmt.Errorf("trace exporter (OTEL_* environment): %w", err)
 		}
 		opts = append(opts, sdktrace.WithBatcher(exp))
+	} else {
+		opts = append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))
 	}
 	return sdktrace.NewTracerProvider(opts...), nil
 }
