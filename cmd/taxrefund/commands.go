@@ -113,6 +113,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer a.close()
 	anyPool := a.pools.Any()
+	// Dead rows and stale statistics are autovacuum's to clear; without it the forms' and
+	// ledger's plans and tables degrade as they grow (BENCH.md, "Autovacuum").
+	var autovacuum string
+	if err := anyPool.QueryRow(ctx, `SELECT current_setting('autovacuum')`).Scan(&autovacuum); err == nil && autovacuum != "on" {
+		log.Warn("autovacuum is off on this PostgreSQL: turn it on, or vacuum and analyze on a schedule (OPERATIONS.md)")
+	}
 	var jobs *pgxpool.Pool
 	if a.has(db.JobsService) {
 		jobs = a.stacks[db.JobsService].pool

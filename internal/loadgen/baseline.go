@@ -186,6 +186,10 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 	if err := awaitConnections(ctx, pool, cfg.Concurrency+2, cfg.Log); err != nil {
 		return Result{}, err
 	}
+	tidied, err := tidy(ctx, pool, cfg.Log)
+	if err != nil {
+		return Result{}, err
+	}
 	if cfg.Warmup > 0 {
 		fmt.Fprintf(cfg.Log, "loadgen: pgbench %s baseline: %s warm-up...\n", cfg.Scenario, cfg.Warmup)
 		if _, err := pgbench(ctx, bin, args(cfg.Warmup, perWarm, 0)); err != nil {
@@ -225,7 +229,7 @@ func Baseline(ctx context.Context, pool *pgxpool.Pool, cfg BaselineConfig) (Resu
 	r := Result{
 		Kind: "baseline", Scenario: cfg.Scenario, Label: cfg.Label, Mode: "pgbench", Concurrency: cfg.Concurrency,
 		Seconds: elapsed.Seconds(), Ops: run.transactions, OpsPerSec: run.tps, Latency: hist.Summary(),
-		CPU: cpu, ExistingForms: existing, Started: started, Notes: m.notes, Cost: cost,
+		CPU: cpu, ExistingForms: existing, Started: started, Notes: append(m.notes, tidied), Cost: cost,
 	}
 	if run.failed > 0 {
 		r.Errors = map[string]int64{"pgbench/failed": run.failed}

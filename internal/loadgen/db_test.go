@@ -232,3 +232,32 @@ func TestSetupEnablesOddStoresForImmediateRefund(t *testing.T) {
 		t.Errorf("bench stores enabled for immediate refund: %v, want BENCH-0001 and BENCH-0003", enabled)
 	}
 }
+
+// Before a window the database is vacuumed and analyzed: a table's statistics count the
+// rows the earlier windows left, its dead rows are gone, and the note says so.
+func TestTidyVacuumsAndAnalyzesBeforeAWindow(t *testing.T) {
+	pool, _ := benchDB(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE TABLE tidy_probe (id int PRIMARY KEY);
+		INSERT INTO tidy_probe SELECT generate_series(1, 1000); DELETE FROM tidy_probe WHERE id > 400`); err != nil {
+		t.Fatal(err)
+	}
+	note, err := tidy(ctx, pool, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var auto string
+	var tuples float64
+	var vacuumed, analyzed bool
+	if err := pool.QueryRow(ctx, `SELECT current_setting('autovacuum'), c.reltuples,
+		s.last_vacuum IS NOT NULL, s.last_analyze IS NOT NULL
+		FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.relname = 'tidy_probe'`).Scan(&auto, &tuples, &vacuumed, &analyzed); err != nil {
+		t.Fatal(err)
+	}
+	if tuples != 400 || !vacuumed || !analyzed {
+		t.Errorf("after tidy: reltuples %v (want 400), vacuumed %v, analyzed %v", tuples, vacuumed, analyzed)
+	}
+	if !strings.Contains(note, "vacuumed and analyzed before the window") || strings.Contains(note, "autovacuum is off") != (auto != "on") {
+		t.Errorf("note %q with autovacuum %s", note, auto)
+	}
+}

@@ -212,8 +212,9 @@ func Report(w io.Writer, files []string) error {
 		}
 	}
 
-	// The targets of issue #4 (for a 2-core machine running server, PostgreSQL and load
-	// generator).
+	// The targets of issues #4 and #19 (for a 2-core machine running server, PostgreSQL
+	// and load generator); where #19 raised one (desk visits from 40% to 50% of their
+	// baseline) the higher stands.
 	var lines []string
 	mark := markOf
 	if floorLine != "" {
@@ -233,14 +234,15 @@ func Report(w io.Writer, files []string) error {
 			}
 			last = p
 			lines = append(lines,
-				fmt.Sprintf("%s: ratio %.1f%% ≥ 45%%: %s; %.0f forms/s ≥ 3000: %s; p99 %s ≤ 50ms: %s; peak RSS %.0f MiB ≤ 150: %s",
+				fmt.Sprintf("%s: ratio %.1f%% ≥ 45%%: %s; %.0f forms/s ≥ 3000: %s; p99 %s ≤ 50ms: %s; p99 ÷ mean %.1f ≤ 3: %s; peak RSS %.0f MiB ≤ 150: %s",
 					p.key, 100*ratio, mark(ratio >= 0.45), s.OpsPerSec, mark(s.OpsPerSec >= 3000),
-					ms(s.Latency.P99), mark(s.Latency.P99 <= 50), s.ServerPeakRSSMiB, mark(s.ServerPeakRSSMiB <= 150)))
+					ms(s.Latency.P99), mark(s.Latency.P99 <= 50), tail(s.Latency), mark(s.Latency.Mean > 0 && tail(s.Latency) <= 3),
+					s.ServerPeakRSSMiB, mark(s.ServerPeakRSSMiB <= 150)))
 		case strings.HasPrefix(p.key, settleKey):
 			lines = append(lines, fmt.Sprintf("%s: settlements ratio %.1f%% (for comparison only: a settlement alone, the desk baseline before the visit baseline)",
 				p.key, 100*ratio))
 		case strings.HasPrefix(p.key, "desk"):
-			lines = append(lines, fmt.Sprintf("%s: settlements ratio %.1f%% ≥ 40%%: %s", p.key, 100*ratio, mark(ratio >= 0.40)))
+			lines = append(lines, fmt.Sprintf("%s: settlements ratio %.1f%% ≥ 50%%: %s", p.key, 100*ratio, mark(ratio >= 0.50)))
 		}
 	}
 	if first != nil && last != first {
@@ -287,12 +289,20 @@ func Report(w io.Writer, files []string) error {
 		}
 	}
 	if len(lines) > 0 {
-		fmt.Fprintln(w, "\ntargets (issue #4, 2-core machine):")
+		fmt.Fprintln(w, "\ntargets (issues #4 and #19, 2-core machine):")
 		for _, l := range lines {
 			fmt.Fprintln(w, "  "+l)
 		}
 	}
 	return nil
+}
+
+// tail is p99 ÷ mean latency, the length of the tail (0 without a mean).
+func tail(l Latency) float64 {
+	if l.Mean <= 0 {
+		return 0
+	}
+	return l.P99 / l.Mean
 }
 
 // CostLabel labels the short one-caller runs that count what PostgreSQL writes per form

@@ -22,7 +22,7 @@ func TestReportPairsRoundsAndTakesTheMedian(t *testing.T) {
 	for _, v := range []struct{ base, svc float64 }{{1000, 500}, {1000, 700}, {1000, 300}} {
 		write(Result{Kind: "baseline", Scenario: "issue", Mode: "pgbench", Concurrency: 64, OpsPerSec: v.base})
 		write(Result{Kind: "service", Scenario: "issue", Mode: "closed", Concurrency: 64, OpsPerSec: v.svc,
-			Latency: Latency{P99: 40}, ServerPeakRSSMiB: 90})
+			Latency: Latency{P99: 40, Mean: 10 + v.svc/100}, ServerPeakRSSMiB: 90})
 	}
 	write(Result{Kind: "baseline", Scenario: "desk", Mode: "pgbench", Concurrency: 64, OpsPerSec: 800})
 	write(Result{Kind: "service", Scenario: "desk", Mode: "closed", Concurrency: 64, OpsPerSec: 400,
@@ -34,7 +34,7 @@ func TestReportPairsRoundsAndTakesTheMedian(t *testing.T) {
 	}
 	text := out.String()
 	for _, want := range []string{"issue #1", "50.0%", "issue #2", "70.0%", "issue #3", "30.0%", "issue median",
-		"desk", "50.0%", "issue median: ratio 50.0% ≥ 45%: met", "desk: settlements ratio 50.0% ≥ 40%: met",
+		"desk", "50.0%", "issue median: ratio 50.0% ≥ 45%: met", "p99 ÷ mean 2.7 ≤ 3: met", "desk: settlements ratio 50.0% ≥ 50%: met",
 		"desk/settle-only: settlements ratio 25.0% (for comparison only"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)

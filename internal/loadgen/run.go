@@ -107,6 +107,10 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig) (Result, error)
 	if err != nil {
 		return Result{}, err
 	}
+	tidied, err := tidy(ctx, pool, cfg.Log)
+	if err != nil {
+		return Result{}, err
+	}
 	var cm *costMeter
 	if cfg.Cost {
 		if cm, err = newCostMeter(ctx, pool, "forms", cfg.Log); err != nil {
@@ -133,7 +137,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg RunConfig) (Result, error)
 		Latency: out.stats.visits.Summary(), Errors: map[string]int64{},
 		Late: out.late, Dropped: out.dropped, Offered: out.offered,
 		CPU: out.cpu, ServerPeakRSSMiB: out.peakRSS, ServerRSSMiB: out.rssNow,
-		ExistingForms: existing, Started: started, Notes: out.notes, Cost: cost,
+		ExistingForms: existing, Started: started, Notes: append(out.notes, tidied), Cost: cost,
 	}
 	if cfg.Load.Mode == Open {
 		r.Rate = cfg.Load.Rate
