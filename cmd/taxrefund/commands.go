@@ -272,6 +272,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			}
 		}
 	}}
+	met.Checks.FullEvery = cfg.checkFullInterval
 	if jobs != nil && cfg.checkInterval > 0 {
 		// The first check waits a minute, off the start-up's way (it reads every
 		// sealed row and the whole ledger).

@@ -63,6 +63,9 @@ type config struct {
 	// checkInterval is how often the server verifies the hash chains and the invariants
 	// (at most: a round that took d is followed by a pause of at least 9d, checkShare).
 	checkInterval time.Duration
+	// checkFullInterval is how often a round verifies the chains from their first seal;
+	// the rounds between verify what was sealed since the last one (metrics.Checks).
+	checkFullInterval time.Duration
 	// maxInFlight and partyInFlight bound the cost units in flight (server.Limits).
 	maxInFlight, partyInFlight int
 	// partyShare and partyWait: a caller's fair share of them and how long a call beyond
@@ -198,6 +201,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.DurationVar(&c.tuning.MaxConnLifetime, "db-max-conn-lifetime", c.tuning.MaxConnLifetime, "a pool connection is closed after this long (none stays on a server that stopped being the primary)")
 		fs.DurationVar(&c.tuning.CommitWait, "db-commit-wait", c.tuning.CommitWait, "how long a COMMIT may wait for the synchronous standby, whatever the caller's deadline; never cancelled early (OPERATIONS.md, High availability)")
 		fs.DurationVar(&c.checkInterval, "check-interval", 10*time.Minute, "how often the server verifies the journal and audit hash chains and the ledger invariants, for the metrics; after a round that took d the next waits at least 9d, so the check keeps a tenth of the time as history grows (0: never)")
+		fs.DurationVar(&c.checkFullInterval, "check-full-interval", 24*time.Hour, "how often that check verifies the hash chains from their first seal and looks for rows outside them; the rounds between verify only what was sealed since the last round (0: every round)")
 	}
 	if has("serve", "keys") {
 		fs.StringVar(&c.journalKey, "journal-key", env("TAXREFUND_JOURNAL_KEY", anchor.DefaultKeyFile), "Ed25519 key that signs the hash chains' checkpoints, mode 0600, out of the database's reach (env TAXREFUND_JOURNAL_KEY)")
@@ -255,7 +259,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if c.consoleAddr != "" && c.consoleURL == "" {
 		c.consoleURL = "https://" + c.consoleAddr
 	}
-	if c.paramsTTL < 0 || c.consoleIdle < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 ||
+	if c.paramsTTL < 0 || c.consoleIdle < 0 || c.registryTTL < 0 || c.expiryInterval < 0 || c.dispatchInterval < 0 || c.sealInterval < 0 || c.callTimeout < 0 || c.checkInterval < 0 || c.checkFullInterval < 0 ||
 		c.tuning.HealthCheckPeriod < 0 || c.tuning.MaxConnLifetime < 0 || c.tuning.CommitWait < 0 {
 		return config{}, errors.New("durations must not be negative")
 	}

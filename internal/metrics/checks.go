@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"time"
@@ -22,6 +23,8 @@ var (
 		"1 when the last verification of the hash chain found it intact, 0 when broken or not verifiable.", []string{"chain"}, nil)
 	invAtDesc = prometheus.NewDesc(Namespace+"_invariant_check_timestamp_seconds",
 		"When the ledger's invariants were last checked.", nil, nil)
+	chainFullAtDesc = prometheus.NewDesc(Namespace+"_chain_full_verification_timestamp_seconds",
+		"When the hash chain was last verified from its first seal (the rounds between verify only what was sealed since).", []string{"chain"}, nil)
 	invViolDesc = prometheus.NewDesc(Namespace+"_invariant_violations",
 		"Violations found by the last invariant check (-1: the check could not run).", nil, nil)
 )
@@ -29,25 +32,72 @@ var (
 // Checks remembers the outcome of the last journal/audit chain verification and the last
 // invariant check, whoever ran them.
 type Checks struct {
+	// FullEvery is how often Run verifies a chain from its first seal, and looks for rows
+	// outside it; the rounds between verify only the seals made since the last verified
+	// one, which stays where it was verified (its hash is kept here, not read back). Zero:
+	// every round is full.
+	FullEvery time.Duration
+
 	mu      sync.Mutex
 	chains  map[string]checkResult
+	marks   map[string]chainMark
 	invAt   time.Time
 	invViol int
 	invRan  bool
 }
 
 type checkResult struct {
-	at time.Time
-	ok bool
+	at, fullAt time.Time
+	ok         bool
 }
 
-func newChecks() *Checks { return &Checks{chains: map[string]checkResult{}} }
+// chainMark is how far a chain was found intact: its last verified seal and hash, and
+// when it was last verified in full.
+type chainMark struct {
+	seq  int64
+	hash []byte
+	full time.Time
+}
 
-// RecordChain records a chain's verification.
-func (c *Checks) RecordChain(chain string, at time.Time, ok bool) {
+func newChecks() *Checks {
+	return &Checks{chains: map[string]checkResult{}, marks: map[string]chainMark{}}
+}
+
+// RecordChain records a chain's verification, full or not.
+func (c *Checks) RecordChain(chain string, at time.Time, ok, full bool) {
 	c.mu.Lock()
-	c.chains[chain] = checkResult{at, ok}
+	r := c.chains[chain]
+	r.at, r.ok = at, ok
+	if full {
+		r.fullAt = at
+	}
+	c.chains[chain] = r
 	c.mu.Unlock()
+}
+
+// verifyChain verifies chain in full when one is due (or nothing was verified yet),
+// otherwise from its mark, and moves the mark; a broken chain loses it, so the next
+// round is full.
+func (c *Checks) verifyChain(ctx context.Context, tx pgx.Tx, chain string, now time.Time) (r seal.Result, full bool, err error) {
+	c.mu.Lock()
+	mark, have := c.marks[chain]
+	c.mu.Unlock()
+	full = !have || c.FullEvery <= 0 || now.Sub(mark.full) >= c.FullEvery
+	if full {
+		r, err = seal.Verify(ctx, tx, chain)
+		mark.full = now
+	} else {
+		r, err = seal.VerifyFrom(ctx, tx, chain, mark.seq, mark.hash)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hash, herr := hex.DecodeString(r.Head)
+	if err != nil || r.Broken != nil || herr != nil {
+		delete(c.marks, chain)
+		return r, full, err
+	}
+	c.marks[chain] = chainMark{seq: r.Seq, hash: hash, full: mark.full}
+	return r, full, nil
 }
 
 // RecordInvariants records an invariant check: violations found, -1 when it failed to run.
@@ -57,22 +107,24 @@ func (c *Checks) RecordInvariants(at time.Time, violations int) {
 	c.mu.Unlock()
 }
 
-// Run verifies every hash chain and checks the invariants, recording each outcome; it is
-// a schedule.Every job (taxrefund serve -check-interval). It returns how many problems
-// it found, and an error when a check could not run or found a problem.
+// Run verifies every hash chain (in full every FullEvery, otherwise what was sealed since
+// the last round) and checks the invariants, recording each outcome; it is the server's
+// periodic job (taxrefund serve -check-interval). It returns how many problems it found,
+// and an error when a check could not run or found a problem.
 func (c *Checks) Run(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	ctx = db.WithParty(ctx, "system", "checks")
 	problems := 0
 	var firstErr error
 	for _, chain := range seal.Chains {
 		var r seal.Result
+		var full bool
 		err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
 			var err error
-			r, err = seal.Verify(ctx, tx, chain)
+			r, full, err = c.verifyChain(ctx, tx, chain, time.Now())
 			return err
 		})
 		ok := err == nil && r.Broken == nil
-		c.RecordChain(chain, time.Now(), ok)
+		c.RecordChain(chain, time.Now(), ok, full)
 		if !ok {
 			problems++
 			if firstErr == nil {
@@ -85,7 +137,8 @@ func (c *Checks) Run(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	}
 	var n int
 	err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
-		vs, err := invariants.Check(ctx, tx)
+		// The chains were verified above (a broken one counts there, not here).
+		vs, err := invariants.CheckLedger(ctx, tx)
 		n = len(vs)
 		return err
 	})
@@ -110,6 +163,7 @@ func (c *Checks) Run(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 func (c *Checks) Describe(ch chan<- *prometheus.Desc) {
 	ch <- chainAtDesc
 	ch <- chainOKDesc
+	ch <- chainFullAtDesc
 	ch <- invAtDesc
 	ch <- invViolDesc
 }
@@ -124,6 +178,9 @@ func (c *Checks) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(chainAtDesc, prometheus.GaugeValue, float64(r.at.UnixNano())/1e9, chain)
 		ch <- prometheus.MustNewConstMetric(chainOKDesc, prometheus.GaugeValue, ok, chain)
+		if !r.fullAt.IsZero() {
+			ch <- prometheus.MustNewConstMetric(chainFullAtDesc, prometheus.GaugeValue, float64(r.fullAt.UnixNano())/1e9, chain)
+		}
 	}
 	if c.invRan {
 		ch <- prometheus.MustNewConstMetric(invAtDesc, prometheus.GaugeValue, float64(c.invAt.UnixNano())/1e9)

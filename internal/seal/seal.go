@@ -410,10 +410,46 @@ func (e *errBroken) Error() string { return e.b.Reason }
 // broken link, if any: a row whose content changed, or a seal whose previous hash is not
 // its predecessor's hash.
 func Verify(ctx context.Context, q db.DBTX, chain string) (Result, error) {
-	r := Result{Chain: chain}
-	prev := genesis
-	var after int64
-	err := Walk(ctx, q, chain, func(x Sealed) error {
+	r, err := verifyFrom(ctx, q, chain, 0, genesis)
+	if err != nil || r.Broken != nil {
+		return r, err
+	}
+	return r, unsealed(ctx, q, &r)
+}
+
+// VerifyFrom verifies only the seals of chain after seal after, whose hash an earlier
+// verification found to be prev: seal after must still be there with that hash, and each
+// later seal must link to it and match its row as it is now. It reads what was sealed
+// since, not all history, so it sees neither a change to a row sealed before (only Verify
+// does) nor a row outside the chain (Verify's unsealed rows). Result.Verified counts the
+// new seals; the head is seal after's when there are none.
+func VerifyFrom(ctx context.Context, q db.DBTX, chain string, after int64, prev []byte) (Result, error) {
+	if after == 0 {
+		return verifyFrom(ctx, q, chain, 0, genesis)
+	}
+	r := Result{Chain: chain, Seq: after, Head: hex.EncodeToString(prev)}
+	var hash []byte
+	err := q.QueryRow(ctx, `SELECT hash FROM seals WHERE chain = $1 AND seq = $2`, chain, after).Scan(&hash)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		r.Broken = &Broken{Chain: chain, Seq: after, Reason: fmt.Sprintf("seal %d, verified before, is gone", after)}
+		return r, nil
+	case err != nil:
+		return r, err
+	case string(hash) != string(prev):
+		r.Broken = &Broken{Chain: chain, Seq: after, Reason: fmt.Sprintf("seal %d's hash changed since it was verified", after)}
+		return r, nil
+	}
+	return verifyFrom(ctx, q, chain, after, prev)
+}
+
+// verifyFrom walks chain's seals after seq after, the first linking to prev.
+func verifyFrom(ctx context.Context, q db.DBTX, chain string, after int64, prev []byte) (Result, error) {
+	r := Result{Chain: chain, Seq: after}
+	if after > 0 {
+		r.Head = hex.EncodeToString(prev)
+	}
+	err := WalkFrom(ctx, q, chain, after, func(x Sealed) error {
 		broken := func(reason string) error {
 			return &errBroken{Broken{Chain: chain, Seq: x.Seq, RowID: x.RowID, Reason: reason}}
 		}
@@ -440,10 +476,7 @@ func Verify(ctx context.Context, q db.DBTX, chain string) (Result, error) {
 		r.Broken = &eb.b
 		return r, nil
 	}
-	if err != nil {
-		return r, err
-	}
-	return r, unsealed(ctx, q, &r)
+	return r, err
 }
 
 // unsealedSQL finds a chain's rows that are neither sealed nor waiting in the queue: a

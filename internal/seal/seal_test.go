@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"taxrefund/internal/metrics"
 	"taxrefund/internal/seal"
 )
 
@@ -648,5 +649,178 @@ func TestSealOnceSealsARowOnce(t *testing.T) {
 		if r.Broken != nil || r.Seq != 2 {
 			t.Errorf("%s: verified to seq %d, broken %+v; want 2 seals, intact", chain, r.Seq, r.Broken)
 		}
+	}
+}
+
+// TestVerifyFromReadsWhatWasSealedSince: verifying from a verified seal checks the seals
+// made since against their rows and their link to it, and that seal itself (still there,
+// same hash), but not the rows sealed before it: the full Verify is what sees those. The
+// periodic check (metrics.Checks) relies on both halves.
+func TestVerifyFromReadsWhatWasSealedSince(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for range 3 {
+		e.issue()
+	}
+	e.sealAll()
+	first, err := seal.Verify(e.ctx, e.owner, seal.Journal)
+	if err != nil || first.Broken != nil || first.Seq != 3 {
+		t.Fatalf("first verification: %+v, %v", first, err)
+	}
+	mark, _ := hex.DecodeString(first.Head)
+	if r, err := seal.VerifyFrom(e.ctx, e.owner, seal.Journal, 3, mark); err != nil || r.Broken != nil || r.Verified != 0 || r.Seq != 3 || r.Head != first.Head {
+		t.Fatalf("nothing sealed since: %+v, %v; want seal 3 as the head, none verified", r, err)
+	}
+	e.issue()
+	e.issue()
+	e.sealAll()
+	r, err := seal.VerifyFrom(e.ctx, e.owner, seal.Journal, 3, mark)
+	if err != nil || r.Broken != nil || r.Verified != 2 || r.Seq != 5 {
+		t.Fatalf("two sealed since: %+v, %v; want 2 verified up to seal 5", r, err)
+	}
+	if full, err := seal.Verify(e.ctx, e.owner, seal.Journal); err != nil || full.Head != r.Head {
+		t.Fatalf("the full verification's head %s, the incremental one's %s (%v)", full.Head, r.Head, err)
+	}
+	seals := e.seals(seal.Journal)
+	su := e.superuser()
+	cases := []struct {
+		name, sql string
+		row       int // index of the seal whose row_id is $1
+		// broken is the seal VerifyFrom must name (0: none) and reason its reason.
+		broken     int64
+		reason     string
+		fullBroken int64
+	}{
+		{"a row sealed before the mark changed", `UPDATE journal_txns SET ref = 'TR-FORGED' WHERE id = $1::uuid`, 0, 0, "", 1},
+		{"a row sealed since changed", `UPDATE journal_txns SET ref = 'TR-FORGED' WHERE id = $1::uuid`, 4, 5, "the row's content no longer matches its seal", 5},
+		{"the marked seal's hash rewritten", `UPDATE seals SET hash = sha256(hash) WHERE chain = 'journal' AND row_id = $1`, 2, 3, "seal 3's hash changed since it was verified", 3},
+		{"the chain truncated to before the mark", `DELETE FROM seals WHERE chain = 'journal' AND seq >= 3 AND $1 <> ''`, 2, 3, "seal 3, verified before, is gone", 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tx, err := su.Begin(e.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback(e.ctx) }()
+			if _, err := tx.Exec(e.ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+				t.Fatal(err)
+			}
+			if tag, err := tx.Exec(e.ctx, c.sql, seals[c.row].rowID); err != nil || tag.RowsAffected() == 0 {
+				t.Fatalf("tamper: %v (%d rows)", err, tag.RowsAffected())
+			}
+			r, err := seal.VerifyFrom(e.ctx, tx, seal.Journal, 3, mark)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case c.broken == 0 && r.Broken != nil:
+				t.Errorf("VerifyFrom: %+v; want intact (it does not read rows sealed before the mark)", r.Broken)
+			case c.broken != 0 && (r.Broken == nil || r.Broken.Seq != c.broken || r.Broken.Reason != c.reason):
+				t.Errorf("VerifyFrom: %+v; want broken at seal %d: %q", r.Broken, c.broken, c.reason)
+			}
+			full, err := seal.Verify(e.ctx, tx, seal.Journal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := full.Broken; (c.fullBroken == 0) != (got == nil) || (got != nil && got.Seq != c.fullBroken) {
+				t.Errorf("Verify: %+v; want broken at seal %d (0: intact)", got, c.fullBroken)
+			}
+		})
+	}
+}
+
+// TestPeriodicCheckIsIncrementalBetweenFullRounds: the server's periodic check verifies
+// the chains in full once per FullEvery and, between, only what was sealed since; a
+// broken chain makes the next round full again. The control: the old row's change that
+// the incremental round does not see is found by the next full one.
+func TestPeriodicCheckIsIncrementalBetweenFullRounds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for range 3 {
+		e.issue()
+	}
+	e.sealAll()
+	m := metrics.New(e.owner, time.Minute)
+	m.Checks.FullEvery = time.Hour
+	gauge := func(name string) float64 {
+		t.Helper()
+		fams, err := m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() != name {
+				continue
+			}
+			for _, s := range f.GetMetric() {
+				for _, l := range s.GetLabel() {
+					if l.GetName() == "chain" && l.GetValue() == seal.Journal {
+						return s.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		t.Fatalf("no %s{chain=journal}", name)
+		return 0
+	}
+	run := func() int {
+		t.Helper()
+		n, err := m.Checks.Run(e.ctx, e.owner)
+		if n > 0 {
+			t.Logf("round: %d problems: %v", n, err)
+		}
+		return n
+	}
+	if n := run(); n != 0 || gauge("taxrefund_chain_verification_ok") != 1 {
+		t.Fatalf("first round: %d problems", n)
+	}
+	fullAt := gauge("taxrefund_chain_full_verification_timestamp_seconds")
+
+	// An old row changes (committed, triggers off); new forms are sealed after it.
+	oldRow := e.seals(seal.Journal)[0].rowID
+	su := e.superuser()
+	// The row's creation time moves by a microsecond: the seal covers it, the ledger's
+	// invariants do not read it (so every problem found is the chain's).
+	tamper := func(shift string) {
+		t.Helper()
+		tx, err := su.Begin(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(e.ctx) }()
+		if _, err := tx.Exec(e.ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(e.ctx, `UPDATE journal_txns SET created_at = created_at + $2::interval WHERE id = $1::uuid`, oldRow, shift); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tamper("1 microsecond")
+	e.issue()
+	e.sealAll()
+	if n := run(); n != 0 || gauge("taxrefund_chain_verification_ok") != 1 {
+		t.Fatalf("incremental round: %d problems; want none (it reads only the seal made since)", n)
+	}
+	if got := gauge("taxrefund_chain_full_verification_timestamp_seconds"); got != fullAt {
+		t.Errorf("the incremental round moved the full verification's time from %v to %v", fullAt, got)
+	}
+
+	// A full round is due: it finds the old row's change.
+	m.Checks.FullEvery = 0
+	if n := run(); n == 0 || gauge("taxrefund_chain_verification_ok") != 0 {
+		t.Fatalf("full round: %d problems; want the changed row found", n)
+	}
+	// Broken, the chain is verified in full on the next round too, whatever FullEvery.
+	m.Checks.FullEvery = time.Hour
+	if n := run(); n == 0 || gauge("taxrefund_chain_verification_ok") != 0 {
+		t.Fatalf("round after the break: %d problems; want it full, still broken", n)
+	}
+	tamper("-1 microsecond")
+	if n := run(); n != 0 || gauge("taxrefund_chain_verification_ok") != 1 {
+		t.Fatalf("after the row was put back: %d problems", n)
 	}
 }
