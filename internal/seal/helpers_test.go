@@ -263,3 +263,19 @@ func link(prev, content []byte) []byte {
 	h.Write(content)
 	return h.Sum(nil)
 }
+
+// tamperTx begins a transaction on su with the triggers off (session_replication_role =
+// replica), as a superuser would to change rows behind the application's back; it is
+// rolled back when the test ends unless committed.
+func (e *env) tamperTx(t testing.TB, su *pgx.Conn) pgx.Tx {
+	t.Helper()
+	tx, err := su.Begin(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(e.ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}

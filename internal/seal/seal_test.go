@@ -698,14 +698,8 @@ func TestVerifyFromReadsWhatWasSealedSince(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tx, err := su.Begin(e.ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tx := e.tamperTx(t, su)
 			defer func() { _ = tx.Rollback(e.ctx) }()
-			if _, err := tx.Exec(e.ctx, `SET LOCAL session_replication_role = replica`); err != nil {
-				t.Fatal(err)
-			}
 			if tag, err := tx.Exec(e.ctx, c.sql, seals[c.row].rowID); err != nil || tag.RowsAffected() == 0 {
 				t.Fatalf("tamper: %v (%d rows)", err, tag.RowsAffected())
 			}
@@ -784,14 +778,7 @@ func TestPeriodicCheckIsIncrementalBetweenFullRounds(t *testing.T) {
 	// invariants do not read it (so every problem found is the chain's).
 	tamper := func(shift string) {
 		t.Helper()
-		tx, err := su.Begin(e.ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = tx.Rollback(e.ctx) }()
-		if _, err := tx.Exec(e.ctx, `SET LOCAL session_replication_role = replica`); err != nil {
-			t.Fatal(err)
-		}
+		tx := e.tamperTx(t, su)
 		if _, err := tx.Exec(e.ctx, `UPDATE journal_txns SET created_at = created_at + $2::interval WHERE id = $1::uuid`, oldRow, shift); err != nil {
 			t.Fatal(err)
 		}
