@@ -53,7 +53,7 @@ func (q *Queries) DeskByCode(ctx context.Context, db DBTX, code string) (Desk, e
 }
 
 const formByNumber = `-- name: FormByNumber :one
-SELECT id, number, store_code, block_code, state, doc_type, doc_country, doc_index, doc_key_id, doc_cipher, doc_masked, doc_expiry, nationality, last_entry_date, purchase_date, issued_at, export_deadline, eligible_amount, gross_refund, pending_id, verified_port, verified_officer, verified_at, confirmed_eligible, confirmed_gross, payout_id, closed_at, close_reason FROM forms WHERE number = $1
+SELECT id, number, store_code, block_code, state, doc_type, doc_country, doc_index, doc_key_id, doc_cipher, doc_masked, doc_expiry, nationality, last_entry_date, purchase_date, issued_at, export_deadline, eligible_amount, gross_refund, pending_id, verified_port, verified_officer, verified_at, confirmed_eligible, confirmed_gross, payout_id, closed_at, close_reason, paid_date, paid_port, paid_agency, paid_gross, paid_fee, paid_net FROM forms WHERE number = $1
 `
 
 func (q *Queries) FormByNumber(ctx context.Context, db DBTX, number string) (Form, error) {
@@ -88,12 +88,18 @@ func (q *Queries) FormByNumber(ctx context.Context, db DBTX, number string) (For
 		&i.PayoutID,
 		&i.ClosedAt,
 		&i.CloseReason,
+		&i.PaidDate,
+		&i.PaidPort,
+		&i.PaidAgency,
+		&i.PaidGross,
+		&i.PaidFee,
+		&i.PaidNet,
 	)
 	return i, err
 }
 
 const formByNumberForUpdate = `-- name: FormByNumberForUpdate :one
-SELECT id, number, store_code, block_code, state, doc_type, doc_country, doc_index, doc_key_id, doc_cipher, doc_masked, doc_expiry, nationality, last_entry_date, purchase_date, issued_at, export_deadline, eligible_amount, gross_refund, pending_id, verified_port, verified_officer, verified_at, confirmed_eligible, confirmed_gross, payout_id, closed_at, close_reason FROM forms WHERE number = $1 FOR UPDATE
+SELECT id, number, store_code, block_code, state, doc_type, doc_country, doc_index, doc_key_id, doc_cipher, doc_masked, doc_expiry, nationality, last_entry_date, purchase_date, issued_at, export_deadline, eligible_amount, gross_refund, pending_id, verified_port, verified_officer, verified_at, confirmed_eligible, confirmed_gross, payout_id, closed_at, close_reason, paid_date, paid_port, paid_agency, paid_gross, paid_fee, paid_net FROM forms WHERE number = $1 FOR UPDATE
 `
 
 func (q *Queries) FormByNumberForUpdate(ctx context.Context, db DBTX, number string) (Form, error) {
@@ -128,6 +134,12 @@ func (q *Queries) FormByNumberForUpdate(ctx context.Context, db DBTX, number str
 		&i.PayoutID,
 		&i.ClosedAt,
 		&i.CloseReason,
+		&i.PaidDate,
+		&i.PaidPort,
+		&i.PaidAgency,
+		&i.PaidGross,
+		&i.PaidFee,
+		&i.PaidNet,
 	)
 	return i, err
 }
@@ -309,7 +321,7 @@ func (q *Queries) InvoiceHolder(ctx context.Context, db DBTX, arg InvoiceHolderP
 }
 
 const listStoreForms = `-- name: ListStoreForms :many
-SELECT id, number, store_code, block_code, state, doc_type, doc_country, doc_index, doc_key_id, doc_cipher, doc_masked, doc_expiry, nationality, last_entry_date, purchase_date, issued_at, export_deadline, eligible_amount, gross_refund, pending_id, verified_port, verified_officer, verified_at, confirmed_eligible, confirmed_gross, payout_id, closed_at, close_reason FROM forms
+SELECT id, number, store_code, block_code, state, doc_type, doc_country, doc_index, doc_key_id, doc_cipher, doc_masked, doc_expiry, nationality, last_entry_date, purchase_date, issued_at, export_deadline, eligible_amount, gross_refund, pending_id, verified_port, verified_officer, verified_at, confirmed_eligible, confirmed_gross, payout_id, closed_at, close_reason, paid_date, paid_port, paid_agency, paid_gross, paid_fee, paid_net FROM forms
  WHERE store_code = $1
    AND purchase_date BETWEEN $2 AND $3
    AND ($4::text IS NULL OR state = $4)
@@ -375,6 +387,12 @@ func (q *Queries) ListStoreForms(ctx context.Context, db DBTX, arg ListStoreForm
 			&i.PayoutID,
 			&i.ClosedAt,
 			&i.CloseReason,
+			&i.PaidDate,
+			&i.PaidPort,
+			&i.PaidAgency,
+			&i.PaidGross,
+			&i.PaidFee,
+			&i.PaidNet,
 		); err != nil {
 			return nil, err
 		}

@@ -150,6 +150,12 @@ type Form struct {
 	PayoutID          *uuid.UUID
 	ClosedAt          *time.Time
 	CloseReason       *string
+	PaidDate          *time.Time
+	PaidPort          *string
+	PaidAgency        *string
+	PaidGross         decimal.NullDecimal
+	PaidFee           decimal.NullDecimal
+	PaidNet           decimal.NullDecimal
 }
 
 type FormInvoice struct {

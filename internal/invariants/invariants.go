@@ -50,6 +50,15 @@ var checks = []struct{ name, sql string }{
 		SELECT format('form %s has a payout row but is %s', f.number, f.state)
 		  FROM payout_forms pf JOIN forms f ON f.id = pf.form_id
 		 WHERE f.state NOT IN ('REFUNDED', 'SETTLED') OR f.payout_id IS DISTINCT FROM pf.payout_id`},
+	// The copy of a paid form's payout that the monthly report reads (migrations/00033).
+	// The database fills it; a difference means a row was changed behind its triggers.
+	{"paid_forms_carry_their_payout", `
+		SELECT format('form %s carries payout %s of %s at %s by %s, %s/%s/%s; the payout says %s at %s by %s, %s/%s/%s',
+		              f.number, f.payout_id, f.paid_date, coalesce(f.paid_port, '-'), f.paid_agency, f.paid_gross, f.paid_fee, f.paid_net,
+		              p.paid_date, coalesce(p.port_code, '-'), p.agency_code, pf.gross_refund, pf.fee, pf.net_refund)
+		  FROM forms f JOIN payout_forms pf ON pf.form_id = f.id AND pf.payout_id = f.payout_id JOIN payouts p ON p.id = pf.payout_id
+		 WHERE (f.paid_date, f.paid_port, f.paid_agency, f.paid_gross, f.paid_fee, f.paid_net)
+		       IS DISTINCT FROM (p.paid_date, p.port_code, p.agency_code, pf.gross_refund, pf.fee, pf.net_refund)`},
 	{"payout_totals", `
 		SELECT format('payout %s: totals %s/%s/%s, its forms sum to %s/%s/%s', p.id, p.gross_refund, p.fee, p.net_refund,
 		              sum(pf.gross_refund), sum(pf.fee), sum(pf.net_refund))

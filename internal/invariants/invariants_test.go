@@ -2,6 +2,7 @@ package invariants_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
@@ -226,6 +228,9 @@ func TestTamperedMoneyColumns(t *testing.T) {
 		{"forms.gross_refund", "forms", `UPDATE forms SET gross_refund = gross_refund * 100 WHERE id = $1`, []any{formID(w.issued)}, w.issued.Number},
 		{"forms.confirmed_eligible", "forms", `UPDATE forms SET confirmed_eligible = confirmed_eligible - 100 WHERE id = $1`, []any{formID(w.paid)}, w.paid.Number},
 		{"forms.confirmed_gross", "forms", `UPDATE forms SET confirmed_gross = confirmed_gross - 0.01 WHERE id = $1`, []any{formID(w.paid)}, w.paid.Number},
+		{"forms.paid_fee", "forms", `UPDATE forms SET paid_fee = paid_fee + 1, paid_net = paid_net - 1 WHERE id = $1`, []any{formID(w.paid)}, w.paid.Number},
+		{"forms.paid_date", "forms", `UPDATE forms SET paid_date = paid_date - 31 WHERE id = $1`, []any{formID(w.paid)}, w.paid.Number},
+		{"forms.paid_agency", "forms", `UPDATE forms SET paid_agency = paid_agency || '-X' WHERE id = $1`, []any{formID(w.completed)}, w.completed.Number},
 		{"pending_transfers.amount", "pending_transfers", `UPDATE pending_transfers SET amount = amount * 100 WHERE id = $1`, []any{issueTxn}, w.issued.Number},
 		{"pending_resolutions.posted_amount", "pending_resolutions", `UPDATE pending_resolutions r SET posted_amount = posted_amount - 1 FROM forms f WHERE f.pending_id = r.pending_id AND f.id = $1`, []any{formID(w.paid)}, w.paid.Number},
 		{"journal_entries.amount", "journal_entries", `UPDATE journal_entries SET amount = amount * 100 WHERE id = (
@@ -286,4 +291,88 @@ func TestTamperedMoneyColumns(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPaidFormsCarryTheirPayoutAsTheDatabaseCopiedIt: a paid form's copy of its payout's
+// date, port, agency and its share (migrations/00033) is the database's. It is filled as
+// the desk pays and as customs' confirmation completes an immediate refund (a party
+// that may not read payouts); a write to it, even the owner's, is overwritten from the
+// payout's rows; a form that names a payout with no row for it is refused; and a form
+// not paid carries nothing. Its broken control is TestTamperedMoneyColumns: with the
+// trigger switched off, the same write sticks and paid_forms_carry_their_payout names it.
+func TestPaidFormsCarryTheirPayoutAsTheDatabaseCopiedIt(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	const copyOf = `
+		SELECT f.paid_date = p.paid_date AND f.paid_port IS NOT DISTINCT FROM p.port_code AND f.paid_agency = p.agency_code
+		       AND f.paid_gross = pf.gross_refund AND f.paid_fee = pf.fee AND f.paid_net = pf.net_refund,
+		       format('%s %s %s %s/%s/%s', f.paid_date, f.paid_port, f.paid_agency, f.paid_gross, f.paid_fee, f.paid_net)
+		  FROM forms f JOIN payout_forms pf ON pf.form_id = f.id AND pf.payout_id = f.payout_id JOIN payouts p ON p.id = f.payout_id
+		 WHERE f.number = $1`
+	same := func(number string) {
+		t.Helper()
+		var ok bool
+		var got string
+		if err := w.pool.QueryRow(ctx, copyOf, number).Scan(&ok, &got); err != nil {
+			t.Fatalf("form %s: %v", number, err)
+		}
+		if !ok {
+			t.Errorf("form %s carries %s, not its payout's", number, got)
+		}
+	}
+	same(w.paid.Number)      // paid at the desk
+	same(w.completed.Number) // an immediate refund, completed by customs' confirmation
+	var got string
+	if err := w.pool.QueryRow(ctx, `SELECT format('%s %s %s %s', paid_date, paid_port, paid_agency, paid_fee) FROM forms WHERE number = $1`,
+		w.paid.Number).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "2026-03-11 CKG AG-CQ"; !strings.HasPrefix(got, want) {
+		t.Errorf("the paid form carries %q, want %q…", got, want)
+	}
+
+	// The owner's write to the copy is overwritten from the payout's rows.
+	tag, err := w.pool.Exec(ctx, `UPDATE forms SET paid_fee = paid_fee + 1, paid_date = paid_date - 31, paid_agency = 'AG-CD' WHERE number = $1`, w.paid.Number)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("owner's write: %v, %d rows", err, tag.RowsAffected())
+	}
+	same(w.paid.Number)
+	// A form not paid carries nothing, whatever is written.
+	if _, err := w.pool.Exec(ctx, `UPDATE forms SET paid_date = date '2026-03-10' WHERE number = $1`, w.issued.Number); err != nil {
+		t.Fatal(err)
+	}
+	var carried int
+	if err := w.pool.QueryRow(ctx, `SELECT num_nonnulls(paid_date, paid_port, paid_agency, paid_gross, paid_fee, paid_net) FROM forms WHERE number = $1`,
+		w.issued.Number).Scan(&carried); err != nil {
+		t.Fatal(err)
+	}
+	if carried != 0 {
+		t.Errorf("the unpaid form carries %d payout figures", carried)
+	}
+	// A form that names a payout without a row for it is refused, on insert and on update.
+	_, err = w.pool.Exec(ctx, `INSERT INTO forms SELECT (jsonb_populate_record(f, jsonb_build_object(
+		'id', gen_random_uuid(), 'number', 'TRCOPY1', 'pending_id', (SELECT pending_id FROM forms WHERE number = $2)))).*
+		  FROM forms f WHERE number = $1`, w.paid.Number, w.issued.Number)
+	if code := sqlState(err); code != "23503" {
+		t.Errorf("a new form naming another form's payout: %v (SQLSTATE %s), want 23503", err, code)
+	}
+	_, err = w.pool.Exec(ctx, `UPDATE forms SET payout_id = $2 WHERE number = $1`, w.completed.Number, w.payout.ID)
+	if code := sqlState(err); code != "23503" {
+		t.Errorf("a form moved to another payout: %v (SQLSTATE %s), want 23503", err, code)
+	}
+	vs, err := invariants.Check(ctx, w.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 0 {
+		t.Errorf("violations after the refused and overwritten writes: %v", vs)
+	}
+}
+
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
 }

@@ -34,60 +34,42 @@ type Row struct {
 	OutstandingGross decimal.Decimal
 }
 
-// monthlySQL reads every form issued or paid in the month once, with its payout if it has
-// one, and aggregates the lot in a single pass into two small grouping sets: by store
-// (and its block), and by nationality, port and agency. The five dimensions are then
-// rolled up from those few hundred rows. Joining twice (forms issued, refunds paid) and
-// grouping the 1.6 million rows by all five dimensions at once took twice the CPU: every
-// numeric sum ran five times per row.
+// monthlySQL reads every form issued or paid in the month once and aggregates the lot in
+// a single pass into two small grouping sets: by store (and its block), and by
+// nationality, port and agency. The five dimensions are then rolled up from those few
+// hundred rows. Grouping the 1.6 million rows by all five dimensions at once took twice
+// the CPU: every numeric sum ran five times per row.
 //
 // A form counts as issued in the month by its purchase date, and its port and agency are
 // where it was confirmed and paid ("" if not yet); it counts as paid in the month by its
 // payout's date, at the payout's port and agency. Both can hold for the same form.
 //
-// The month is read alone, whatever the history: the forms issued in it through the range
-// index on their purchase date, then the forms paid in it but issued in another month
-// through the range index on the payouts' date (migrations/00016). One condition
-// "issued in the month OR paid in it" over the join could use neither index and read
-// every form ever issued.
+// The month is read alone, whatever the history, and from forms alone: a paid form
+// carries its payout's date, port and agency and its share of the payout, filled by the
+// database from the payout's rows (migrations/00033). The forms issued in the month come
+// through the range index on their purchase date, the forms paid in it but issued in
+// another month through the index on their payment date. One condition "issued in the
+// month OR paid in it" could use neither index and read every form ever issued. Reading
+// each form's payout row and payout instead cost two index probes per paid form: a month
+// whose forms are mostly paid took several times an unpaid one (BENCH.md).
 const monthlySQL = `
 WITH joined AS (
-    SELECT f.block_code, f.store_code, f.nationality, coalesce(f.verified_port, '') AS verified_port,
-           coalesce(pp.port_code, '') AS paid_port, coalesce(pp.agency_code, '') AS agency, f.state,
-           f.eligible_amount, f.gross_refund, f.confirmed_gross,
-           pp.gross_refund AS paid_gross, pp.fee AS paid_fee, pp.net_refund AS paid_net,
-           true AS issued,
-           coalesce(pp.paid_date >= $1 AND pp.paid_date < $2, false) AS paid
-      FROM forms f
-      -- The form's payout, looked up by the form (OFFSET 0 keeps the planner from hashing
-      -- every payout ever made instead).
-      LEFT JOIN LATERAL (
-            SELECT p.port_code, p.agency_code, p.paid_date, pf.gross_refund, pf.fee, pf.net_refund
-              FROM payout_forms pf JOIN payouts p ON p.id = pf.payout_id
-             WHERE pf.form_id = f.id
-            OFFSET 0) pp ON true
-     WHERE f.purchase_date >= $1 AND f.purchase_date < $2
+    SELECT block_code, store_code, nationality, coalesce(verified_port, '') AS verified_port,
+           coalesce(paid_port, '') AS paid_port, coalesce(paid_agency, '') AS agency, state,
+           eligible_amount, gross_refund, confirmed_gross, paid_gross, paid_fee, paid_net,
+           true AS issued, coalesce(paid_date >= $1 AND paid_date < $2, false) AS paid
+      FROM forms
+     WHERE purchase_date >= $1 AND purchase_date < $2
     UNION ALL
-    SELECT pf.block_code, pf.store_code, pf.nationality, coalesce(pf.verified_port, ''),
-           coalesce(p.port_code, ''), p.agency_code, pf.state,
-           pf.eligible_amount, pf.gross_refund, pf.confirmed_gross,
-           pf.paid_gross, pf.paid_fee, pf.paid_net,
+    SELECT block_code, store_code, nationality, coalesce(verified_port, ''),
+           coalesce(paid_port, ''), paid_agency, state,
+           eligible_amount, gross_refund, confirmed_gross, paid_gross, paid_fee, paid_net,
            false, true
-      FROM payouts p
-      -- The payout's forms issued in another month, looked up by the payout: its rows by
-      -- the payout's key, then each row's form by its key. Both OFFSET 0 fences keep that
-      -- order: left free, the planner (with a month's payouts underestimated, as between
-      -- two ANALYZEs) scanned the forms of every other month through the range index once
-      -- per payout, and a month of 136,700 payouts ran for minutes (BENCH.md).
-      CROSS JOIN LATERAL (
-            SELECT f.block_code, f.store_code, f.nationality, f.verified_port, f.state,
-                   f.eligible_amount, f.gross_refund, f.confirmed_gross,
-                   x.gross_refund AS paid_gross, x.fee AS paid_fee, x.net_refund AS paid_net
-              FROM (SELECT * FROM payout_forms y WHERE y.payout_id = p.id OFFSET 0) x
-             CROSS JOIN LATERAL (SELECT * FROM forms z WHERE z.id = x.form_id OFFSET 0) f
-             WHERE NOT (f.purchase_date >= $1 AND f.purchase_date < $2)
-            OFFSET 0) pf
-     WHERE p.paid_date >= $1 AND p.paid_date < $2
+      -- Through the index on the payment date, or, while the other months hold fewer
+      -- forms than the month has payouts (a young database), the range index on the
+      -- purchase date: one scan either way, no look-up per row.
+      FROM forms
+     WHERE paid_date >= $1 AND paid_date < $2 AND NOT (purchase_date >= $1 AND purchase_date < $2)
 ), parts AS (
     SELECT GROUPING(block_code, nationality) AS part, block_code, store_code, nationality, verified_port, paid_port, agency,
            count(*) FILTER (WHERE issued) AS issued, sum(eligible_amount) FILTER (WHERE issued) AS eligible,
@@ -132,12 +114,13 @@ SELECT dim, key, sum(issued), coalesce(sum(eligible), 0), coalesce(sum(gross), 0
 // monthlySettings apply to the report's own (read-only) transaction, measured on a
 // million forms (BENCH.md):
 //   - jit off: compiling the plan took 1–2 s, more than it saved;
-//   - work_mem 64MB: the hash tables of the month's payouts and payout rows (about 100 MB
-//     at 600,000 payouts with hash_mem_multiplier 2) stay in memory instead of spilling;
-//   - a lower parallel_tuple_cost lets the planner have two workers scan and join the
-//     rows while the leader, not joining itself, aggregates what they send (the grouping
-//     sets cannot be aggregated in parallel); with the default cost of passing a million
-//     rows to the leader, it joined and aggregated alone, a quarter slower.
+//   - work_mem 64MB: the aggregation of the month's rows keeps more of its work in
+//     memory (it was set for the hash joins the report made before migrations/00033;
+//     with none left, raising hash_mem_multiplier as well, so that the planner hashes
+//     both grouping sets instead of sorting by store, changed nothing measurable);
+//   - a lower parallel_tuple_cost lets the planner have two workers scan the month's
+//     forms while the leader, not scanning itself, aggregates what they send (the
+//     grouping sets cannot be aggregated in parallel);
 //   - a custom plan for the month asked (the service's connections otherwise keep generic
 //     plans, internal/db/pool.go: right for its key look-ups, blind to the month's range).
 const monthlySettings = `SET LOCAL jit = off; SET LOCAL work_mem = '64MB';

@@ -71,7 +71,7 @@ var rowWrites = []struct {
 		`UPDATE forms SET store_code = 'S-JFB-2' WHERE store_code = 'S-JFB-1'`, true, "permission denied for table forms"},
 	{"store issues a form as another store", "store/S-JFB-1",
 		`INSERT INTO forms SELECT (jsonb_populate_record(f, '{"id": "00000000-0000-0000-0000-0000000000f1", "number": "TRX", "store_code": "S-JFB-2"}')).*
-		   FROM forms f LIMIT 1`, true, ""},
+		   FROM forms f WHERE f.payout_id IS NULL LIMIT 1`, true, ""}, // unpaid: a copy naming a payout is refused before any policy (migrations/00033)
 	{"customs at CKG touches a form confirmed at TFU", "customs/CKG",
 		`UPDATE forms SET verified_officer = 'officer-1' WHERE verified_port = 'TFU'`, true, ""},
 	{"customs at CKG moves a confirmation to TFU", "customs/CKG",
@@ -85,6 +85,8 @@ var rowWrites = []struct {
 	{"desk pays for another agency", "desk/CKG-01",
 		`INSERT INTO payouts SELECT (jsonb_populate_record(p, '{"id": "00000000-0000-0000-0000-0000000000a3", "agency_code": "AG-CD", "txn_id": null}')).*
 		   FROM payouts p`, true, ""},
+	{"desk rewrites a paid form's copy of its payout", "desk/CKG-01",
+		`UPDATE forms SET paid_fee = 0 WHERE payout_id IS NOT NULL`, true, "permission denied for table forms"},
 	{"agency changes a form", "agency/AG-CQ",
 		`UPDATE forms SET close_reason = 'x'`, false, ""},
 	{"no party changes a form", "",

@@ -1175,11 +1175,11 @@ func TestStreamErrorsAreMapped(t *testing.T) {
 		checkStatus(t, err, want{codes.InvalidArgument, "INVALID_REQUEST", []string{"month", "format"}})
 	})
 	t.Run("database failure", func(t *testing.T) {
-		if _, err := env.pool.Exec(ctx, `ALTER TABLE payouts RENAME TO payouts_gone`); err != nil {
+		if _, err := env.pool.Exec(ctx, `ALTER TABLE forms RENAME TO forms_gone`); err != nil {
 			t.Fatal(err)
 		}
 		defer func() {
-			if _, err := env.pool.Exec(ctx, `ALTER TABLE payouts_gone RENAME TO payouts`); err != nil {
+			if _, err := env.pool.Exec(ctx, `ALTER TABLE forms_gone RENAME TO forms`); err != nil {
 				t.Fatal(err)
 			}
 		}()
