@@ -2,8 +2,11 @@ package dbtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"taxrefund/internal/db"
 	"taxrefund/internal/fault"
@@ -34,6 +37,16 @@ func WantFault(t testing.TB, err error, k fault.Kind, reason string, fields ...s
 		}
 	}
 	return fe
+}
+
+// SQLState returns err's PostgreSQL error code (SQLSTATE), or "" if err is not a
+// PostgreSQL error.
+func SQLState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
 }
 
 // CheckInvariants fails the test on any DOMAIN.md §8 invariant violation (invariants.Check).

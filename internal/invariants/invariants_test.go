@@ -2,7 +2,6 @@ package invariants_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
@@ -353,11 +351,11 @@ func TestPaidFormsCarryTheirPayoutAsTheDatabaseCopiedIt(t *testing.T) {
 	_, err = w.pool.Exec(ctx, `INSERT INTO forms SELECT (jsonb_populate_record(f, jsonb_build_object(
 		'id', gen_random_uuid(), 'number', 'TRCOPY1', 'pending_id', (SELECT pending_id FROM forms WHERE number = $2)))).*
 		  FROM forms f WHERE number = $1`, w.paid.Number, w.issued.Number)
-	if code := sqlState(err); code != "23503" {
+	if code := dbtest.SQLState(err); code != "23503" {
 		t.Errorf("a new form naming another form's payout: %v (SQLSTATE %s), want 23503", err, code)
 	}
 	_, err = w.pool.Exec(ctx, `UPDATE forms SET payout_id = $2 WHERE number = $1`, w.completed.Number, w.payout.ID)
-	if code := sqlState(err); code != "23503" {
+	if code := dbtest.SQLState(err); code != "23503" {
 		t.Errorf("a form moved to another payout: %v (SQLSTATE %s), want 23503", err, code)
 	}
 	vs, err := invariants.Check(ctx, w.pool)
@@ -367,12 +365,4 @@ func TestPaidFormsCarryTheirPayoutAsTheDatabaseCopiedIt(t *testing.T) {
 	if len(vs) != 0 {
 		t.Errorf("violations after the refused and overwritten writes: %v", vs)
 	}
-}
-
-func sqlState(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"taxrefund/internal/dbtest"
 )
 
@@ -55,31 +58,8 @@ func TestMonthlyReadsTheMonthAlone(t *testing.T) {
 	if _, err := pool.Exec(ctx, `VACUUM ANALYZE forms, payouts, payout_forms`); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, monthlySettings); err != nil {
-		t.Fatal(err)
-	}
 	month := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
-	rows, err := tx.Query(ctx, "EXPLAIN "+monthlySQL, month, month.AddDate(0, 1, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan strings.Builder
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			t.Fatal(err)
-		}
-		plan.WriteString(line + "\n")
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	p := plan.String()
+	p := explain(t, pool, monthlySettings, monthlySQL, month, month.AddDate(0, 1, 0))
 	for _, want := range []string{"forms_purchase_month", "forms_paid_date"} {
 		if !strings.Contains(p, want) {
 			t.Errorf("the plan does not use %s:\n%s", want, p)
@@ -92,25 +72,8 @@ func TestMonthlyReadsTheMonthAlone(t *testing.T) {
 	}
 
 	// The officials' trend: twelve months of payouts through the same index, no form read.
-	if _, err := tx.Exec(ctx, trendSettings); err != nil {
-		t.Fatal(err)
-	}
-	var trend strings.Builder
-	rows, err = tx.Query(ctx, "EXPLAIN "+trendSQL, month.AddDate(0, -11, 0), month.AddDate(0, 1, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			t.Fatal(err)
-		}
-		trend.WriteString(line + "\n")
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if tp := trend.String(); !strings.Contains(tp, "payouts_paid_month") || strings.Contains(tp, "Seq Scan") || strings.Contains(tp, "forms") {
+	tp := explain(t, pool, trendSettings, trendSQL, month.AddDate(0, -11, 0), month.AddDate(0, 1, 0))
+	if !strings.Contains(tp, "payouts_paid_month") || strings.Contains(tp, "Seq Scan") || strings.Contains(tp, "forms") {
 		t.Errorf("the trend's plan does not read the payouts through payouts_paid_month alone:\n%s", tp)
 	}
 }
@@ -187,30 +150,31 @@ func TestMonthlyCountsFormsPaidAfterTheStatistics(t *testing.T) {
 		}
 	}
 
+	if p := explain(t, pool, monthlySettings, monthlySQL, month, month.AddDate(0, 1, 0)); strings.Contains(p, "payout") {
+		t.Errorf("the plan reads payouts:\n%s", p)
+	}
+}
+
+// explain returns the plan of sql with args, in a transaction of its own (rolled back)
+// with settings applied, as the report runs it.
+func explain(t *testing.T, pool *pgxpool.Pool, settings, sql string, args ...any) string {
+	t.Helper()
+	ctx := context.Background()
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, monthlySettings); err != nil {
+	if _, err := tx.Exec(ctx, settings); err != nil {
 		t.Fatal(err)
 	}
-	plan, err := tx.Query(ctx, "EXPLAIN "+monthlySQL, month, month.AddDate(0, 1, 0))
+	rows, err := tx.Query(ctx, "EXPLAIN "+sql, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p strings.Builder
-	for plan.Next() {
-		var line string
-		if err := plan.Scan(&line); err != nil {
-			t.Fatal(err)
-		}
-		p.WriteString(line + "\n")
-	}
-	if err := plan.Err(); err != nil {
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(p.String(), "payout") {
-		t.Errorf("the plan reads payouts:\n%s", p.String())
-	}
+	return strings.Join(lines, "\n") + "\n"
 }

@@ -1,7 +1,6 @@
 package settlement_test
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,10 +10,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 
 	"taxrefund/internal/db"
+	"taxrefund/internal/dbtest"
 	"taxrefund/internal/fault"
 	"taxrefund/internal/forms"
 	"taxrefund/internal/idempotency"
@@ -565,15 +564,6 @@ func TestDeclareRace(t *testing.T) {
 	}
 }
 
-// pgCode returns err's PostgreSQL error code, or "".
-func pgCode(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
-}
-
 func TestCloseMonthFreezesIt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -635,7 +625,7 @@ func TestCloseMonthFreezesIt(t *testing.T) {
 	for _, day := range []time.Time{month(2026, 10), time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)} {
 		before := e.counts()
 		err := post("test:"+day.Format(time.DateOnly), day)
-		if pgCode(err) != "TR002" {
+		if dbtest.SQLState(err) != "TR002" {
 			t.Errorf("posting dated %s: %v, want the closed-month refusal TR002", day.Format(time.DateOnly), err)
 		}
 		sameCounts(t, "posting in October", before, e.counts())
@@ -649,7 +639,7 @@ func TestCloseMonthFreezesIt(t *testing.T) {
 		StoreCode: "S-JFB-2", Number: open.Number, Reason: "goods returned",
 	}
 	_, err = e.forms.Void(e.ctx, voidReq)
-	if pgCode(err) != "TR002" {
+	if dbtest.SQLState(err) != "TR002" {
 		t.Errorf("void dated in October: %v, want the closed-month refusal TR002", err)
 	}
 	sameCounts(t, "void in October", before, e.counts())
