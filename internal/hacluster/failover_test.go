@@ -38,7 +38,7 @@ const testBasePort = 52150
 // synchronous meanwhile; writes wait until it does (synchronous_mode_strict).
 const standbyStop = 20 * time.Second
 
-type logWriter struct{ t *testing.T }
+type logWriter struct{ t *haT }
 
 func (w logWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -47,7 +47,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 
 // startCluster builds taxrefund and starts etcd, three Patroni nodes and two servers in
 // a directory of the test's own; everything stops when the test ends, passed or not.
-func startCluster(t *testing.T, ctx context.Context) *hacluster.Cluster {
+func startCluster(t *haT, ctx context.Context) *hacluster.Cluster {
 	t.Helper()
 	for _, bin := range []string{"patroni", "patronictl", "etcd"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -108,7 +108,8 @@ func startCluster(t *testing.T, ctx context.Context) *hacluster.Cluster {
 // produce (INTERNAL, a refusal). At the end the reports that may lag come from a replica
 // and say so (checkLaggingReads). The
 // unavailability window of each client group is logged (BENCH.md).
-func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
+func TestFailoverLosesNoAcknowledgedWrite(tt *testing.T) {
+	t := recordFailures(tt)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	c := startCluster(t, ctx)
@@ -261,7 +262,7 @@ func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
 // a WARNING; db.InTx must return ErrCommitUnknown and a server UNAVAILABLE, never
 // success. A retry of the IssueForm finds its stored answer but gets no OK while no
 // standby has it; once they are back, the retry gets the one form.
-func cancelledSyncRep(t *testing.T, ctx context.Context, c *hacluster.Cluster, s *clients) {
+func cancelledSyncRep(t *haT, ctx context.Context, c *hacluster.Cluster, s *clients) {
 	roles, err := c.WaitHealthy(ctx, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -405,7 +406,7 @@ func cancelledSyncRep(t *testing.T, ctx context.Context, c *hacluster.Cluster, s
 // promise: every form and payout there, no request made twice, no form paid twice; the
 // invariants and hash chains hold; and sample (every one when < 0) acknowledged
 // IssueForms sent again, through the client groups named in through, get the same answer.
-func checkAcknowledged(t *testing.T, ctx context.Context, c *hacluster.Cluster, l *load, when string, through []string, sample int) {
+func checkAcknowledged(t *haT, ctx context.Context, c *hacluster.Cluster, l *load, when string, through []string, sample int) {
 	t.Helper()
 	forms, payouts := l.snapshot()
 	numbers := make([]string, len(forms))

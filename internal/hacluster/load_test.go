@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,7 +46,7 @@ type clients struct {
 	conns   []*grpc.ClientConn
 }
 
-func dialClients(t *testing.T, c *hacluster.Cluster, name, addrs string, opts ...grpc.DialOption) *clients {
+func dialClients(t *haT, c *hacluster.Cluster, name, addrs string, opts ...grpc.DialOption) *clients {
 	t.Helper()
 	cl := &clients{name: name}
 	conn := func(party string) *grpc.ClientConn {
@@ -101,7 +100,7 @@ type prepaid struct {
 // load sends writes through several client groups until stopped, retrying each request
 // with its request_id until it is answered, and logs every acknowledgement.
 type load struct {
-	t      *testing.T
+	t      *haT
 	groups []*clients
 	prefix string // of the documents and invoices of this load's forms
 	seq    atomic.Int64
@@ -117,7 +116,7 @@ type load struct {
 	wg       sync.WaitGroup
 }
 
-func newLoad(t *testing.T, prefix string, groups ...*clients) *load {
+func newLoad(t *haT, prefix string, groups ...*clients) *load {
 	return &load{t: t, groups: groups, prefix: prefix, success: map[string][]time.Time{}, codes: map[string]int{}, stop: make(chan struct{})}
 }
 

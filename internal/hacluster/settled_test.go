@@ -5,7 +5,6 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,7 +39,7 @@ const stuckSQL = `SELECT
 // after a fault: no form, payout or prepayment half-way (stuckSQL), and the outbox of
 // acquirer instructions drains: every instruction queued before the check is delivered
 // (by whichever server's dispatcher, every 2 s) within a minute.
-func checkSettled(t *testing.T, ctx context.Context, c *hacluster.Cluster, when string) {
+func checkSettled(t *haT, ctx context.Context, c *hacluster.Cluster, when string) {
 	t.Helper()
 	var formsPaid, payouts, prepayments, outbox int
 	var since time.Time
@@ -81,7 +80,7 @@ func checkSettled(t *testing.T, ctx context.Context, c *hacluster.Cluster, when 
 // so, with its lag; with the load stopped the replica catches up with the primary, so the
 // store's count of forms issued this month reaches the primary's (and never passes it).
 // Reconcile and the CSV export say where they read too.
-func checkLaggingReads(t *testing.T, ctx context.Context, c *hacluster.Cluster, l *load) {
+func checkLaggingReads(t *haT, ctx context.Context, c *hacluster.Cluster, l *load) {
 	t.Helper()
 	month := time.Now().In(time.FixedZone("Asia/Shanghai", 8*3600)).Format("2006-01")
 	var onPrimary int64
