@@ -558,15 +558,23 @@ func (c *Cluster) Events(since time.Time) []string {
 
 // Switchover asks Patroni for a planned switchover from leader to candidate, through
 // the leader's REST API (POST /switchover, what `patronictl switchover --force` sends),
-// and returns once the candidate runs as the primary. The REST call reaches the leader
+// and returns once another node holds the leader key. The REST call reaches the leader
 // at once: patronictl took up to 24 s on a loaded box before it sent the request.
+//
+// Patroni's answer waits at most 20 s for the leader key to move (api.py,
+// poll_failover_result) and then says 503 "Switchover status unknown" while the
+// switchover goes on; on a busy machine a graceful demote alone can take that long. An
+// operator then looks at the cluster, and so does Switchover: it waits for the leader
+// key itself, up to switchoverWait in all. A switchover Patroni refused or abandoned
+// (412, 503 "Switchover failed") is an error that says so: the caller may ask again.
 func (c *Cluster) Switchover(ctx context.Context, leader, candidate string) error {
 	n, ok := c.Node(leader)
 	if !ok {
 		return fmt.Errorf("switchover: no node %q", leader)
 	}
+	start := time.Now()
 	body, _ := json.Marshal(map[string]string{"leader": leader, "candidate": candidate})
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, switchoverWait)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/switchover", n.RestPort), bytes.NewReader(body))
 	if err != nil {
@@ -578,12 +586,33 @@ func (c *Cluster) Switchover(ctx context.Context, leader, candidate string) erro
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("switchover %s -> %s: %s: %s", leader, candidate, resp.Status, bytes.TrimSpace(out))
+	out = bytes.TrimSpace(out)
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		c.logf("switchover %s -> %s: %s", leader, candidate, out)
+		return nil
+	case resp.StatusCode == http.StatusServiceUnavailable && bytes.Contains(out, []byte("status unknown")):
+		c.logf("switchover %s -> %s: Patroni answered %q after %s; waiting for the leader key to move", leader, candidate, out, time.Since(start).Round(time.Millisecond))
+		for {
+			if ms, err := c.Members(ctx); err == nil {
+				for _, m := range ms {
+					if m.Name != leader && (m.Role == "leader" || m.Role == "master" || m.Role == "primary") && (m.State == "running" || m.State == "streaming") {
+						c.logf("switchover %s -> %s: %s leads, %s after the request", leader, candidate, m.Name, time.Since(start).Round(time.Millisecond))
+						return nil
+					}
+				}
+			}
+			if err := sleep(ctx, 250*time.Millisecond); err != nil {
+				return fmt.Errorf("switchover %s -> %s: Patroni answered %q and no other node led within %s", leader, candidate, out, switchoverWait)
+			}
+		}
+	default:
+		return fmt.Errorf("switchover %s -> %s: %s: %s", leader, candidate, resp.Status, out)
 	}
-	c.logf("switchover %s -> %s: %s", leader, candidate, bytes.TrimSpace(out))
-	return nil
 }
+
+// switchoverWait bounds a switchover, Patroni's answer and the wait after it together.
+const switchoverWait = 2 * time.Minute
 
 // prepareDatabase creates the database on the leader, migrates and seeds it and makes
 // the development certificates, PII keys and the journal key.
