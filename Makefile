@@ -61,7 +61,7 @@ ha-stop:
 
 #> test-ha: the failover test alone: faults under load, no acknowledged write lost (BENCH.md)
 test-ha: deps
-	go test -count=1 -v -timeout 10m -run 'TestFailover' ./internal/hacluster
+	go test -count=1 -v -timeout 20m -run 'TestFailover' ./internal/hacluster
 
 #> check-deploy: check the Prometheus alerting rules and run their unit tests (promtool)
 check-deploy:

@@ -484,6 +484,22 @@ func (c *Cluster) SignalPostgres(n Node, sig syscall.Signal) error {
 	return nil
 }
 
+// PostgresProcess returns the pid of the node's PostgreSQL process whose title names
+// role ("checkpointer", "walwriter", "walreceiver", ...): a child of its postmaster.
+func (c *Cluster) PostgresProcess(n Node, role string) (int, error) {
+	pid, err := c.PostmasterPID(n)
+	if err != nil {
+		return 0, err
+	}
+	for _, child := range children(pid) {
+		title, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child))
+		if err == nil && strings.Contains(string(title), role) {
+			return child, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s among the children of postmaster %d", n.Name, role, pid)
+}
+
 // children lists the processes whose parent is pid.
 func children(pid int) []int {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")

@@ -38,6 +38,11 @@ const testBasePort = 52150
 // synchronous meanwhile; writes wait until it does (synchronous_mode_strict).
 const standbyStop = 20 * time.Second
 
+// checkpointStall is how long the primary's checkpointer is stopped while Patroni
+// demotes it for a switchover: longer than the 20 s Patroni's REST API waits before it
+// answers "Switchover status unknown".
+const checkpointStall = 25 * time.Second
+
 type logWriter struct{ t *haT }
 
 func (w logWriter) Write(p []byte) (int, error) {
@@ -97,8 +102,10 @@ func startCluster(t *haT, ctx context.Context) *hacluster.Cluster {
 //     standby stopped), in the db package and through a server: never acknowledged;
 //  1. kill -9 of the primary's postmaster (Patroni promotes the synchronous standby);
 //  2. a planned switchover (Patroni's REST API, what patronictl switchover sends);
-//  3. SIGSTOP of the synchronous standby for standbyStop, then SIGCONT;
-//  4. kill -9 of one taxrefund server (then started again).
+//  3. a planned switchover whose primary is slow to stop (its checkpointer stopped for
+//     checkpointStall): Patroni answers "status unknown", the switchover completes;
+//  4. SIGSTOP of the synchronous standby for standbyStop, then SIGCONT;
+//  5. kill -9 of one taxrefund server (then started again).
 //
 // After each: every acknowledged form, payout, immediate refund and hand-back is on the
 // new primary, no request made two forms or two prepayments, no form was paid twice, a
@@ -218,6 +225,40 @@ func TestFailoverLosesNoAcknowledgedWrite(tt *testing.T) {
 		}
 		t.Fatal(err)
 		return "", at, ""
+	})
+	// A planned switchover whose primary is slow to stop: its graceful demote ends with
+	// a shutdown checkpoint, here held up for checkpointStall by stopping the
+	// checkpointer (what a slow disk does). Patroni answers the request after 20 s with
+	// 503 "Switchover status unknown" while it goes on; the switchover then completes,
+	// and nothing acknowledged may be lost.
+	phase(fmt.Sprintf("switchover, shutdown checkpoint held %s", checkpointStall), all, func() (string, time.Time, string) {
+		roles, err := c.WaitHealthy(ctx, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := c.Node(roles.Leader)
+		pid, err := c.PostgresProcess(n, "checkpointer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		resume := time.AfterFunc(checkpointStall, func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+		t.Cleanup(func() {
+			if resume.Stop() {
+				_ = syscall.Kill(pid, syscall.SIGCONT)
+			}
+		})
+		at := time.Now()
+		if err := c.Switchover(ctx, roles.Leader, roles.Sync); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(at)
+		if took < checkpointStall {
+			t.Errorf("the switchover returned after %s, before the checkpointer resumed (%s): was the shutdown checkpoint held?", took.Round(time.Millisecond), checkpointStall)
+		}
+		return fmt.Sprintf("switched %s -> %s, checkpointer %d stopped for %s; the switchover returned after %s", roles.Leader, roles.Sync, pid, checkpointStall, took.Round(time.Millisecond)), at, roles.Leader
 	})
 	phase(fmt.Sprintf("SIGSTOP synchronous standby %s", standbyStop), all, func() (string, time.Time, string) {
 		roles, err := c.WaitHealthy(ctx, time.Minute)
