@@ -292,19 +292,45 @@ func (c *Cluster) startEtcd(ctx context.Context) error {
 	}
 	c.etcd = cmd
 	url := fmt.Sprintf("http://127.0.0.1:%d/health", c.etcdClientPort())
-	deadline := time.Now().Add(30 * time.Second)
+	const wait = time.Minute // a first WAL fsync on a disk other tests keep busy
+	deadline := time.Now().Add(wait)
 	for {
 		if body, err := httpGet(ctx, url); err == nil && strings.Contains(string(body), "true") {
 			c.logf("etcd on 127.0.0.1:%d", c.etcdClientPort())
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("etcd did not become healthy; see %s", filepath.Join(dir, "etcd.log"))
+		// etcd that exited (a port taken, a bad data directory) will not become healthy:
+		// say so at once, with what it logged, which goes with the test's directory.
+		exited := syscall.Kill(cmd.Process.Pid, 0) != nil
+		if exited || time.Now().After(deadline) {
+			state := fmt.Sprintf("not healthy after %s", wait)
+			if exited {
+				state = "exited"
+			}
+			return fmt.Errorf("etcd on 127.0.0.1:%d %s; the end of %s:\n%s", c.etcdClientPort(), state,
+				filepath.Join(dir, "etcd.log"), tail(filepath.Join(dir, "etcd.log"), 3000))
 		}
 		if err := sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
 		}
 	}
+}
+
+// tail returns the last n bytes of the file at path, or why it could not be read.
+func tail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		_, _ = f.Seek(fi.Size()-n, io.SeekStart)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }
 
 func (c *Cluster) startNode(n Node) error {

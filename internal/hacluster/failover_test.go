@@ -30,8 +30,10 @@ import (
 	"taxrefund/internal/seal"
 )
 
-// testBasePort keeps the test's cluster off `make ha`'s ports (52110 on).
-const testBasePort = 52150
+// testBasePort keeps the test's cluster off `make ha`'s ports (52110 on), and below
+// Linux's ephemeral range (32768–60999 by default), from which the listeners other
+// test packages open on port 0 take their ports while this test runs beside them.
+const testBasePort = 28150
 
 // standbyStop is how long the synchronous standby is stopped (SIGSTOP), the issue's
 // figure: longer than Patroni's ttl (10 s), so that it may name the other replica
