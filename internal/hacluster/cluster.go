@@ -414,6 +414,14 @@ type Member struct {
 	Lag   any    `json:"lag"`
 }
 
+// Running reports whether the node's PostgreSQL runs (a primary) or streams (a replica).
+func (m Member) Running() bool { return m.State == "running" || m.State == "streaming" }
+
+// Leads reports whether the node holds the leader key and its PostgreSQL runs.
+func (m Member) Leads() bool {
+	return m.Running() && (m.Role == "leader" || m.Role == "master" || m.Role == "primary")
+}
+
 // Members asks the nodes' REST APIs, in turn, for the cluster's view.
 func (c *Cluster) Members(ctx context.Context) ([]Member, error) {
 	var last error
@@ -450,14 +458,14 @@ func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration) (Roles
 			var r Roles
 			running := 0
 			for _, m := range ms {
-				if m.State != "running" && m.State != "streaming" {
+				if !m.Running() {
 					continue
 				}
 				running++
-				switch m.Role {
-				case "leader", "master", "primary":
+				switch {
+				case m.Leads():
 					r.Leader = m.Name
-				case "sync_standby":
+				case m.Role == "sync_standby":
 					r.Sync = m.Name
 				}
 			}
@@ -638,7 +646,7 @@ func (c *Cluster) Switchover(ctx context.Context, leader, candidate string) erro
 		for {
 			if ms, err := c.Members(ctx); err == nil {
 				for _, m := range ms {
-					if m.Name != leader && (m.Role == "leader" || m.Role == "master" || m.Role == "primary") && (m.State == "running" || m.State == "streaming") {
+					if m.Name != leader && m.Leads() {
 						c.logf("switchover %s -> %s: %s leads, %s after the request", leader, candidate, m.Name, time.Since(start).Round(time.Millisecond))
 						return nil
 					}

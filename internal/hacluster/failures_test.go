@@ -2,6 +2,7 @@ package hacluster_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -12,22 +13,22 @@ import (
 // easily cut off when only the output's head and tail are kept.
 type haT struct {
 	*testing.T
-	mu       *sync.Mutex
-	failures *[]string
+	mu       sync.Mutex
+	failures []string
 }
 
 // recordFailures wraps t; what the wrapper reports as failed is repeated, in order, when
 // the test ends, after everything its cleanups print (register it before them).
 func recordFailures(t *testing.T) *haT {
-	h := &haT{T: t, mu: new(sync.Mutex), failures: new([]string)}
+	h := &haT{T: t}
 	t.Cleanup(func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if len(*h.failures) == 0 {
+		if len(h.failures) == 0 {
 			return
 		}
-		t.Logf("%d failure(s) reported above, again:", len(*h.failures))
-		for i, f := range *h.failures {
+		t.Logf("%d failure(s) reported above, again:", len(h.failures))
+		for i, f := range h.failures {
 			t.Logf("  %d. %s", i+1, f)
 		}
 	})
@@ -36,7 +37,7 @@ func recordFailures(t *testing.T) *haT {
 
 func (h *haT) keep(msg string) {
 	h.mu.Lock()
-	*h.failures = append(*h.failures, msg)
+	h.failures = append(h.failures, msg)
 	h.mu.Unlock()
 }
 
@@ -48,7 +49,7 @@ func (h *haT) Errorf(format string, args ...any) {
 
 func (h *haT) Error(args ...any) {
 	h.T.Helper()
-	h.keep(fmt.Sprint(args...))
+	h.keep(strings.TrimSuffix(fmt.Sprintln(args...), "\n")) // as T.Error formats them
 	h.T.Error(args...)
 }
 
@@ -60,6 +61,6 @@ func (h *haT) Fatalf(format string, args ...any) {
 
 func (h *haT) Fatal(args ...any) {
 	h.T.Helper()
-	h.keep(fmt.Sprint(args...))
+	h.keep(strings.TrimSuffix(fmt.Sprintln(args...), "\n")) // as T.Fatal formats them
 	h.T.Fatal(args...)
 }
